@@ -1,0 +1,1 @@
+"""Samplers: HOW frames are denoised. Only samplers know about timesteps."""

@@ -1,0 +1,263 @@
+"""Preallocated per-layer key/value cache with a token table.
+
+Every cached token carries its source latent-frame index and its temporal RoPE position **as data**. Keys are
+stored with their spatial (height/width) rotation applied and their temporal channels un-rotated; the temporal
+rotation is applied from the stored positions each time the cache is read. A cache policy can therefore move
+tokens in time (Deep Sink re-alignment, Rolling-Forcing sink re-roping, Top-C unification) exactly, by editing
+positions, with no accumulated rounding.
+
+The engine drives the cache chunk by chunk:
+
+1. ``begin_chunk`` announces the chunk (its frames and their temporal positions); the policy makes room;
+2. every DiT pass over the chunk calls ``update`` once per layer: the chunk's K/V are (over)written into the
+   *pending* slots right after the committed tokens, then the layer attends to committed + pending tokens;
+3. ``end_chunk`` commits the pending tokens (by then they hold the chunk's clean K/V).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from deepforcing.model.rope import RotaryEmbedding
+
+
+@dataclass
+class ChunkState:
+    """The chunk currently being generated.
+
+    Attributes:
+        index: Chunk number, from 0.
+        start_frame: Absolute latent-frame index of the chunk's first frame.
+        num_frames: Latent frames in the chunk.
+        frame_positions: Temporal RoPE position of each chunk frame, int64 [num_frames].
+        pass_index: DiT passes already begun over this chunk minus one (0 = first denoising pass).
+        is_context_pass: True during the clean pass that writes the chunk's final K/V.
+    """
+
+    index: int
+    start_frame: int
+    num_frames: int
+    frame_positions: torch.Tensor
+    pass_index: int = 0
+    is_context_pass: bool = False
+
+    @property
+    def is_first_pass(self) -> bool:
+        """True on the chunk's first denoising pass (where eviction / compression may fire)."""
+        return self.pass_index == 0
+
+
+class LayerCache:
+    """K/V buffers and token table of one transformer block.
+
+    Args:
+        batch: Batch size.
+        capacity: Token slots (fixed for the whole video).
+        num_heads: Attention heads.
+        head_dim: Channels per head.
+        dtype: Storage dtype of K/V.
+        device: Storage device.
+    """
+
+    def __init__(
+        self, batch: int, capacity: int, num_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device
+    ):
+        self.k = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
+        self.v = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
+        self.positions = torch.zeros(capacity, dtype=torch.long, device=device)  # temporal RoPE position [S]
+        self.frames = torch.full((capacity,), -1, dtype=torch.long, device=device)  # source latent frame [S]
+        self.length = 0  # committed tokens, slots [0, length)
+        self.pending = 0  # in-flight chunk tokens, slots [length, length + pending)
+
+    @property
+    def capacity(self) -> int:
+        """Token slots of the preallocated buffers."""
+        return self.k.shape[1]
+
+    @property
+    def valid(self) -> int:
+        """Committed plus pending tokens."""
+        return self.length + self.pending
+
+    def write_pending(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor):
+        """(Over)write the in-flight chunk's tokens right after the committed ones.
+
+        Args:
+            k: Keys [B, n, H, D], spatially rotated, temporal channels raw.
+            v: Values [B, n, H, D].
+            positions: Temporal positions [n].
+            frames: Source latent frames [n].
+        """
+        n = k.shape[1]
+        if self.pending not in (0, n):
+            raise RuntimeError(f"chunk size changed mid-chunk ({self.pending} -> {n} tokens)")
+        end = self.length + n
+        if end > self.capacity:
+            raise RuntimeError(
+                f"KV cache overflow: {self.length} committed + {n} new tokens > capacity {self.capacity}; "
+                "the cache policy must make room in before_chunk"
+            )
+        self.k[:, self.length : end] = k
+        self.v[:, self.length : end] = v
+        self.positions[self.length : end] = positions
+        self.frames[self.length : end] = frames
+        self.pending = n
+
+    def commit(self) -> None:
+        """Make the pending tokens part of the committed cache."""
+        self.length += self.pending
+        self.pending = 0
+
+    def evict(self, start: int, count: int) -> None:
+        """Remove committed tokens [start, start + count) and shift later tokens left (in place)."""
+        if count <= 0:
+            return
+        if start < 0 or start + count > self.length:
+            raise RuntimeError(f"cannot evict [{start}, {start + count}) from {self.length} committed tokens")
+        rest = self.valid - start - count
+        src = slice(start + count, start + count + rest)
+        dst = slice(start, start + rest)
+        self.k[:, dst] = self.k[:, src].clone()
+        self.v[:, dst] = self.v[:, src].clone()
+        self.positions[dst] = self.positions[src].clone()
+        self.frames[dst] = self.frames[src].clone()
+        self.length -= count
+
+    def keep(self, indices: torch.Tensor) -> None:
+        """Keep only the tokens at ``indices`` (ascending, over committed + pending), packed to the front.
+
+        The pending tokens (the in-flight chunk) must all be kept; they stay pending.
+        """
+        indices = indices.to(self.positions.device)
+        if self.pending and not torch.equal(
+            indices[-self.pending :], torch.arange(self.length, self.valid, device=indices.device)
+        ):
+            raise RuntimeError("keep() must retain every pending token of the in-flight chunk")
+        if indices.numel() > 1 and not bool((indices[1:] > indices[:-1]).all()):
+            raise RuntimeError("keep() indices must be strictly ascending (temporal order)")
+        n = indices.numel()
+        self.k[:, :n] = self.k[:, indices].clone()
+        self.v[:, :n] = self.v[:, indices].clone()
+        self.positions[:n] = self.positions[indices].clone()
+        self.frames[:n] = self.frames[indices].clone()
+        self.length = n - self.pending
+
+    def reset(self) -> None:
+        """Forget every token (buffers stay allocated)."""
+        self.length = 0
+        self.pending = 0
+        self.frames.fill_(-1)
+
+
+#: Signature of the per-layer hook a policy may install: (layer index, layer cache, roped queries, chunk).
+AttentionHook = Callable[[int, LayerCache, torch.Tensor, ChunkState], None]
+
+
+class KVCache:
+    """Per-layer caches of one generation, plus the state of the chunk in flight.
+
+    Args:
+        num_layers: Transformer blocks.
+        batch: Batch size.
+        capacity_tokens: Token slots per layer, fixed for the whole video.
+        num_heads: Attention heads.
+        head_dim: Channels per head.
+        tokens_per_frame: Tokens one latent frame becomes.
+        rope: The model's rotary embedding (used to rotate cached keys to their stored positions).
+        dtype: Storage dtype.
+        device: Storage device.
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        batch: int,
+        capacity_tokens: int,
+        num_heads: int,
+        head_dim: int,
+        tokens_per_frame: int,
+        rope: RotaryEmbedding,
+        dtype: torch.dtype,
+        device: torch.device | str,
+    ):
+        device = torch.device(device)
+        self.layers = [
+            LayerCache(batch, capacity_tokens, num_heads, head_dim, dtype, device) for _ in range(num_layers)
+        ]
+        self.tokens_per_frame = tokens_per_frame
+        self.rope = rope
+        self.chunk: ChunkState | None = None
+        self.attention_hook: AttentionHook | None = None
+        self._token_positions: torch.Tensor | None = None
+        self._token_frames: torch.Tensor | None = None
+
+    @property
+    def capacity_frames(self) -> int:
+        """Latent frames' worth of token slots per layer."""
+        return self.layers[0].capacity // self.tokens_per_frame
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the K/V buffers and token tables of all layers."""
+        total = 0
+        for layer in self.layers:
+            for t in (layer.k, layer.v, layer.positions, layer.frames):
+                total += t.numel() * t.element_size()
+        return total
+
+    def begin_chunk(self, chunk: ChunkState) -> None:
+        """Announce the chunk about to be denoised (call before its first pass)."""
+        if any(layer.pending for layer in self.layers):
+            raise RuntimeError("begin_chunk called while a chunk is still pending (missing end_chunk)")
+        self.chunk = chunk
+        device = self.layers[0].positions.device
+        tpf = self.tokens_per_frame
+        self._token_positions = chunk.frame_positions.to(device).repeat_interleave(tpf)
+        frames = torch.arange(chunk.start_frame, chunk.start_frame + chunk.num_frames, device=device)
+        self._token_frames = frames.repeat_interleave(tpf)
+
+    def begin_pass(self, pass_index: int, is_context_pass: bool) -> None:
+        """Mark the start of a DiT pass over the current chunk."""
+        if self.chunk is None:
+            raise RuntimeError("begin_pass called before begin_chunk")
+        self.chunk.pass_index = pass_index
+        self.chunk.is_context_pass = is_context_pass
+
+    def update(
+        self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the chunk's K/V for one layer and return what that layer attends to.
+
+        Args:
+            layer_idx: Transformer block index.
+            q: The chunk's queries [B, n, H, D], fully rotated (for policies that score tokens).
+            k: The chunk's keys [B, n, H, D], spatially rotated, temporal channels raw.
+            v: The chunk's values [B, n, H, D].
+
+        Returns:
+            Keys [B, L, H, D] rotated to their stored temporal positions, and values [B, L, H, D], where L is
+            the layer's committed plus pending tokens.
+        """
+        if self.chunk is None:
+            raise RuntimeError("KVCache.update called outside a chunk")
+        layer = self.layers[layer_idx]
+        layer.write_pending(k, v, self._token_positions, self._token_frames)
+        if self.attention_hook is not None:
+            self.attention_hook(layer_idx, layer, q, self.chunk)
+        valid = layer.valid
+        keys = self.rope.apply_temporal(layer.k[:, :valid], layer.positions[:valid])
+        return keys, layer.v[:, :valid]
+
+    def end_chunk(self) -> None:
+        """Commit the chunk's (clean) K/V in every layer."""
+        for layer in self.layers:
+            layer.commit()
+        self.chunk = None
+
+    def reset(self) -> None:
+        """Empty every layer (for a new video; buffers stay allocated)."""
+        for layer in self.layers:
+            layer.reset()
+        self.chunk = None

@@ -1,0 +1,103 @@
+"""Causal Wan DiT configuration and named presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WanConfig:
+    """Shape of a (causal) Wan2.1 text-to-video DiT.
+
+    Field names follow the original Wan ``WanModel`` constructor so that a Wan ``config.json`` maps onto it.
+
+    Attributes:
+        dim: Hidden size.
+        ffn_dim: Inner size of each block's feed-forward network.
+        num_heads: Attention heads; ``dim // num_heads`` must be even (RoPE pairs channels).
+        num_layers: Transformer blocks.
+        freq_dim: Size of the sinusoidal timestep embedding.
+        text_dim: Size of the text encoder's hidden states (UMT5-XXL: 4096).
+        text_len: Text tokens the model attends to (prompts are zero-padded to this length).
+        in_dim: Latent channels in.
+        out_dim: Latent channels out.
+        patch_size: (t, h, w) patch of the 3-D patch embedding.
+        qk_norm: RMS-normalise queries and keys (across all heads).
+        cross_attn_norm: Affine LayerNorm before text cross-attention (``norm3``).
+        eps: Epsilon of every norm.
+    """
+
+    dim: int
+    ffn_dim: int
+    num_heads: int
+    num_layers: int
+    freq_dim: int = 256
+    text_dim: int = 4096
+    text_len: int = 512
+    in_dim: int = 16
+    out_dim: int = 16
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if (self.dim // self.num_heads) % 2:
+            raise ValueError(f"head dim {self.dim // self.num_heads} must be even for RoPE")
+        if self.freq_dim % 2:
+            raise ValueError(f"freq_dim {self.freq_dim} must be even")
+        if self.patch_size[0] != 1:
+            raise ValueError("the causal engine needs a temporal patch size of 1 (one token row per frame)")
+
+    @property
+    def head_dim(self) -> int:
+        """Channels per attention head."""
+        return self.dim // self.num_heads
+
+    def tokens_per_frame(self, latent_height: int, latent_width: int) -> int:
+        """Tokens one latent frame becomes after patchify."""
+        return (latent_height // self.patch_size[1]) * (latent_width // self.patch_size[2])
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A generator preset: DiT shape plus the latent frame size it is run at.
+
+    Attributes:
+        name: Preset name used on the command line.
+        wan: DiT configuration.
+        latent_height: Latent rows (pixels / 8).
+        latent_width: Latent columns (pixels / 8).
+        description: One line for ``--help`` and listings.
+    """
+
+    name: str
+    wan: WanConfig
+    latent_height: int
+    latent_width: int
+    description: str = field(default="", compare=False)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Tokens per latent frame at this preset's resolution."""
+        return self.wan.tokens_per_frame(self.latent_height, self.latent_width)
+
+
+#: Wan2.1-T2V-1.3B as released (engines.md §1): 480x832 pixels -> 60x104 latents -> 1560 tokens/frame.
+WAN21_T2V_1_3B = WanConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)
+
+#: Tiny config: same classes, runs on a CPU in seconds. Shapes match tests/fixtures/parity.
+TINY = WanConfig(dim=64, ffn_dim=128, num_heads=2, num_layers=2, freq_dim=32, text_dim=32, text_len=16)
+
+#: Medium config for CPU benchmarks only (random weights).
+MEDIUM = WanConfig(dim=512, ffn_dim=1536, num_heads=8, num_layers=8, freq_dim=256, text_dim=32, text_len=16)
+
+PRESETS: dict[str, ModelPreset] = {
+    "wan2.1-t2v-1.3b": ModelPreset(
+        "wan2.1-t2v-1.3b", WAN21_T2V_1_3B, 60, 104, "Self-Forcing / Wan2.1-T2V-1.3B, 832x480, official weights"
+    ),
+    "tiny": ModelPreset("tiny", TINY, 8, 8, "tiny random-weight model on CPU (64x64 px), same code paths"),
+    "medium": ModelPreset("medium", MEDIUM, 16, 16, "medium random-weight model for CPU benchmarks"),
+}

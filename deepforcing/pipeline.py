@@ -1,0 +1,267 @@
+"""Text -> causal Wan DiT chunk loop -> streaming VAE decode -> mp4, for one method and one model preset."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from deepforcing import methods, weights
+from deepforcing.errors import UserError
+from deepforcing.methods import MethodConfig
+from deepforcing.model.checkpoint import load_weights, read_state_dict
+from deepforcing.model.config import PRESETS, ModelPreset
+from deepforcing.model.wan import CausalWanModel
+from deepforcing.noise import NoiseStream, RenoiseFn
+from deepforcing.samplers.chunkwise import ChunkwiseSampler
+
+log = logging.getLogger(__name__)
+
+#: Output frame rate of Wan2.1 / Self-Forcing videos.
+FPS = 16
+#: Pixel frames per latent frame (after the first) of the Wan VAE.
+TEMPORAL_COMPRESSION = 4
+
+
+def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
+    """Latent frames for a duration: ``ceil(seconds·16/4)`` rounded up to whole chunks (5 s -> 21, 60 s -> 240)."""
+    if not seconds > 0:
+        raise UserError(f"duration must be positive, got {seconds}")
+    frames = math.ceil(seconds * FPS / TEMPORAL_COMPRESSION)
+    return chunk_frames * math.ceil(frames / chunk_frames)
+
+
+def pixel_frames_for(latent_frames: int) -> int:
+    """Pixel frames the Wan VAE decodes from ``latent_frames`` (1 + 4·(F − 1))."""
+    return 1 + TEMPORAL_COMPRESSION * (latent_frames - 1)
+
+
+def prompt_id_for(prompt: str) -> str:
+    """Default prompt id: the first 12 hex digits of the prompt's sha256."""
+    return hashlib.sha256(prompt.encode()).hexdigest()[:12]
+
+
+def get_preset(name: str) -> ModelPreset:
+    """Resolve a model preset name (UserError listing the choices)."""
+    if name not in PRESETS:
+        raise UserError(f"unknown model '{name}'", f"choose one of: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+@dataclass
+class GenerationResult:
+    """What one generation produced and how long it took.
+
+    Attributes:
+        latents: Clean latents [B, F, C, H, W] (CPU, float32).
+        video_path: Where the mp4 went (None when not decoded).
+        chunk_seconds: Wall time of each chunk's denoising + context passes.
+        attended_frames: Latent frames each chunk attended to (cache + itself).
+        sampling_seconds: Total time in the chunk loop (decode excluded).
+        decode_seconds: Total time in streaming VAE decode and mp4 writing.
+        peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
+        kv_cache_bytes: Bytes of the preallocated KV cache.
+    """
+
+    latents: torch.Tensor
+    video_path: Path | None
+    chunk_seconds: list[float] = field(default_factory=list)
+    attended_frames: list[float] = field(default_factory=list)
+    sampling_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    peak_memory_bytes: int | None = None
+    kv_cache_bytes: int = 0
+
+    @property
+    def num_pixel_frames(self) -> int:
+        """Frames of the decoded video."""
+        return pixel_frames_for(self.latents.shape[1])
+
+    @property
+    def fps(self) -> float:
+        """Generated pixel frames per second of sampling (the papers' throughput measure, decode excluded)."""
+        return self.num_pixel_frames / self.sampling_seconds if self.sampling_seconds else float("nan")
+
+
+class VideoGenerator:
+    """Loads a model preset and a method once, then generates videos.
+
+    Args:
+        model: Model preset name (``tiny``, ``wan2.1-t2v-1.3b`` …).
+        method: Method name (see ``deepforcing-eval methods list``).
+        device: ``cpu`` / ``cuda`` (default: CUDA when available).
+        dtype: Model dtype (default: bfloat16 on CUDA, float32 on CPU).
+        checkpoint: Generator checkpoint file (default: the method's registry entry, or the tiny asset).
+        weights_dir: Extra directory to look for registry weights in.
+    """
+
+    def __init__(
+        self,
+        model: str = "tiny",
+        method: str = "self-forcing",
+        *,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        checkpoint: str | Path | None = None,
+        weights_dir: str | Path | None = None,
+    ):
+        self.preset = get_preset(model)
+        self.method: MethodConfig = methods.get(method)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.weights_dir = weights_dir
+        self._assets = self._locate_assets(checkpoint)
+        self.checkpoint_path = Path(self._assets["checkpoint"])
+        self.model = self._load_model()
+        self.sampler = ChunkwiseSampler(self.method.sampler_config)
+        self._text_encoder = None
+        self._vae = None
+
+    # ----------------------------------------------------------------------------------------- loading
+    def _locate_assets(self, checkpoint: str | Path | None) -> dict[str, Path]:
+        if self.preset.name in ("tiny", "medium"):
+            from deepforcing.model.tiny import ensure_tiny_assets
+
+            tiny = ensure_tiny_assets(PRESETS["tiny"].wan)
+            assets = {"checkpoint": tiny.checkpoint, "text_encoder": tiny.text_encoder_dir, "vae": tiny.vae_dir}
+            if self.preset.name == "medium":
+                assets["checkpoint"] = None  # random weights, benchmarks only
+        else:
+            assets = {
+                "checkpoint": None,
+                "text_encoder": weights.resolve_dir("wan2.1-diffusers-text-encoder", self.weights_dir),
+                "vae": weights.resolve_dir("wan2.1-diffusers-vae", self.weights_dir),
+            }
+        if checkpoint is not None:
+            assets["checkpoint"] = Path(checkpoint)
+        elif assets["checkpoint"] is None and self.preset.name != "medium":
+            assets["checkpoint"] = weights.resolve(self.method.checkpoint, self.weights_dir)
+        return assets
+
+    def _load_model(self) -> CausalWanModel:
+        if self.preset.name == "medium" and self._assets["checkpoint"] is None:
+            from deepforcing.model.tiny import build_random_generator
+
+            model = build_random_generator(self.preset.wan, seed=0)
+        else:
+            model = CausalWanModel(self.preset.wan)
+            load_weights(model, read_state_dict(self._assets["checkpoint"]), source=str(self._assets["checkpoint"]))
+        return model.to(self.device, self.dtype).eval().requires_grad_(False)
+
+    @property
+    def text_encoder(self):
+        """The UMT5 text encoder (loaded on first use)."""
+        if self._text_encoder is None:
+            from deepforcing.model.text_encoder import UMT5TextEncoder
+
+            self._text_encoder = UMT5TextEncoder.from_pretrained(
+                self._assets["text_encoder"], text_len=self.preset.wan.text_len, device=self.device, dtype=self.dtype
+            )
+        return self._text_encoder
+
+    @property
+    def vae(self):
+        """The Wan VAE (loaded on first use)."""
+        if self._vae is None:
+            from deepforcing.model.vae import WanVAE
+
+            self._vae = WanVAE.from_pretrained(self._assets["vae"], device=self.device, dtype=self.dtype)
+        return self._vae
+
+    # ---------------------------------------------------------------------------------------- generate
+    def latent_shape(self, num_latent_frames: int, batch: int = 1) -> tuple[int, int, int, int, int]:
+        """[B, F, C, H, W] of a video's latents."""
+        p = self.preset
+        return (batch, num_latent_frames, p.wan.in_dim, p.latent_height, p.latent_width)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str,
+        *,
+        num_latent_frames: int,
+        seed: int = 0,
+        prompt_id: str | None = None,
+        output: str | Path | None = None,
+        context: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        renoise: RenoiseFn | None = None,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> GenerationResult:
+        """Generate one video.
+
+        Args:
+            prompt: Text prompt (non-empty).
+            num_latent_frames: Latent frames, a whole number of chunks.
+            seed: Seed; with ``prompt_id`` it fixes all noise.
+            prompt_id: Stable id of the prompt (default: hash of the text).
+            output: mp4 path; frames are decoded and written chunk by chunk. None: latents only.
+            context: Precomputed text-encoder states [1, Lt, text_dim] (skips the text encoder).
+            noise: Explicit initial noise [1, F, C, H, W] (default: from the seeded stream).
+            renoise: Explicit source of re-noising draws (default: the seeded stream).
+            on_chunk: Progress callback (chunk index, number of chunks).
+
+        Returns:
+            Latents, output path, timings and memory.
+        """
+        if not prompt or not prompt.strip():
+            raise UserError("the prompt is empty", "pass a non-empty --prompt")
+        n = self.method.sampler_config.chunk_frames
+        if num_latent_frames <= 0 or num_latent_frames % n:
+            raise UserError(f"{num_latent_frames} latent frames is not a positive multiple of the {n}-frame chunk")
+        stream = NoiseStream(prompt_id or prompt_id_for(prompt), seed, self.device, self.dtype)
+        if noise is None:
+            noise = stream.initial(self.latent_shape(num_latent_frames))
+        if context is None:
+            context = self.text_encoder.encode([prompt])
+        text = self.model.encode_text(context)
+        policy = methods.build_policy(self.method)
+        num_chunks = num_latent_frames // n
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        writer = decoder = None
+        decode_seconds = 0.0
+        if output is not None:
+            from deepforcing.video_io import Mp4Writer
+
+            writer = Mp4Writer(Path(output), fps=FPS)
+            writer.__enter__()
+            decoder = self.vae.streaming_decoder()
+
+        def chunk_done(index: int, latents: torch.Tensor) -> None:
+            nonlocal decode_seconds
+            if writer is not None:
+                t0 = time.perf_counter()
+                frames = decoder.decode(latents)  # [1, T, 3, H, W] in [-1, 1]
+                writer.write(frames[0])
+                decode_seconds += time.perf_counter() - t0
+            if on_chunk is not None:
+                on_chunk(index, num_chunks)
+
+        try:
+            t0 = time.perf_counter()
+            sampled = self.sampler.sample(self.model, text, policy, noise, renoise or stream, chunk_done)
+            total = time.perf_counter() - t0
+        except BaseException as exc:
+            if writer is not None:
+                writer.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if writer is not None:
+            writer.__exit__(None, None, None)
+        return GenerationResult(
+            latents=sampled.latents.float().cpu(),
+            video_path=Path(output) if output is not None else None,
+            chunk_seconds=[c.seconds for c in sampled.chunks],
+            attended_frames=[c.attended_frames for c in sampled.chunks],
+            sampling_seconds=total - decode_seconds,
+            decode_seconds=decode_seconds,
+            peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
+            kv_cache_bytes=sampled.kv_cache_bytes,
+        )

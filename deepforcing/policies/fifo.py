@@ -1,0 +1,57 @@
+"""FIFO rolling window (Self-Forcing's long-video baseline), with an optional static sink.
+
+With ``window_frames = W`` and ``sink_frames = S``: before a chunk of ``n`` frames is written, the oldest
+non-sink frames are evicted until committed + n <= W. Keys keep their absolute temporal positions (no
+re-alignment), exactly as Self-Forcing's ``local_attn_size`` / ``sink_size`` cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from deepforcing.cache import ChunkState, KVCache
+from deepforcing.policies.base import CachePolicy
+
+
+@dataclass(frozen=True)
+class FifoConfig:
+    """Rolling-window settings.
+
+    Attributes:
+        window_frames: Latent frames attended to, the chunk itself included (21 = Self-Forcing's horizon).
+        sink_frames: First frames never evicted (0 = plain FIFO).
+    """
+
+    window_frames: int = 21
+    sink_frames: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window_frames <= 0 or self.sink_frames < 0 or self.sink_frames >= self.window_frames:
+            raise ValueError(f"need 0 <= sink_frames < window_frames, got {self}")
+
+
+class FifoPolicy(CachePolicy):
+    """Evict the oldest non-sink frames when the window would overflow."""
+
+    name: ClassVar[str] = "fifo"
+
+    def __init__(self, cfg: FifoConfig | None = None):
+        self.cfg = cfg or FifoConfig()
+
+    def capacity_frames(self, total_frames: int, chunk_frames: int) -> int:
+        """The window (or the whole video if shorter)."""
+        if chunk_frames > self.cfg.window_frames - self.cfg.sink_frames:
+            raise ValueError(f"a {chunk_frames}-frame chunk does not fit a {self.cfg} window")
+        return min(total_frames, self.cfg.window_frames)
+
+    def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
+        """Evict the oldest non-sink tokens so the chunk fits the window."""
+        tpf = kv.tokens_per_frame
+        window = self.cfg.window_frames * tpf
+        sink = self.cfg.sink_frames * tpf
+        incoming = chunk.num_frames * tpf
+        for layer in kv.layers:
+            overflow = layer.length + incoming - min(window, layer.capacity)
+            if overflow > 0:
+                layer.evict(sink, overflow)

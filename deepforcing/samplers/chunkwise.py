@@ -1,0 +1,166 @@
+"""Self-Forcing's chunk-wise few-step sampler (also the loop of Deep Forcing and the sink baselines).
+
+For every chunk of ``chunk_frames`` latent frames: starting from the chunk's initial noise, each step predicts
+x0 from the KV cache and re-noises it to the next (warped) timestep with a fresh draw; the last x0 is the
+chunk's output. One more pass at the context timestep (0) over the clean x0 rewrites the chunk's K/V, which
+are then committed. The cache policy is consulted at fixed moments (see ``deepforcing.policies.base``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from deepforcing.cache import ChunkState, KVCache
+from deepforcing.errors import UserError
+from deepforcing.model.wan import CausalWanModel, TextConditioning
+from deepforcing.noise import RenoiseFn
+from deepforcing.policies.base import CachePolicy
+from deepforcing.samplers.schedule import FlowSchedule
+
+
+@dataclass(frozen=True)
+class ChunkwiseConfig:
+    """Chunk-wise sampler settings (defaults: Self-Forcing DMD, ``configs/self_forcing_dmd.yaml``).
+
+    Attributes:
+        chunk_frames: Latent frames denoised together (``num_frame_per_block``).
+        denoising_steps: Nominal timesteps; warped onto the shifted table when ``warp`` is set.
+        warp: Map nominal steps through the shifted schedule (``warp_denoising_step``).
+        shift: Schedule shift.
+        context_timestep: Timestep of the clean pass that writes the chunk's K/V (``context_noise``).
+    """
+
+    chunk_frames: int = 3
+    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
+    warp: bool = True
+    shift: float = 5.0
+    context_timestep: int = 0
+
+    @property
+    def schedule(self) -> FlowSchedule:
+        """The flow schedule for this config."""
+        return FlowSchedule(shift=self.shift)
+
+    def timesteps(self) -> torch.Tensor:
+        """The timesteps actually fed to the model, float32 [S]."""
+        if self.warp:
+            return self.schedule.warp(self.denoising_steps)
+        return torch.tensor(self.denoising_steps, dtype=torch.float32)
+
+
+@dataclass
+class ChunkTiming:
+    """Wall time of one chunk (all its passes), in seconds, and the frames it attended to."""
+
+    index: int
+    seconds: float
+    attended_frames: float
+
+
+@dataclass
+class SampleResult:
+    """Latents, KV-cache size and per-chunk timings of one sampled video."""
+
+    latents: torch.Tensor
+    kv_cache_bytes: int = 0
+    chunks: list[ChunkTiming] = field(default_factory=list)
+
+
+#: Called after each finished chunk with (chunk index, clean latents [B, n, C, H, W]).
+ChunkCallback = Callable[[int, torch.Tensor], None]
+
+
+class ChunkwiseSampler:
+    """Runs the chunk loop for one batch of videos.
+
+    Args:
+        cfg: Sampler settings.
+    """
+
+    def __init__(self, cfg: ChunkwiseConfig | None = None):
+        self.cfg = cfg or ChunkwiseConfig()
+        self.schedule = self.cfg.schedule
+        self.timesteps = self.cfg.timesteps()
+
+    def new_cache(self, model: CausalWanModel, policy: CachePolicy, noise: torch.Tensor) -> KVCache:
+        """Allocate the KV cache this policy needs for a video shaped like ``noise`` [B, F, C, H, W]."""
+        b, num_frames, _, height, width = noise.shape
+        cfg = model.cfg
+        tpf = cfg.tokens_per_frame(height, width)
+        capacity = policy.capacity_frames(num_frames, self.cfg.chunk_frames) * tpf
+        return KVCache(
+            cfg.num_layers, b, capacity, cfg.num_heads, cfg.head_dim, tpf, model.rope, model.dtype, model.device
+        )
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model: CausalWanModel,
+        text: TextConditioning,
+        policy: CachePolicy,
+        noise: torch.Tensor,
+        renoise: RenoiseFn,
+        on_chunk: ChunkCallback | None = None,
+    ) -> SampleResult:
+        """Generate latents for the whole video.
+
+        Args:
+            model: The causal DiT.
+            text: Prompt conditioning from ``model.encode_text``.
+            policy: The cache policy.
+            noise: Initial noise for every frame [B, F, C, H, W]; F must be a multiple of ``chunk_frames``.
+            renoise: Source of every re-noising draw.
+            on_chunk: Called after each chunk with its clean latents (streaming decode, progress).
+
+        Returns:
+            Clean latents [B, F, C, H, W] (model dtype) and per-chunk timings.
+
+        Raises:
+            UserError: F is not a whole number of chunks, or latents become NaN/Inf (names the chunk).
+        """
+        b, num_frames = noise.shape[:2]
+        n = self.cfg.chunk_frames
+        if num_frames <= 0 or num_frames % n:
+            raise UserError(f"{num_frames} latent frames is not a whole number of {n}-frame chunks")
+        kv = self.new_cache(model, policy, noise)
+        policy.reset()
+        kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
+        noise = noise.to(model.device, model.dtype)
+        output = torch.empty_like(noise)
+        steps = self.timesteps.tolist()
+        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+
+        for c in range(num_frames // n):
+            t0 = time.perf_counter()
+            start = c * n
+            chunk = ChunkState(c, start, n, policy.frame_positions(start, n))
+            policy.before_chunk(kv, chunk)
+            kv.begin_chunk(chunk)
+            x = noise[:, start : start + n]
+            for i, t in enumerate(steps):
+                kv.begin_pass(i, is_context_pass=False)
+                flow = model(x, torch.full((b, n), t, device=model.device), text, kv)
+                x0 = self.schedule.flow_to_x0(flow, x, t)
+                if i + 1 < len(steps):
+                    x = self.schedule.add_noise(x0, renoise(tuple(x0.shape), c, i).to(x0), steps[i + 1])
+            if not torch.isfinite(x0).all():
+                raise UserError(
+                    f"NaN/Inf in latents at chunk {c} (latent frames {start}-{start + n - 1})",
+                    "check the checkpoint, the dtype (try --dtype float32) and the method's settings",
+                )
+            attended = kv.layers[0].valid / kv.tokens_per_frame
+            kv.begin_pass(len(steps), is_context_pass=True)
+            model(x0, torch.full((b, n), float(self.cfg.context_timestep), device=model.device), text, kv)
+            kv.end_chunk()
+            policy.after_chunk(kv, chunk)
+            output[:, start : start + n] = x0
+            if model.device.type == "cuda":
+                torch.cuda.synchronize(model.device)
+            result.chunks.append(ChunkTiming(c, time.perf_counter() - t0, attended))
+            if on_chunk is not None:
+                on_chunk(c, x0)
+        return result
