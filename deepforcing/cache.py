@@ -63,7 +63,13 @@ class LayerCache:
     """
 
     def __init__(
-        self, batch: int, capacity: int, num_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device
+        self,
+        batch: int,
+        capacity: int,
+        num_heads: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
     ):
         self.k = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
         self.v = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]

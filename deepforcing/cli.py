@@ -53,9 +53,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     chunk = method.sampler_config.chunk_frames
     if args.num_latent_frames is not None:
         if args.num_latent_frames <= 0 or args.num_latent_frames % chunk:
-            raise UserError(
-                f"--num-latent-frames must be a positive multiple of {chunk}, got {args.num_latent_frames}"
-            )
+            raise UserError(f"--num-latent-frames must be a positive multiple of {chunk}, got {args.num_latent_frames}")
         num_frames = args.num_latent_frames
     else:
         num_frames = latent_frames_for(args.duration, chunk)
@@ -70,18 +68,34 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
 
     generator = VideoGenerator(
-        preset.name, method.name, device=args.device, dtype=dtype, checkpoint=args.checkpoint, weights_dir=args.weights_dir
+        preset.name,
+        method.name,
+        device=args.device,
+        dtype=dtype,
+        checkpoint=args.checkpoint,
+        weights_dir=args.weights_dir,
     )
     log.info(
         "%s on %s (%s, %s): %d latent frames = %d chunks -> %d video frames",
-        method.name, preset.name, generator.device, str(generator.dtype).removeprefix("torch."),
-        num_frames, num_frames // chunk, pixel_frames_for(num_frames),
+        method.name,
+        preset.name,
+        generator.device,
+        str(generator.dtype).removeprefix("torch."),
+        num_frames,
+        num_frames // chunk,
+        pixel_frames_for(num_frames),
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-        TimeRemainingColumn(), console=err_console, transient=True, disable=args.quiet,
+        TextColumn("[bold]generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=args.quiet,
     ) as progress:
         task = progress.add_task("chunks", total=num_frames // chunk)
         result = generator.generate(
@@ -158,7 +172,9 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         for row in rows:
             ok = row.get("ok", False)
             bad += not ok
-            table.add_row(row["key"], "ok" if ok else f"[red]{row.get('status', 'missing')}", str(row.get("path") or ""))
+            table.add_row(
+                row["key"], "ok" if ok else f"[red]{row.get('status', 'missing')}", str(row.get("path") or "")
+            )
         console.print(table)
         return 1 if bad else 0
     paths = weights.download(keys or [], dest=args.weights_dir)
@@ -215,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)], force=True
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
     )
     for noisy in ("httpx", "urllib3", "huggingface_hub", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

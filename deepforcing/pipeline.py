@@ -129,7 +129,11 @@ class VideoGenerator:
             from deepforcing.model.tiny import ensure_tiny_assets
 
             tiny = ensure_tiny_assets(PRESETS["tiny"].wan)
-            assets = {"checkpoint": tiny.checkpoint, "text_encoder": tiny.text_encoder_dir, "vae": tiny.vae_dir}
+            assets = {
+                "checkpoint": tiny.checkpoint,
+                "text_encoder": tiny.text_encoder_dir,
+                "vae": tiny.vae_dir,
+            }
             if self.preset.name == "medium":
                 assets["checkpoint"] = None  # random weights, benchmarks only
         else:
@@ -161,7 +165,10 @@ class VideoGenerator:
             from deepforcing.model.text_encoder import UMT5TextEncoder
 
             self._text_encoder = UMT5TextEncoder.from_pretrained(
-                self._assets["text_encoder"], text_len=self.preset.wan.text_len, device=self.device, dtype=self.dtype
+                self._assets["text_encoder"],
+                text_len=self.preset.wan.text_len,
+                device=self.device,
+                dtype=self.dtype,
             )
         return self._text_encoder
 

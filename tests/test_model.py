@@ -38,10 +38,21 @@ def test_real_preset_parameter_names_and_count():
         model = CausalWanModel(WAN21_T2V_1_3B)
     keys = set(model.state_dict())
     for k in (
-        "patch_embedding.weight", "text_embedding.0.weight", "text_embedding.2.bias", "time_embedding.0.weight",
-        "time_projection.1.weight", "blocks.0.self_attn.q.weight", "blocks.0.self_attn.norm_q.weight",
-        "blocks.29.cross_attn.norm_k.weight", "blocks.0.norm3.weight", "blocks.0.norm3.bias",
-        "blocks.0.ffn.0.weight", "blocks.0.ffn.2.bias", "blocks.0.modulation", "head.head.weight", "head.modulation",
+        "patch_embedding.weight",
+        "text_embedding.0.weight",
+        "text_embedding.2.bias",
+        "time_embedding.0.weight",
+        "time_projection.1.weight",
+        "blocks.0.self_attn.q.weight",
+        "blocks.0.self_attn.norm_q.weight",
+        "blocks.29.cross_attn.norm_k.weight",
+        "blocks.0.norm3.weight",
+        "blocks.0.norm3.bias",
+        "blocks.0.ffn.0.weight",
+        "blocks.0.ffn.2.bias",
+        "blocks.0.modulation",
+        "head.head.weight",
+        "head.modulation",
     ):
         assert k in keys, k
     assert not any(k.startswith(("blocks.0.norm1", "blocks.0.norm2.")) for k in keys)  # non-affine norms
@@ -68,7 +79,10 @@ def test_fsdp_prefixes_and_safetensors(tmp_path, tiny_model):
     torch.save({"generator": sd}, tmp_path / "rf.pt")
     load_weights(CausalWanModel(TINY), read_state_dict(tmp_path / "rf.pt"))
     (tmp_path / "wan").mkdir()
-    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, tmp_path / "wan" / "diffusion_pytorch_model.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in tiny_model.state_dict().items()},
+        tmp_path / "wan" / "diffusion_pytorch_model.safetensors",
+    )
     load_weights(CausalWanModel(TINY), read_state_dict(tmp_path / "wan"))
 
 

@@ -29,9 +29,17 @@ TOLERANCE = 1e-4
 def reference_model():
     cfg = json.loads((FIXTURES / "config.json").read_text())["model"]
     wan = WanConfig(
-        dim=cfg["dim"], ffn_dim=cfg["ffn_dim"], num_heads=cfg["num_heads"], num_layers=cfg["num_layers"],
-        freq_dim=cfg["freq_dim"], text_dim=cfg["text_dim"], text_len=cfg["text_len"], in_dim=cfg["in_dim"],
-        out_dim=cfg["out_dim"], patch_size=tuple(cfg["patch_size"]), eps=cfg["eps"],
+        dim=cfg["dim"],
+        ffn_dim=cfg["ffn_dim"],
+        num_heads=cfg["num_heads"],
+        num_layers=cfg["num_layers"],
+        freq_dim=cfg["freq_dim"],
+        text_dim=cfg["text_dim"],
+        text_len=cfg["text_len"],
+        in_dim=cfg["in_dim"],
+        out_dim=cfg["out_dim"],
+        patch_size=tuple(cfg["patch_size"]),
+        eps=cfg["eps"],
     )
     assert wan == TINY  # the fixtures use the project's tiny preset shape
     model = CausalWanModel(wan).eval()

@@ -52,7 +52,9 @@ def test_rotating_by_delta_equals_encoding_at_shifted_position():
     delta = 37
     phase = rope.temporal_phases(torch.tensor([delta]))  # exp(i w delta)
     t = rope.temporal_channels
-    shifted = torch.view_as_real(torch.view_as_complex(at_p[..., :t].reshape(1, 16, 12, -1, 2)) * phase.view(1, 1, 1, -1))
+    shifted = torch.view_as_real(
+        torch.view_as_complex(at_p[..., :t].reshape(1, 16, 12, -1, 2)) * phase.view(1, 1, 1, -1)
+    )
     shifted = torch.cat([shifted.flatten(3), at_p[..., t:]], dim=-1)
     torch.testing.assert_close(shifted, rope.apply_temporal(k, p + delta), rtol=0, atol=1e-12)
     # spatial channels are untouched by a temporal move
@@ -64,6 +66,9 @@ def test_relative_positions_only_matter_for_attention_logits():
     rope = RotaryEmbedding(64)
     q = torch.randn(1, 1, 1, 64, dtype=torch.float64)
     k = torch.randn(1, 1, 1, 64, dtype=torch.float64)
-    logit = lambda pq, pk: (rope.apply_temporal(q, torch.tensor([pq])) * rope.apply_temporal(k, torch.tensor([pk]))).sum()  # noqa: E731
+
+    def logit(pq, pk):
+        return (rope.apply_temporal(q, torch.tensor([pq])) * rope.apply_temporal(k, torch.tensor([pk]))).sum()
+
     torch.testing.assert_close(logit(30, 20), logit(1010, 1000), rtol=0, atol=1e-10)
     assert not torch.allclose(logit(30, 20), logit(30, 21))

@@ -32,7 +32,10 @@ def test_sample_seed_is_stable():
 
 def test_full_cache_equals_fifo_inside_the_window(tiny_model, tiny_text):
     torch.testing.assert_close(
-        _run(tiny_model, tiny_text, 21, FullCachePolicy()), _run(tiny_model, tiny_text, 21, FifoPolicy()), rtol=0, atol=0
+        _run(tiny_model, tiny_text, 21, FullCachePolicy()),
+        _run(tiny_model, tiny_text, 21, FifoPolicy()),
+        rtol=0,
+        atol=0,
     )
 
 

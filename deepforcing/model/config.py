@@ -96,7 +96,11 @@ MEDIUM = WanConfig(dim=512, ffn_dim=1536, num_heads=8, num_layers=8, freq_dim=25
 
 PRESETS: dict[str, ModelPreset] = {
     "wan2.1-t2v-1.3b": ModelPreset(
-        "wan2.1-t2v-1.3b", WAN21_T2V_1_3B, 60, 104, "Self-Forcing / Wan2.1-T2V-1.3B, 832x480, official weights"
+        "wan2.1-t2v-1.3b",
+        WAN21_T2V_1_3B,
+        60,
+        104,
+        "Self-Forcing / Wan2.1-T2V-1.3B, 832x480, official weights",
     ),
     "tiny": ModelPreset("tiny", TINY, 8, 8, "tiny random-weight model on CPU (64x64 px), same code paths"),
     "medium": ModelPreset("medium", MEDIUM, 16, 16, "medium random-weight model for CPU benchmarks"),

@@ -59,7 +59,11 @@ def ensure_tiny_assets(cfg: WanConfig, root: Path | None = None) -> TinyAssets:
         root: Directory for the assets (default: :func:`cache_root`).
     """
     base = (root or cache_root()) / f"tiny-v{TINY_ASSETS_VERSION}"
-    assets = TinyAssets(base / "self_forcing_dmd.pt", base / "Wan2.1-T2V-tiny-Diffusers", base / "Wan2.1-T2V-tiny-Diffusers" / "vae")
+    assets = TinyAssets(
+        base / "self_forcing_dmd.pt",
+        base / "Wan2.1-T2V-tiny-Diffusers",
+        base / "Wan2.1-T2V-tiny-Diffusers" / "vae",
+    )
     if assets.checkpoint.exists() and (assets.vae_dir / "config.json").exists():
         return assets
     from deepforcing.model.tiny_assets import save_tiny_text_encoder, save_tiny_vae

@@ -52,7 +52,7 @@ class WanRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [..., dim] -> [..., dim]."""
+        """X [..., dim] -> [..., dim]."""
         xf = x.float()
         return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
@@ -64,7 +64,7 @@ class WanLayerNorm(nn.LayerNorm):
         super().__init__(dim, elementwise_affine=elementwise_affine, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [..., dim] -> [..., dim]."""
+        """X [..., dim] -> [..., dim]."""
         return super().forward(x).type_as(x)
 
 
@@ -104,7 +104,7 @@ class CausalSelfAttention(nn.Module):
         kv: KVCache | None,
         layer_idx: int,
     ) -> torch.Tensor:
-        """x [B, L, dim] -> [B, L, dim].
+        """X [B, L, dim] -> [B, L, dim].
 
         Without a cache the call attends bidirectionally over its own frames. With a cache the chunk's K/V are
         written to the cache first and the chunk attends to everything the cache then holds (itself included).
@@ -145,7 +145,7 @@ class TextCrossAttention(nn.Module):
         return k, v
 
     def forward(self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor) -> torch.Tensor:
-        """x [B, L, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, L, dim]."""
+        """X [B, L, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, L, dim]."""
         b, length, _ = x.shape
         q = self.norm_q(self.q(x)).view(b, length, self.num_heads, self.head_dim)
         return self.o(attention(q, text_k, text_v).flatten(2))
@@ -177,7 +177,7 @@ class CausalWanBlock(nn.Module):
         kv: KVCache | None,
         layer_idx: int,
     ) -> torch.Tensor:
-        """x [B, L, dim], e0 [B, F, 6, dim] (per-frame modulation) -> [B, L, dim]."""
+        """X [B, L, dim], e0 [B, F, 6, dim] (per-frame modulation) -> [B, L, dim]."""
         num_frames = e0.shape[1]
         per_frame = x.shape[1] // num_frames
         # shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, dim], broadcast over a frame's tokens.
@@ -187,7 +187,12 @@ class CausalWanBlock(nn.Module):
             return t.unflatten(1, (num_frames, per_frame))
 
         y = self.self_attn(
-            (frames(self.norm1(x)) * (1 + scale1) + shift1).flatten(1, 2), grid, frame_positions, rope, kv, layer_idx
+            (frames(self.norm1(x)) * (1 + scale1) + shift1).flatten(1, 2),
+            grid,
+            frame_positions,
+            rope,
+            kv,
+            layer_idx,
         )
         x = x + (frames(y) * gate1).flatten(1, 2)
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
@@ -205,7 +210,7 @@ class CausalHead(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """x [B, L, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, L/F, prod(patch)*out_dim]."""
+        """X [B, L, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, L/F, prod(patch)*out_dim]."""
         num_frames = e.shape[1]
         shift, scale = (self.modulation.unsqueeze(1) + e).chunk(2, dim=2)
         return self.head(self.norm(x).unflatten(1, (num_frames, x.shape[1] // num_frames)) * (1 + scale) + shift)
@@ -223,7 +228,9 @@ class CausalWanModel(nn.Module):
         self.cfg = cfg
         dim = cfg.dim
         self.patch_embedding = nn.Conv3d(cfg.in_dim, dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
-        self.text_embedding = nn.Sequential(nn.Linear(cfg.text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
+        self.text_embedding = nn.Sequential(
+            nn.Linear(cfg.text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim)
+        )
         self.time_embedding = nn.Sequential(nn.Linear(cfg.freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim * 6))
         self.blocks = nn.ModuleList([CausalWanBlock(cfg) for _ in range(cfg.num_layers)])

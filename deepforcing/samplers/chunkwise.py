@@ -93,7 +93,15 @@ class ChunkwiseSampler:
         tpf = cfg.tokens_per_frame(height, width)
         capacity = policy.capacity_frames(num_frames, self.cfg.chunk_frames) * tpf
         return KVCache(
-            cfg.num_layers, b, capacity, cfg.num_heads, cfg.head_dim, tpf, model.rope, model.dtype, model.device
+            cfg.num_layers,
+            b,
+            capacity,
+            cfg.num_heads,
+            cfg.head_dim,
+            tpf,
+            model.rope,
+            model.dtype,
+            model.device,
         )
 
     @torch.no_grad()
