@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 from collections.abc import Sequence
@@ -28,16 +27,23 @@ err_console = Console(stderr=True)
 
 # --------------------------------------------------------------------------------------------- generate
 def _check_output_path(path: Path) -> None:
+    """Fail before any compute if ``path`` cannot be written (probes with a real temporary file)."""
+    import tempfile
+
     if path.suffix.lower() != ".mp4":
         raise UserError(f"output must be an .mp4 file, got '{path}'")
     if path.is_dir():
         raise UserError(f"output '{path}' is a directory", "give a file name ending in .mp4")
-    parent = path.parent if str(path.parent) else Path(".")
-    existing = parent
+    existing = path.parent
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to '{path}': '{existing}' is not a writable directory")
+    try:
+        if not existing.is_dir():
+            raise OSError(f"'{existing}' is a file")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to '{path}': '{existing}' is not a writable directory ({exc})") from exc
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from deepforcing.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--prompt", "   "], "prompt is empty"),
+        (["--prompt", "x", "--duration", "0"], "duration must be positive"),
+        (["--prompt", "x", "--duration", "-3"], "duration must be positive"),
+        (["--prompt", "x", "--num-latent-frames", "7"], "multiple of 3"),
+        (["--prompt", "x", "--method", "self-forcng"], "did you mean 'self-forcing'"),
+        (["--prompt", "x", "--model", "huge"], "choose one of"),
+        (["--prompt", "x", "--output", "video.avi"], ".mp4"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(capsys, argv, needle):
+    code, out, err = _run(capsys, "generate", *argv)
+    assert code == 2
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_directory(capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that can write anywhere (root without CAP restrictions)")
+        code, _, err = _run(capsys, "generate", "--prompt", "x", "--output", str(locked / "a.mp4"))
+        assert code == 2 and "not a writable directory" in err
+    finally:
+        locked.chmod(stat.S_IRWXU)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_output_on_a_filesystem_that_refuses_files(capsys):
+    code, _, err = _run(capsys, "generate", "--prompt", "x", "--output", "/proc/self/out.mp4")
+    assert code == 2 and "not a writable directory" in err
+
+
+def test_output_that_is_a_file_path_under_a_file(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "generate", "--prompt", "x", "--output", str(blocker / "sub" / "a.mp4"))
+    assert code == 2 and "not a writable directory" in err
+
+
+def test_checkpoint_with_wrong_keys(capsys, tmp_path, tiny_model):
+    sd = {f"model.{k}": v for k, v in tiny_model.state_dict().items() if not k.startswith("head.")}
+    sd["model.bogus.weight"] = torch.zeros(2)
+    torch.save({"generator_ema": sd}, tmp_path / "bad.pt")
+    code, _, err = _run(capsys, "-q", "generate", "--prompt", "x", "--checkpoint", str(tmp_path / "bad.pt"))
+    assert code == 2
+    assert "missing" in err and "head." in err and "bogus.weight" in err
+
+
+def test_nan_in_latents_names_the_chunk(capsys, tmp_path, tiny_model):
+    from deepforcing.model.checkpoint import save_self_forcing_checkpoint
+
+    with torch.no_grad():
+        tiny_model.head.head.bias.fill_(float("nan"))
+    save_self_forcing_checkpoint(tiny_model, tmp_path / "nan.pt")
+    code, _, err = _run(
+        capsys, "-q", "generate", "--prompt", "x", "--num-latent-frames", "6", "--checkpoint", str(tmp_path / "nan.pt")
+    )
+    assert code == 2 and "NaN/Inf in latents at chunk 0" in err
+
+
+def test_methods_list_and_show(capsys):
+    code, out, _ = _run(capsys, "methods", "list")
+    assert code == 0 and "self-forcing" in out
+    code, out, _ = _run(capsys, "methods", "show", "self-forcing")
+    shown = json.loads(out)
+    assert shown["policy"] == "fifo" and shown["policy_config"]["window_frames"] == 21
+    assert len(shown["config_hash"]) == 12
+    code, _, err = _run(capsys, "methods", "show", "nope")
+    assert code == 2 and "unknown method" in err
