@@ -77,6 +77,17 @@ class LayerCache:
         self.frames = torch.full((capacity,), -1, dtype=torch.long, device=device)  # source latent frame [S]
         self.length = 0  # committed tokens, slots [0, length)
         self.pending = 0  # in-flight chunk tokens, slots [length, length + pending)
+        #: Per-token columns owned by policies (e.g. Top-C reuse counts) [S]; moved with their tokens.
+        self.extras: dict[str, torch.Tensor] = {}
+
+    def add_column(self, name: str, fill: int = 0) -> torch.Tensor:
+        """Create (or return) a per-token int64 column that evict/keep move along with the tokens."""
+        if name not in self.extras:
+            self.extras[name] = torch.full_like(self.positions, fill)
+        return self.extras[name]
+
+    def _columns(self) -> list[torch.Tensor]:
+        return [self.positions, self.frames, *self.extras.values()]
 
     @property
     def capacity(self) -> int:
@@ -110,6 +121,9 @@ class LayerCache:
         self.v[:, self.length : end] = v
         self.positions[self.length : end] = positions
         self.frames[self.length : end] = frames
+        if self.pending == 0:  # a new chunk: its policy columns start at zero
+            for column in self.extras.values():
+                column[self.length : end] = 0
         self.pending = n
 
     def commit(self) -> None:
@@ -128,8 +142,8 @@ class LayerCache:
         dst = slice(start, start + rest)
         self.k[:, dst] = self.k[:, src].clone()
         self.v[:, dst] = self.v[:, src].clone()
-        self.positions[dst] = self.positions[src].clone()
-        self.frames[dst] = self.frames[src].clone()
+        for column in self._columns():
+            column[dst] = column[src].clone()
         self.length -= count
 
     def keep(self, indices: torch.Tensor) -> None:
@@ -147,8 +161,8 @@ class LayerCache:
         n = indices.numel()
         self.k[:, :n] = self.k[:, indices].clone()
         self.v[:, :n] = self.v[:, indices].clone()
-        self.positions[:n] = self.positions[indices].clone()
-        self.frames[:n] = self.frames[indices].clone()
+        for column in self._columns():
+            column[:n] = column[indices].clone()
         self.length = n - self.pending
 
     def reset(self) -> None:
@@ -156,6 +170,7 @@ class LayerCache:
         self.length = 0
         self.pending = 0
         self.frames.fill_(-1)
+        self.extras.clear()
 
 
 #: Signature of the per-layer hook a policy may install: (layer index, layer cache, roped queries, chunk).
@@ -209,7 +224,7 @@ class KVCache:
         """Bytes held by the K/V buffers and token tables of all layers."""
         total = 0
         for layer in self.layers:
-            for t in (layer.k, layer.v, layer.positions, layer.frames):
+            for t in (layer.k, layer.v, *layer._columns()):
                 total += t.numel() * t.element_size()
         return total
 

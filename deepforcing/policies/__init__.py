@@ -11,6 +11,10 @@ from deepforcing.errors import UserError
 _REGISTRY: dict[str, str] = {
     "full": "deepforcing.policies.full:FullCachePolicy:FullCacheConfig",
     "fifo": "deepforcing.policies.fifo:FifoPolicy:FifoConfig",
+    "deep-sink": "deepforcing.policies.deep_sink:DeepSinkPolicy:DeepSinkConfig",
+    "participative-compression": (
+        "deepforcing.policies.participative_compression:ParticipativeCompressionPolicy:ParticipativeCompressionConfig"
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 A policy decides only what stays in the KV cache and at which temporal position; it knows nothing about
 timesteps or denoising. The engine calls, for every chunk:
 
+* :meth:`CachePolicy.attach` — once per video, with the freshly allocated cache;
 * :meth:`CachePolicy.frame_positions` — temporal RoPE positions of the chunk's frames;
 * :meth:`CachePolicy.before_chunk` — before the chunk's first denoising pass (evict, re-position);
 * :meth:`CachePolicy.on_attention` — inside every layer's self-attention, after the chunk's K/V are written
@@ -38,6 +39,9 @@ class CachePolicy(ABC):
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-video state (called before each video)."""
+
+    def attach(self, kv: KVCache) -> None:  # noqa: B027 - optional hook
+        """Called once with the freshly allocated cache, before the first chunk (allocate per-token columns)."""
 
     def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:  # noqa: B027 - optional hook
         """Make room for / re-position tokens before the chunk's first pass."""

@@ -136,6 +136,7 @@ class ChunkwiseSampler:
             raise UserError(f"{num_frames} latent frames is not a whole number of {n}-frame chunks")
         kv = self.new_cache(model, policy, noise)
         policy.reset()
+        policy.attach(kv)
         kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
         noise = noise.to(model.device, model.dtype)
         output = torch.empty_like(noise)

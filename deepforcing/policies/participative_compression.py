@@ -1,0 +1,193 @@
+"""Deep Forcing = Deep Sink + Participative Compression (Deep Forcing §4.3, Alg. 1).
+
+The cache fills like Self-Forcing's until the next chunk would overflow the ``window_frames`` window. On that
+chunk's first denoising pass, independently in every layer, the cache (with the new chunk's keys appended) is
+compressed to ``budget_frames`` worth of tokens: the ``sink_frames`` sink and the last ``recent_frames`` (which
+include the 3 frames being generated) are kept, and from the candidates in between the Top-C tokens by
+
+    φ_j = Σ_{recent queries r} Σ_heads q_r · k_j        (raw logits, Eq. 7)
+
+are kept, in temporal order (C = budget − sink − recent frames' worth of tokens). The selection then stays fixed
+for the chunk's remaining passes. After compressing, the sink is re-aligned as in ``deep_sink`` (the released
+code does this only at compression steps). With the defaults (21 / 10 / 16 / 4) the cache length goes
+3, 6, …, 21, then 16 → 19 → 16 … frames.
+
+Switches (defaults reproduce the released code, ``causal_model.py`` @ ea9961a):
+
+* ``query_source`` — ``both`` (released, paper Table 5's best: the last R frames of all queries seen, i.e. the
+  previous chunk's clean frame and the chunk's 3 noisy frames), ``past`` (clean-pass queries only),
+  ``denoising`` (the chunk's own first-pass queries only).
+* ``reuse_cap`` — a token may be selected as Top-C at most this many times (7 in the release; not in the paper;
+  ``None`` disables).
+* ``unify_topc_rope`` — paper Eq. 10–11: move the kept Top-C tokens' temporal positions to a contiguous block
+  just before the recent frames. Inactive in the released default path (deepforcing.md §5.1), so off.
+* ``sink_placement`` — ``released`` or ``paper`` (see ``deep_sink``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from deepforcing.cache import ChunkState, KVCache, LayerCache
+from deepforcing.policies.base import CachePolicy
+from deepforcing.policies.deep_sink import PLACEMENTS
+
+QUERY_SOURCES = ("both", "past", "denoising")
+
+
+@dataclass(frozen=True)
+class ParticipativeCompressionConfig:
+    """Deep Sink + Participative Compression settings (all sizes in latent frames).
+
+    Attributes:
+        window_frames: Maximum cache length, chunk included (M = 21).
+        sink_frames: Deep Sink size (S = 10).
+        budget_frames: Cache length after compression (N = 16).
+        recent_frames: Most recent frames never compressed, the chunk included (R = 4).
+        query_source: ``both`` | ``past`` | ``denoising``.
+        reuse_cap: Maximum Top-C selections per token (None: no cap).
+        unify_topc_rope: Re-position Top-C tokens contiguously before the recent frames (paper Eq. 10–11).
+        sink_placement: ``released`` | ``paper``.
+    """
+
+    window_frames: int = 21
+    sink_frames: int = 10
+    budget_frames: int = 16
+    recent_frames: int = 4
+    query_source: str = "both"
+    reuse_cap: int | None = 7
+    unify_topc_rope: bool = False
+    sink_placement: str = "released"
+
+    def __post_init__(self) -> None:
+        if self.sink_frames < 0 or self.sink_frames + self.recent_frames > self.budget_frames:
+            raise ValueError(f"need sink + recent <= budget, got {self}")
+        if not self.budget_frames < self.window_frames:
+            raise ValueError(f"budget must be below the window, got {self}")
+        if self.query_source not in QUERY_SOURCES:
+            raise ValueError(f"query_source must be one of {QUERY_SOURCES}, got '{self.query_source}'")
+        if self.sink_placement not in PLACEMENTS:
+            raise ValueError(f"sink_placement must be one of {PLACEMENTS}, got '{self.sink_placement}'")
+        if self.reuse_cap is not None and self.reuse_cap < 1:
+            raise ValueError("reuse_cap must be >= 1 or None")
+
+    @property
+    def topc_frames(self) -> int:
+        """C in frames' worth of tokens: budget − sink − recent."""
+        return self.budget_frames - self.sink_frames - self.recent_frames
+
+
+@dataclass
+class Compression:
+    """What one compression did in one layer (kept for tests, plots and debugging)."""
+
+    chunk: int
+    layer: int
+    cache_frames_before: float
+    selected_frames: torch.Tensor  # source frame of every kept Top-C token
+    sink_start: int
+
+
+class ParticipativeCompressionPolicy(CachePolicy):
+    """Deep Forcing's full policy (Deep Sink + Participative Compression)."""
+
+    name: ClassVar[str] = "participative-compression"
+    uses_attention_hook: ClassVar[bool] = True
+
+    def __init__(self, cfg: ParticipativeCompressionConfig | None = None):
+        self.cfg = cfg or ParticipativeCompressionConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget query windows and history."""
+        self._kv: KVCache | None = None
+        self._compress = False
+        self._stream: dict[int, torch.Tensor] = {}  # layer -> last R frames of all queries
+        self._past: dict[int, torch.Tensor] = {}  # layer -> last R frames of clean-pass queries
+        self.history: list[Compression] = []
+
+    def capacity_frames(self, total_frames: int, chunk_frames: int) -> int:
+        """Window plus one chunk: the new chunk is appended before the cache is compressed."""
+        if chunk_frames > self.cfg.recent_frames:
+            raise ValueError(f"a {chunk_frames}-frame chunk must fit in the {self.cfg.recent_frames} recent frames")
+        return min(total_frames, self.cfg.window_frames + chunk_frames)
+
+    def attach(self, kv: KVCache) -> None:
+        """Allocate the per-token Top-C reuse counter up front, so cache memory stays constant."""
+        self._kv = kv
+        for layer in kv.layers:
+            layer.add_column("topc_uses")
+
+    def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
+        """Decide whether this chunk compresses (cache + chunk would exceed the window)."""
+        self._kv = kv
+        incoming = chunk.num_frames * kv.tokens_per_frame
+        self._compress = kv.layers[0].length + incoming > self.cfg.window_frames * kv.tokens_per_frame
+
+    def _remember(self, store: dict[int, torch.Tensor], layer_idx: int, q: torch.Tensor, keep: int) -> None:
+        prev = store.get(layer_idx)
+        store[layer_idx] = (q if prev is None else torch.cat([prev, q], dim=1))[:, -keep:]
+
+    def on_attention(self, layer_idx: int, layer: LayerCache, q: torch.Tensor, chunk: ChunkState) -> None:
+        """Track recent queries; on a compressing chunk's first pass, compress this layer and re-align the sink."""
+        tpf = self._kv.tokens_per_frame
+        recent = self.cfg.recent_frames * tpf
+        self._remember(self._stream, layer_idx, q, recent)
+        if chunk.is_context_pass:
+            self._remember(self._past, layer_idx, q, recent)
+        if chunk.is_first_pass and self._compress:
+            queries = {"both": self._stream, "past": self._past}.get(self.cfg.query_source, {layer_idx: q})
+            self._compress_layer(layer_idx, layer, queries.get(layer_idx, q), chunk, tpf)
+
+    def scores(self, layer: LayerCache, queries: torch.Tensor) -> torch.Tensor:
+        """φ for every valid token of the layer: (Σ_r q_r)·k_j summed over heads, / (√D·H). -> float32 [valid]."""
+        valid = layer.valid
+        keys = self._kv.rope.apply_temporal(layer.k[:, :valid], layer.positions[:valid])  # [B, L, H, D]
+        b, _, heads, dim = keys.shape
+        if b != 1:
+            raise ValueError("participative compression selects tokens per sample; generate with batch size 1")
+        q_sum = queries.reshape(b, queries.shape[1], heads * dim).sum(dim=1, keepdim=True)  # [1, 1, H*D]
+        logits = torch.bmm(q_sum, keys.reshape(b, valid, heads * dim).transpose(1, 2).contiguous())
+        return logits.squeeze(1).to(torch.float32)[0] * (1.0 / (math.sqrt(dim) * heads))
+
+    def _compress_layer(
+        self, layer_idx: int, layer: LayerCache, queries: torch.Tensor, chunk: ChunkState, tpf: int
+    ) -> None:
+        cfg = self.cfg
+        valid = layer.valid
+        sink = min(cfg.sink_frames * tpf, valid)
+        recent = min(cfg.recent_frames * tpf, valid - sink)
+        phi = self.scores(layer, queries)
+        uses = layer.add_column("topc_uses")
+        candidates = torch.arange(sink, valid - recent, device=phi.device)
+        if cfg.reuse_cap is not None:
+            candidates = candidates[uses[candidates] < cfg.reuse_cap]
+        take = min(cfg.topc_frames * tpf, candidates.numel())
+        selected = torch.sort(candidates[torch.topk(phi[candidates], take).indices])[0] if take else candidates[:0]
+        uses[selected] += 1
+        frames_before = valid / tpf
+        keep = torch.cat([torch.arange(sink), selected, torch.arange(valid - recent, valid)])
+        selected_frames = layer.frames[selected].clone()
+        layer.keep(keep)
+        if cfg.unify_topc_rope and take:
+            recent_start = int(layer.positions[sink + take])  # first recent token's (true) position
+            block = math.ceil(take / tpf)
+            offsets = torch.arange(take, device=layer.positions.device) // tpf
+            layer.positions[sink : sink + take] = recent_start - block + offsets
+        sink_start = self._realign_sink(layer, sink, chunk, tpf)
+        self.history.append(Compression(chunk.index, layer_idx, frames_before, selected_frames, sink_start))
+
+    def _realign_sink(self, layer: LayerCache, sink: int, chunk: ChunkState, tpf: int) -> int:
+        frames = self.cfg.sink_frames
+        if self.cfg.sink_placement == "released":
+            start = chunk.start_frame - layer.valid // tpf
+        else:
+            start = int(layer.positions[sink : layer.valid].min()) - frames
+        layer.positions[:sink] = (torch.arange(start, start + frames).repeat_interleave(tpf))[:sink].to(
+            layer.positions.device
+        )
+        return start

@@ -1,0 +1,167 @@
+import pytest
+import torch
+
+from deepforcing.cache import ChunkState, KVCache
+from deepforcing.noise import NoiseStream
+from deepforcing.policies.deep_sink import DeepSinkConfig, DeepSinkPolicy
+from deepforcing.policies.participative_compression import (
+    ParticipativeCompressionConfig,
+    ParticipativeCompressionPolicy,
+)
+from deepforcing.samplers.chunkwise import ChunkwiseSampler
+
+TPF = 16  # tokens per latent frame of the tiny preset
+
+
+def _attach_recorder(policy):
+    """Record layer 0's token table after every chunk (wraps after_chunk)."""
+    snapshots, sizes = [], []
+    inner = policy.after_chunk
+
+    def after_chunk(kv, chunk):
+        inner(kv, chunk)
+        layer = kv.layers[0]
+        snapshots.append((layer.frames[: layer.length].clone(), layer.positions[: layer.length].clone()))
+        sizes.append(kv.memory_bytes())
+
+    policy.after_chunk = after_chunk
+    return snapshots, sizes
+
+
+def _rollout(model, text, policy, frames):
+    stream = NoiseStream("policy-test", 0)
+    noise = stream.initial((1, frames, 16, 8, 8))
+    return ChunkwiseSampler().sample(model, text, policy, noise, stream)
+
+
+def test_deep_sink_released_placement(tiny_model, tiny_text):
+    policy = DeepSinkPolicy(DeepSinkConfig(window_frames=21, sink_frames=10))
+    snaps, _ = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 36)
+    for c, (frames, positions) in enumerate(snaps):
+        end = 3 * (c + 1)
+        sink = min(10, end)
+        assert torch.equal(frames[: sink * TPF], torch.arange(sink).repeat_interleave(TPF))  # sink never evicted
+        tail = frames[10 * TPF :]
+        assert torch.equal(tail, torch.arange(min(end, max(10, end - 11)), end).repeat_interleave(TPF))
+        assert torch.equal(positions[10 * TPF :], tail)  # the tail keeps absolute positions
+        if end > 21:  # rolled: the sink starts at cs - 21 (one-chunk gap before the tail)
+            cs = end - 3
+            assert torch.equal(positions[: 10 * TPF], torch.arange(cs - 21, cs - 11).repeat_interleave(TPF))
+        else:
+            assert torch.equal(positions, frames)
+    assert policy.sink_starts == [(7, 0), (8, 3), (9, 6), (10, 9), (11, 12)]
+
+
+def test_deep_sink_paper_placement_is_contiguous(tiny_model, tiny_text):
+    policy = DeepSinkPolicy(DeepSinkConfig(window_frames=21, sink_frames=10, placement="paper"))
+    snaps, _ = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 36)
+    _, positions = snaps[-1]
+    by_frame = positions[::TPF]
+    assert torch.equal(by_frame, torch.arange(by_frame[0], by_frame[0] + 21))  # one contiguous run
+    assert int(by_frame[-1]) == 35
+
+
+def test_pc_cache_length_timeline_and_sink_positions(tiny_model, tiny_text):
+    policy = ParticipativeCompressionPolicy()
+    snaps, sizes = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 60)
+    lengths = [len(f) // TPF for f, _ in snaps]
+    assert lengths == [3, 6, 9, 12, 15, 18, 21] + [16, 19] * 6 + [16]
+    layer0 = [h for h in policy.history if h.layer == 0]
+    assert [h.chunk for h in layer0] == [7, 9, 11, 13, 15, 17, 19]
+    assert [h.sink_start for h in layer0] == [5, 11, 17, 23, 29, 35, 41]  # cs - 16 at each compression
+    for c, (frames, _) in enumerate(snaps):
+        end = 3 * (c + 1)
+        sink = min(10, end)
+        assert torch.equal(frames[: sink * TPF], torch.arange(sink).repeat_interleave(TPF))  # sink never pruned
+        recent = 4 if c >= 7 else 3
+        assert torch.equal(frames[-recent * TPF :], torch.arange(end - recent, end).repeat_interleave(TPF))
+        assert bool((frames[1:] >= frames[:-1]).all())  # temporal order kept
+    assert len(set(sizes)) == 1
+
+
+def test_pc_every_layer_compresses_independently(tiny_model, tiny_text):
+    policy = ParticipativeCompressionPolicy()
+    _rollout(tiny_model, tiny_text, policy, 27)
+    by_layer = {h.layer: h for h in policy.history}
+    assert set(by_layer) == {0, 1}
+    assert all(h.selected_frames.numel() == 2 * TPF for h in by_layer.values())  # C = 16 - 10 - 4 = 2 frames
+
+
+def _hand_built_layer(scores_for_frames, tiny_model, tpf=2):
+    """A 1-layer cache whose keys are chosen so that φ_j equals a chosen number per token."""
+    cfg = tiny_model.cfg
+    kv = KVCache(1, 1, 64, cfg.num_heads, cfg.head_dim, tpf, tiny_model.rope, torch.float64, "cpu")
+    layer = kv.layers[0]
+    n = len(scores_for_frames)
+    for f in range(n):
+        kv.begin_chunk(ChunkState(f, f, 1, torch.tensor([0])))  # all at position 0: rotation is the identity
+        k = torch.zeros(1, tpf, cfg.num_heads, cfg.head_dim, dtype=torch.float64)
+        k[0, :, 0, 0] = torch.tensor(scores_for_frames[f], dtype=torch.float64)
+        layer.write_pending(k, k.clone(), kv._token_positions, kv._token_frames)
+        kv.end_chunk()
+    return kv, layer
+
+
+def test_topc_picks_the_highest_scoring_tokens(tiny_model):
+    cfg = ParticipativeCompressionConfig(window_frames=8, sink_frames=1, budget_frames=5, recent_frames=2)
+    # per frame two tokens with chosen scores; frame 0 = sink, frames 6-7 = recent
+    scores = [[9, 9], [1, 7], [3, 2], [8, 0], [5, 6], [4, 1], [0, 0], [0, 0]]
+    kv, layer = _hand_built_layer(scores, tiny_model)
+    policy = ParticipativeCompressionPolicy(cfg)
+    policy._kv = kv
+    q = torch.zeros(1, 4, kv.layers[0].k.shape[2], kv.layers[0].k.shape[3], dtype=torch.float64)
+    q[0, :, 0, 0] = 1.0  # q·k = the chosen score (times the constant scale)
+    phi = policy.scores(layer, q)
+    assert torch.equal(torch.argsort(phi[2:12], descending=True)[:3], torch.tensor([4, 1, 7]))
+    layer.length, layer.pending = 6 * 2, 2 * 2  # frames 6-7 play the in-flight chunk
+    policy._compress_layer(0, layer, q, ChunkState(0, 6, 2, torch.tensor([0, 0])), tpf=2)
+    # top-2 frames' worth (4 tokens) among candidates: scores 8 (f3), 7 (f1), 6 (f4), 5 (f4)
+    assert layer.frames[: layer.valid].tolist() == [0, 0, 1, 3, 4, 4, 6, 6, 7, 7]
+
+
+def test_reuse_cap_is_respected(tiny_model, tiny_text):
+    cap = 2
+    policy = ParticipativeCompressionPolicy(ParticipativeCompressionConfig(reuse_cap=cap))
+    _rollout(tiny_model, tiny_text, policy, 90)
+    uses = {}
+    for h in policy.history:
+        if h.layer == 0:
+            for f in h.selected_frames.unique().tolist():
+                uses[f] = uses.get(f, 0) + 1
+    assert max(uses.values()) <= cap
+    assert any(v == cap for v in uses.values())
+
+
+def test_reuse_cap_changes_selection(tiny_model, tiny_text):
+    a = _rollout(tiny_model, tiny_text, ParticipativeCompressionPolicy(), 60).latents
+    b = _rollout(tiny_model, tiny_text, ParticipativeCompressionPolicy(ParticipativeCompressionConfig(reuse_cap=1)), 60)
+    assert not torch.equal(a, b.latents)
+
+
+def test_unified_topc_positions_are_contiguous(tiny_model, tiny_text):
+    cfg = ParticipativeCompressionConfig(unify_topc_rope=True, sink_placement="paper")
+    policy = ParticipativeCompressionPolicy(cfg)
+    snaps, _ = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 27)
+    _, positions = snaps[7]  # right after the first compression (chunk 7)
+    by_frame = positions[::TPF]
+    assert torch.equal(by_frame, torch.arange(by_frame[0], by_frame[0] + 16))
+    assert int(by_frame[-1]) == 23
+
+
+def test_memory_constant_over_240_frames(tiny_model, tiny_text):
+    policy = ParticipativeCompressionPolicy()
+    _, sizes = _attach_recorder(policy)
+    result = _rollout(tiny_model, tiny_text, policy, 240)
+    assert len(set(sizes)) == 1 and sizes[0] == result.kv_cache_bytes
+    # frames attended by the chunk's last passes: 16 right after a compression, 19 on the chunk after
+    assert [c.attended_frames for c in result.chunks][6:11] == [21, 16, 19, 16, 19]
+
+
+@pytest.mark.parametrize("bad", [dict(sink_frames=10, recent_frames=7), dict(query_source="all"), dict(reuse_cap=0)])
+def test_bad_pc_config(bad):
+    with pytest.raises(ValueError):
+        ParticipativeCompressionConfig(**bad)
