@@ -1,4 +1,4 @@
-"""Named methods: sampler + cache policy + checkpoint + hyper-parameters, as frozen configs.
+"""Named methods: sampler + cache policy + checkpoint + hyper-parameters, read from ``baselines/methods``.
 
 A resolved method is a frozen dataclass that serialises to JSON and hashes to a short id; that id is part of
 every generation unit's key.
@@ -7,14 +7,16 @@ every generation unit's key.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from deepforcing import policies
 from deepforcing.configs import config_hash, to_dict
 from deepforcing.errors import UserError
-from deepforcing.policies.fifo import FifoConfig
-from deepforcing.policies.full import FullCacheConfig
+from deepforcing.paths import baselines_dir
 from deepforcing.samplers.chunkwise import ChunkwiseConfig
 
 
@@ -60,36 +62,78 @@ class _HashView:
     policy_config: Any
 
 
-_METHODS: dict[str, MethodConfig] = {
-    m.name: m
-    for m in (
-        MethodConfig(
-            name="self-forcing",
+def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Copy of ``data`` with ``a.b`` set to value."""
+    head, _, rest = dotted.partition(".")
+    out = dict(data)
+    out[head] = _set(dict(data.get(head) or {}), rest, value) if rest else value
+    return out
+
+
+def _build(data: dict[str, Any], origin: str) -> MethodConfig:
+    """A MethodConfig from a preset dict; errors name the file and the bad field."""
+    known = {"name", "description", "source", "checkpoint", "sampler", "sampler_config", "policy", "policy_config"}
+    unknown = set(data) - known
+    if unknown:
+        raise UserError(f"{origin}: unknown field(s) {sorted(unknown)}", f"valid fields: {sorted(known)}")
+    if data.get("sampler", "chunkwise") != "chunkwise":
+        raise UserError(f"{origin}: unknown sampler '{data['sampler']}'", "choose one of: chunkwise")
+    try:
+        sampler_cfg = dict(data.get("sampler_config") or {})
+        if "denoising_steps" in sampler_cfg:
+            sampler_cfg["denoising_steps"] = tuple(sampler_cfg["denoising_steps"])
+        policy_cls = policies.config_class(data["policy"])
+        return MethodConfig(
+            name=data["name"],
             sampler="chunkwise",
-            sampler_config=ChunkwiseConfig(),
-            policy="fifo",
-            policy_config=FifoConfig(window_frames=21, sink_frames=0),
-            checkpoint="self-forcing-dmd",
-            description="Self-Forcing DMD, 3-frame chunks, 4 steps, FIFO rolling KV window of 21 latent frames",
-            source="Self-Forcing configs/self_forcing_dmd.yaml + model_kwargs.local_attn_size=21 (arXiv 2506.08009)",
-        ),
-        MethodConfig(
-            name="self-forcing-full",
-            sampler="chunkwise",
-            sampler_config=ChunkwiseConfig(),
-            policy="full",
-            policy_config=FullCacheConfig(),
-            checkpoint="self-forcing-dmd",
-            description="Self-Forcing DMD with a full (never evicted) cache: the released 21-frame setting",
-            source="Self-Forcing configs/self_forcing_dmd.yaml (local_attn_size=-1)",
-        ),
-    )
-}
+            sampler_config=ChunkwiseConfig(**sampler_cfg),
+            policy=data["policy"],
+            policy_config=policy_cls(**(data.get("policy_config") or {})),
+            checkpoint=data.get("checkpoint", "self-forcing-dmd"),
+            description=data.get("description", ""),
+            source=data.get("source", ""),
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UserError(f"{origin}: invalid method preset ({exc})") from exc
+
+
+@functools.cache
+def _registry() -> dict[str, MethodConfig]:
+    """Every method preset in ``baselines/methods/*.yaml`` plus the expanded ablation grids."""
+    folder = baselines_dir() / "methods"
+    if not folder.is_dir():
+        raise UserError(f"method presets not found in {folder}", "run from a checkout or set DEEPFORCING_HOME")
+    raw: dict[str, dict[str, Any]] = {}
+    grids: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if "grids" in data:
+            grids += [(f"{path.name} grid {i}", g) for i, g in enumerate(data["grids"])]
+            continue
+        if data.get("name") in raw:
+            raise UserError(f"{path.name}: duplicate method name '{data['name']}'")
+        raw[data.get("name", path.stem)] = {**data, "name": data.get("name", path.stem), "_origin": path.name}
+    for origin, grid in grids:
+        base = raw.get(grid["base"])
+        if base is None:
+            raise UserError(f"{origin}: unknown base method '{grid['base']}'")
+        for value in grid["values"]:
+            name = grid["name"].format(value=value)
+            variant = _set(base, grid["knob"], value)
+            raw[name] = {
+                **variant,
+                "name": name,
+                "description": f"{base['name']} with {grid['knob']}={value}",
+                "_origin": origin,
+            }
+    return {
+        name: _build({k: v for k, v in data.items() if k != "_origin"}, data["_origin"]) for name, data in raw.items()
+    }
 
 
 def available() -> list[str]:
     """Registered method names."""
-    return sorted(_METHODS)
+    return sorted(_registry())
 
 
 def get(name: str) -> MethodConfig:
@@ -98,11 +142,11 @@ def get(name: str) -> MethodConfig:
     Raises:
         UserError: Unknown name (with a close match and the list of choices).
     """
-    if name not in _METHODS:
+    if name not in _registry():
         close = difflib.get_close_matches(name, available(), n=1)
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"choose one of: {', '.join(available())}"
         raise UserError(f"unknown method '{name}'", hint)
-    return _METHODS[name]
+    return _registry()[name]
 
 
 def build_policy(method: MethodConfig):

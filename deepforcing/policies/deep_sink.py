@@ -44,8 +44,8 @@ class DeepSinkConfig:
     placement: str = "released"
 
     def __post_init__(self) -> None:
-        if not 0 < self.sink_frames < self.window_frames:
-            raise ValueError(f"need 0 < sink_frames < window_frames, got {self}")
+        if not 0 <= self.sink_frames < self.window_frames:
+            raise ValueError(f"need 0 <= sink_frames < window_frames (0 = plain FIFO), got {self}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got '{self.placement}'")
 
