@@ -136,8 +136,10 @@ def load_dino_vit(path: str | Path, config: DinoViTConfig = DinoViTConfig()) -> 
     p = require_file(path, "DINO ViT")
     state = torch.load(p, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "teacher" in state and "cls_token" not in state:
-        raise UserError(f"{p} is a DINO training checkpoint, not the released backbone state dict",
-                        "use dino_vitbase16_pretrain.pth")
+        raise UserError(
+            f"{p} is a DINO training checkpoint, not the released backbone state dict",
+            "use dino_vitbase16_pretrain.pth",
+        )
     model = DinoViT(config)
     try:
         model.load_state_dict(state, strict=True)

@@ -64,8 +64,10 @@ class BackgroundConsistency(ClipMetric):
     def features(self, frames: torch.Tensor) -> torch.Tensor:
         """CLIP image features of ``(T, H, W, 3)`` uint8 frames → ``(T, D)`` float32 (not normalised)."""
         x = clip_transform(frames, self.config.resolution)  # (T, 3, 224, 224)
-        out = [self.model.encode_image(x[i : i + self.batch_size].to(self.device)).float().cpu()
-               for i in range(0, x.shape[0], self.batch_size)]
+        out = [
+            self.model.encode_image(x[i : i + self.batch_size].to(self.device)).float().cpu()
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
         return torch.cat(out)  # (T, D)
 
     def score_clip(self, frames: torch.Tensor, clip_index: int) -> list[ClipScore]:
