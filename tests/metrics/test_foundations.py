@@ -14,7 +14,8 @@ from deepforcing.metrics.rows import ClipRow, VideoErrorRow
 
 def test_import_is_lazy():
     code = (
-        "import sys, deepforcing.metrics, deepforcing.metrics.base, deepforcing.metrics.drift; "
+        "import sys, deepforcing.metrics, deepforcing.metrics.base, deepforcing.metrics.drift, "
+        "deepforcing.metrics.weights, deepforcing.metrics.aggregate, deepforcing.metrics.clips; "
         "bad = [m for m in ('torch', 'open_clip', 'timm', 'scipy', 'torchmetrics') if m in sys.modules]; "
         "assert not bad, bad"
     )
