@@ -157,6 +157,7 @@ def test_fvd_metric_end_to_end_and_merge(i3d_file):
         load_fvd(FVDConfig("/nonexistent/i3d_torchscript.pt"))
 
 
+@needs_torchmetrics
 def test_window_clips():
     from deepforcing.metrics.fvd import window_clips
 
