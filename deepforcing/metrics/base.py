@@ -1,0 +1,133 @@
+"""The contract every per-clip metric follows, and the loop that turns a decoded video into rows.
+
+A metric is constructed from its frozen config, exposes the ids it writes (``metric_ids``) and its declared
+:class:`~deepforcing.metrics.aggregate.Aggregation`, and scores the clips of one decoded video. Frames are
+decoded once per video and shared by all metrics (:func:`score_video`).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from deepforcing.errors import UserError
+from deepforcing.metrics.aggregate import Aggregation
+from deepforcing.metrics.clips import ClipSpan, split_clips
+from deepforcing.metrics.rows import ClipRow, ClipScore, VideoErrorRow
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+
+class ClipMetric(abc.ABC):
+    """A metric scored per clip of a video.
+
+    Subclasses set ``aggregation`` and implement ``metric_ids`` and ``score_clip`` (or override
+    ``score_video`` when a clip's score depends on other clips, e.g. distance to the first clip).
+    """
+
+    aggregation: ClassVar[Aggregation]
+
+    @property
+    @abc.abstractmethod
+    def metric_ids(self) -> list[str]:
+        """Every metric id this metric writes rows for."""
+
+    def score_clip(self, frames: torch.Tensor, clip_index: int) -> list[ClipScore]:
+        """Score one clip.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB frames of the clip.
+            clip_index: The clip's index in the video.
+
+        Returns:
+            One :class:`ClipScore` per metric id.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement score_clip or score_video")
+
+    def score_video(self, frames: torch.Tensor, clips: Sequence[ClipSpan]) -> list[ClipScore]:
+        """Score every clip of a decoded video.
+
+        Args:
+            frames: ``(T, H, W, 3)`` uint8 RGB frames of the whole video.
+            clips: The video's clip spans.
+
+        Returns:
+            The clip scores of all clips and all ids.
+        """
+        out: list[ClipScore] = []
+        for span in clips:
+            out.extend(self.score_clip(frames[span.start : span.stop], span.index))
+        return out
+
+
+def score_video(
+    video_id: str,
+    frames: torch.Tensor,
+    fps: float,
+    metrics: Sequence[ClipMetric],
+    *,
+    prompt_id: str | None = None,
+    duration_s: float = 2.0,
+    allow_short: bool = False,
+) -> list[ClipRow | VideoErrorRow]:
+    """Split a decoded video into VBench-Long clips and score them with every metric.
+
+    A :class:`~deepforcing.errors.UserError` (too short, no frames, bad fps, …) becomes one
+    :class:`VideoErrorRow` per metric id instead of an exception, so a batch of videos goes on.
+
+    Args:
+        video_id: Our id of the video.
+        frames: ``(T, H, W, 3)`` uint8 RGB frames.
+        fps: Native frame rate.
+        metrics: Metrics to run on the shared frames.
+        prompt_id: Our prompt id, recorded in the rows.
+        duration_s: Clip duration (VBench-Long: 2 s).
+        allow_short: Score a video shorter than one clip as a single clip (VBench-Long behaviour).
+
+    Returns:
+        Clip rows (and error rows) for all metrics.
+    """
+    ids = [mid for m in metrics for mid in m.metric_ids]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        return [
+            VideoErrorRow(
+                mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id
+            )
+            for mid in ids
+        ]
+    try:
+        clips = split_clips(int(frames.shape[0]), fps, duration_s, allow_short=allow_short)
+    except UserError as err:
+        return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
+    spans = {c.index: c for c in clips}
+    rows: list[ClipRow | VideoErrorRow] = []
+    for metric in metrics:
+        try:
+            scores = metric.score_video(frames, clips)
+        except UserError as err:
+            logger.warning("video %s: %s failed: %s", video_id, type(metric).__name__, err)
+            rows.extend(VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in metric.metric_ids)
+            continue
+        for s in scores:
+            span = spans[s.clip_index]
+            rows.append(
+                ClipRow(
+                    metric=s.metric,
+                    video_id=video_id,
+                    clip_index=s.clip_index,
+                    start_frame=span.start,
+                    stop_frame=span.stop,
+                    new_frame=span.new_frame,
+                    fps=float(fps),
+                    value=float(s.value),
+                    weight=float(s.weight),
+                    prompt_id=prompt_id,
+                    extra=dict(s.extra),
+                )
+            )
+    return rows

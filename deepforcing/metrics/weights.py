@@ -1,0 +1,117 @@
+"""Weight files of the metric backbones: names, sizes and sha256 where known, sources, and where they go.
+
+This table is data for the project-wide weights registry (``deepforcing-eval weights list | verify |
+download``); :func:`check_metric_weights` is the offline check run before any video is decoded: one error that
+lists every missing file of the requested metrics and where to put it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepforcing.errors import UserError
+
+
+@dataclass(frozen=True)
+class MetricWeight:
+    """One weight file.
+
+    Attributes:
+        key: Stable id.
+        relpath: Location under the weights root.
+        metrics: Registered metric names that need it.
+        source: Where it is published.
+        size: Bytes, if known.
+        sha256: Digest, if known.
+        note: Format / provenance remarks.
+    """
+
+    key: str
+    relpath: str
+    metrics: tuple[str, ...]
+    source: str
+    size: int | None = None
+    sha256: str | None = None
+    note: str = ""
+
+
+METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
+    MetricWeight(
+        "dino_vitb16",
+        "metrics/dino/dino_vitbase16_pretrain.pth",
+        ("subject_consistency",),
+        "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+        note="plain state dict of DINO's VisionTransformer (ViT-B/16)",
+    ),
+    MetricWeight(
+        "openai_clip_vit_b32",
+        "metrics/clip/ViT-B-32.pt",
+        ("background_consistency",),
+        "https://openaipublic.azureedge.net/clip/models/"
+        "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+        sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+        note="TorchScript archive, fp16 weights (sha256 is the hash in the URL)",
+    ),
+    MetricWeight(
+        "openai_clip_vit_l14",
+        "metrics/clip/ViT-L-14.pt",
+        ("aesthetic_quality",),
+        "https://openaipublic.azureedge.net/clip/models/"
+        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+        sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        note="TorchScript archive, fp16 weights (sha256 is the hash in the URL)",
+    ),
+    MetricWeight(
+        "laion_aesthetic_v1_l14",
+        "metrics/aesthetic/sa_0_4_vit_l_14_linear.pth",
+        ("aesthetic_quality",),
+        "https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+        size=4071,
+        sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
+        note="nn.Linear(768, 1) state dict",
+    ),
+    MetricWeight(
+        "i3d_styleganv",
+        "metrics/i3d/i3d_torchscript.pt",
+        ("fvd",),
+        "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+        note="StyleGAN-V TorchScript port of tf-hub i3d-kinetics-400",
+    ),
+)
+
+
+def weights_for(metric_names: Iterable[str]) -> list[MetricWeight]:
+    """The weight files the given metrics need (each once, in table order)."""
+    wanted = set(metric_names)
+    return [w for w in METRIC_WEIGHTS if wanted & set(w.metrics)]
+
+
+def check_metric_weights(metric_names: Iterable[str], root: str | Path) -> dict[str, Path]:
+    """Check that every file the metrics need is under ``root``; never touches the network.
+
+    Args:
+        metric_names: Registered metric names a suite asks for.
+        root: The weights root directory.
+
+    Returns:
+        Weight key → path, for the requested metrics.
+
+    Raises:
+        UserError: Listing every missing file (path, the metrics that need it, and its source).
+    """
+    root = Path(root).expanduser()
+    found, missing = {}, []
+    for w in weights_for(metric_names):
+        p = root / w.relpath
+        if p.is_file():
+            found[w.key] = p
+        else:
+            missing.append(f"  {p}  (for {', '.join(w.metrics)}; from {w.source})")
+    if missing:
+        raise UserError(
+            f"{len(missing)} metric weight file(s) missing:\n" + "\n".join(missing),
+            "place the files at these paths (or run `deepforcing-eval weights download`)",
+        )
+    return found

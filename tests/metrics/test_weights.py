@@ -1,0 +1,28 @@
+import pytest
+
+from deepforcing.errors import UserError
+from deepforcing.metrics import METRICS
+from deepforcing.metrics.weights import METRIC_WEIGHTS, check_metric_weights, weights_for
+
+
+def test_table_refers_to_registered_metrics():
+    for w in METRIC_WEIGHTS:
+        assert set(w.metrics) <= set(METRICS), w.key
+    assert weights_for(["image_stats", "temporal_flickering"]) == []
+
+
+def test_missing_files_are_listed_together(tmp_path):
+    with pytest.raises(UserError) as err:
+        check_metric_weights(["aesthetic_quality", "subject_consistency", "image_stats"], tmp_path)
+    msg = str(err.value)
+    assert "3 metric weight file(s) missing" in msg
+    for name in ("ViT-L-14.pt", "sa_0_4_vit_l_14_linear.pth", "dino_vitbase16_pretrain.pth"):
+        assert name in msg
+    assert "ViT-B-32.pt" not in msg and "i3d" not in msg
+
+
+def test_present_files_are_returned(tmp_path):
+    for w in weights_for(["fvd"]):
+        (tmp_path / w.relpath).parent.mkdir(parents=True)
+        (tmp_path / w.relpath).write_bytes(b"x")
+    assert set(check_metric_weights(["fvd"], tmp_path)) == {"i3d_styleganv"}
