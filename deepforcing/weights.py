@@ -5,7 +5,8 @@ file on disk without touching the network, looking in this order:
 
 1. an explicit ``weights_dir`` argument, else the ``DEEPFORCING_WEIGHTS_DIR`` environment variable, with the
    layout ``<dir>/<repo_id>/<filename>`` (this is also what ``download(..., dest=dir)`` writes);
-2. the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``), through ``huggingface_hub.try_to_load_from_cache``.
+2. the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``), through
+   ``huggingface_hub.try_to_load_from_cache``.
 
 A missing file raises one :class:`~deepforcing.errors.UserError` that names the file, every place looked in,
 and the command that fetches it (``deepforcing-eval weights download <key>``).
@@ -49,8 +50,8 @@ class WeightFile:
         sha256: Hex digest when known from a trustworthy source, else ``None``.
         purpose: What loads the file and why.
         license_note: Licence information, or where to check it.
-        index: ``True`` when the file is a ``*.safetensors.index.json``; the shards it lists belong to this entry
-            (they are verified and downloaded with it).
+        index: ``True`` when the file is a ``*.safetensors.index.json``; the shards it lists belong to this
+            entry (they are verified and downloaded with it).
     """
 
     key: str
@@ -163,13 +164,13 @@ def expand(keys: str | Iterable[str]) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Where to look
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 def is_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value, read at call time."""
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value (read now)."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in _TRUE:
             return True
@@ -256,8 +257,8 @@ def resolve(key: str, weights_dir: str | os.PathLike | None = None) -> Path:
     raise UserError(
         f"weight file {entry.repo_id}/{entry.filename} (key {key!r}, {entry.purpose}) not found; looked in: "
         + "; ".join(looked),
-        hint=f"run `{download_command(key)}` (add `--dest DIR` and set {WEIGHTS_DIR_ENV}=DIR to keep it outside "
-        "the Hugging Face cache), or place the file at <weights dir>/<repo_id>/<filename>",
+        hint=f"run `{download_command(key)}` (with `--dest DIR` and {WEIGHTS_DIR_ENV}=DIR to keep it outside "
+        "the Hugging Face cache), or put the file at <weights dir>/<repo_id>/<filename>",
     )
 
 
@@ -274,9 +275,9 @@ def resolve_dir(key: str, weights_dir: str | os.PathLike | None = None) -> Path:
     return resolve(key, weights_dir).parent
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Verify
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -338,16 +339,18 @@ def verify(
             if entry.index:
                 row["missing_shards"] = [s for s in _index_shards(path) if not (path.parent / s).is_file()]
         row["ok"] = bool(
-            row["present"] and row["size_ok"] is not False and row["sha256_ok"] is not False
+            row["present"]
+            and row["size_ok"] is not False
+            and row["sha256_ok"] is not False
             and not row["missing_shards"]
         )
         rows.append(row)
     return rows
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Download
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -> list[Path]:
@@ -356,8 +359,8 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
     Args:
         keys: Keys or group names.
         dest: Target weights directory (files land at ``<dest>/<repo_id>/<filename>``, which :func:`resolve`
-            finds with ``weights_dir=dest`` or ``DEEPFORCING_WEIGHTS_DIR=dest``); ``None`` means the Hugging Face
-            cache.
+            finds with ``weights_dir=dest`` or ``DEEPFORCING_WEIGHTS_DIR=dest``); ``None`` means the Hugging
+            Face cache.
 
     Returns:
         Local paths of the downloaded files (index entries: the index file; its shards land beside it).
@@ -369,8 +372,8 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
     file_keys = expand(keys)
     if is_offline():
         raise UserError(
-            f"cannot download {', '.join(file_keys)}: HF_HUB_OFFLINE is set, so no network access is attempted",
-            hint="unset HF_HUB_OFFLINE (or run the download on a machine with network access and copy the files "
+            f"cannot download {', '.join(file_keys)}: HF_HUB_OFFLINE is set, so no network access is tried",
+            hint="unset HF_HUB_OFFLINE (or download on a machine with network access and copy the files "
             f"into <weights dir>/<repo_id>/<filename>, then set {WEIGHTS_DIR_ENV})",
         )
     from huggingface_hub import hf_hub_download
@@ -404,88 +407,170 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # The generator's files
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 _WAN = "Wan-AI/Wan2.1-T2V-1.3B"
 _WAN_DIFFUSERS = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 _WAN_LICENSE = "Wan2.1 model weights: Apache-2.0 per the Wan-AI model card (check before redistribution)"
-_UMT5_LICENSE = "google/umt5-xxl tokenizer/encoder: Apache-2.0 per Google's model card (check before redistribution)"
-_UNKNOWN_LICENSE = "licence not recorded in our reference material; read the Hub model card before redistribution"
+_UMT5_LICENSE = (
+    "google/umt5-xxl tokenizer/encoder: Apache-2.0 per Google's model card (check before redistribution)"
+)
+_UNKNOWN_LICENSE = (
+    "licence not recorded in our reference material; read the Hub model card before redistribution"
+)
 
-SELF_FORCING_DMD = register(WeightFile(
-    key="self-forcing-dmd", repo_id="gdhe17/Self-Forcing", filename="checkpoints/self_forcing_dmd.pt",
-    revision=None, size_bytes=None, sha256=None,
-    purpose="Self-Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict; use 'generator_ema')",
-    license_note=_UNKNOWN_LICENSE,
-))
-ROLLING_FORCING_DMD = register(WeightFile(
-    key="rolling-forcing-dmd", repo_id="TencentARC/RollingForcing", filename="checkpoints/rolling_forcing_dmd.pt",
-    revision=None, size_bytes=None, sha256=None,
-    purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
-    license_note=_UNKNOWN_LICENSE,
-))
+SELF_FORCING_DMD = register(
+    WeightFile(
+        key="self-forcing-dmd",
+        repo_id="gdhe17/Self-Forcing",
+        filename="checkpoints/self_forcing_dmd.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Self-Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict; use 'generator_ema')",
+        license_note=_UNKNOWN_LICENSE,
+    )
+)
+ROLLING_FORCING_DMD = register(
+    WeightFile(
+        key="rolling-forcing-dmd",
+        repo_id="TencentARC/RollingForcing",
+        filename="checkpoints/rolling_forcing_dmd.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
+        license_note=_UNKNOWN_LICENSE,
+    )
+)
 
 # Original Wan2.1 release layout (what Self-Forcing / Rolling Forcing load).
-WAN_VAE = register(WeightFile(
-    key="wan2.1-t2v-1.3b/vae", repo_id=_WAN, filename="Wan2.1_VAE.pth", revision=None, size_bytes=None, sha256=None,
-    purpose="Wan2.1 VAE, original key layout (converted with diffusers' convert_wan_vae_to_diffusers)",
-    license_note=_WAN_LICENSE,
-))
-WAN_T5 = register(WeightFile(
-    key="wan2.1-t2v-1.3b/t5", repo_id=_WAN, filename="models_t5_umt5-xxl-enc-bf16.pth", revision=None,
-    size_bytes=None, sha256=None,
-    purpose="umT5-XXL text encoder (bf16), Wan's own T5 key names (converted to transformers UMT5 names)",
-    license_note=_WAN_LICENSE,
-))
+WAN_VAE = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/vae",
+        repo_id=_WAN,
+        filename="Wan2.1_VAE.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Wan2.1 VAE, original key layout (converted with diffusers' convert_wan_vae_to_diffusers)",
+        license_note=_WAN_LICENSE,
+    )
+)
+WAN_T5 = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/t5",
+        repo_id=_WAN,
+        filename="models_t5_umt5-xxl-enc-bf16.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL text encoder (bf16), Wan's own T5 key names (converted to transformers UMT5 names)",
+        license_note=_WAN_LICENSE,
+    )
+)
 _WAN_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
 for _f in _WAN_TOKENIZER_FILES:
-    register(WeightFile(
-        key=f"wan2.1-t2v-1.3b/tokenizer/{_f}", repo_id=_WAN, filename=f"google/umt5-xxl/{_f}", revision=None,
-        size_bytes=None, sha256=None, purpose="google/umt5-xxl tokenizer shipped inside the Wan2.1 repo",
-        license_note=_UMT5_LICENSE,
-    ))
-WAN_DIT = register(WeightFile(
-    key="wan2.1-t2v-1.3b/dit", repo_id=_WAN, filename="diffusion_pytorch_model.safetensors", revision=None,
-    size_bytes=None, sha256=None,
-    purpose="bidirectional Wan2.1-T2V-1.3B DiT (initialisation; the forcing checkpoints overwrite it)",
-    license_note=_WAN_LICENSE,
-))
-WAN_DIT_CONFIG = register(WeightFile(
-    key="wan2.1-t2v-1.3b/config", repo_id=_WAN, filename="config.json", revision=None, size_bytes=None,
-    sha256=None, purpose="Wan2.1-T2V-1.3B DiT config", license_note=_WAN_LICENSE,
-))
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b/tokenizer/{_f}",
+            repo_id=_WAN,
+            filename=f"google/umt5-xxl/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="google/umt5-xxl tokenizer shipped inside the Wan2.1 repo",
+            license_note=_UMT5_LICENSE,
+        )
+    )
+WAN_DIT = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/dit",
+        repo_id=_WAN,
+        filename="diffusion_pytorch_model.safetensors",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="bidirectional Wan2.1-T2V-1.3B DiT (initialisation; the forcing checkpoints overwrite it)",
+        license_note=_WAN_LICENSE,
+    )
+)
+WAN_DIT_CONFIG = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/config",
+        repo_id=_WAN,
+        filename="config.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Wan2.1-T2V-1.3B DiT config",
+        license_note=_WAN_LICENSE,
+    )
+)
 
 # Diffusers layout.
 for _f in ("config.json", "diffusion_pytorch_model.safetensors"):
-    register(WeightFile(
-        key=f"wan2.1-t2v-1.3b-diffusers/vae/{_f}", repo_id=_WAN_DIFFUSERS, filename=f"vae/{_f}", revision=None,
-        size_bytes=None, sha256=None, purpose="Wan2.1 VAE, diffusers AutoencoderKLWan layout",
-        license_note=_WAN_LICENSE,
-    ))
-register(WeightFile(
-    key="wan2.1-t2v-1.3b-diffusers/text_encoder/config.json", repo_id=_WAN_DIFFUSERS,
-    filename="text_encoder/config.json", revision=None, size_bytes=None, sha256=None,
-    purpose="umT5-XXL encoder config (transformers UMT5EncoderModel)", license_note=_UMT5_LICENSE,
-))
-register(WeightFile(
-    key="wan2.1-t2v-1.3b-diffusers/text_encoder/model.safetensors.index.json", repo_id=_WAN_DIFFUSERS,
-    filename="text_encoder/model.safetensors.index.json", revision=None, size_bytes=None, sha256=None,
-    purpose="umT5-XXL encoder weights (sharded safetensors; the shards listed in the index come with it)",
-    license_note=_UMT5_LICENSE, index=True,
-))
-for _f in _WAN_TOKENIZER_FILES:
-    register(WeightFile(
-        key=f"wan2.1-t2v-1.3b-diffusers/tokenizer/{_f}", repo_id=_WAN_DIFFUSERS, filename=f"tokenizer/{_f}",
-        revision=None, size_bytes=None, sha256=None, purpose="umT5-XXL tokenizer (diffusers layout)",
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b-diffusers/vae/{_f}",
+            repo_id=_WAN_DIFFUSERS,
+            filename=f"vae/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="Wan2.1 VAE, diffusers AutoencoderKLWan layout",
+            license_note=_WAN_LICENSE,
+        )
+    )
+register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b-diffusers/text_encoder/config.json",
+        repo_id=_WAN_DIFFUSERS,
+        filename="text_encoder/config.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL encoder config (transformers UMT5EncoderModel)",
         license_note=_UMT5_LICENSE,
-    ))
+    )
+)
+register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b-diffusers/text_encoder/model.safetensors.index.json",
+        repo_id=_WAN_DIFFUSERS,
+        filename="text_encoder/model.safetensors.index.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL encoder weights (sharded safetensors; the shards listed in the index come with it)",
+        license_note=_UMT5_LICENSE,
+        index=True,
+    )
+)
+for _f in _WAN_TOKENIZER_FILES:
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b-diffusers/tokenizer/{_f}",
+            repo_id=_WAN_DIFFUSERS,
+            filename=f"tokenizer/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="umT5-XXL tokenizer (diffusers layout)",
+            license_note=_UMT5_LICENSE,
+        )
+    )
 
 register_group("wan2.1-t2v-1.3b", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b/")])
 register_group("wan2.1-t2v-1.3b/tokenizer", [f"wan2.1-t2v-1.3b/tokenizer/{f}" for f in _WAN_TOKENIZER_FILES])
-register_group("wan2.1-t2v-1.3b-diffusers", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/")])
-register_group("wan2.1-t2v-1.3b-diffusers/vae", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/vae/")])
+register_group(
+    "wan2.1-t2v-1.3b-diffusers", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/")]
+)
+register_group(
+    "wan2.1-t2v-1.3b-diffusers/vae", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/vae/")]
+)
 register_group(
     "wan2.1-t2v-1.3b-diffusers/text_encoder",
     [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/text_encoder/")],

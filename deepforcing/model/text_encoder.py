@@ -5,13 +5,13 @@ Two on-disk formats load into the same transformers model:
 * Diffusers layout (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``): ``text_encoder/`` (config + safetensors) and
   ``tokenizer/``.
 * Original Wan files: ``models_t5_umt5-xxl-enc-bf16.pth`` (a state dict with Wan's own T5 module names, see
-  :data:`WAN_T5_TO_HF`) plus the ``google/umt5-xxl`` tokenizer directory. The architecture is read from the tensor
-  shapes, so a tiny checkpoint loads with the same code.
+  :data:`WAN_T5_TO_HF`) plus the ``google/umt5-xxl`` tokenizer directory. The architecture is read from the
+  tensor shapes, so a tiny checkpoint loads with the same code.
 
-Tokenisation follows Wan's ``HuggingfaceTokenizer(clean='whitespace')``: ``ftfy.fix_text``, HTML-unescape twice,
-strip, collapse whitespace runs to one space; then pad to ``text_len`` with truncation and special tokens (umT5
-appends ``</s>``). The encoder output rows past each prompt's real length (its attention-mask length) are set to
-exactly 0, as Self-Forcing's ``WanTextEncoder`` does.
+Tokenisation follows Wan's ``HuggingfaceTokenizer(clean='whitespace')``: ``ftfy.fix_text``, HTML-unescape
+twice, strip, collapse whitespace runs to one space; then pad to ``text_len`` with truncation and special
+tokens (umT5 appends ``</s>``). The encoder output rows past each prompt's real length (its attention-mask
+length) are set to exactly 0, as Self-Forcing's ``WanTextEncoder`` does.
 
 Supported transformers: 4.46 (pyproject floor) to 5.x; tested with 5.23.0. We use ``UMT5EncoderModel``,
 ``UMT5Config`` and ``AutoTokenizer`` only.
@@ -35,10 +35,10 @@ logger = logging.getLogger(__name__)
 WAN_TEXT_LEN = 512
 WAN_TEXT_DIM = 4096
 
-#: Wan T5 encoder parameter names (``wan/modules/t5.py::T5Encoder``) -> transformers ``UMT5EncoderModel`` names.
-#: ``{i}`` is the block index. Wan's FFN computes ``fc2(fc1(x) * gelu_tanh(gate(x)))``; transformers' gated FFN
-#: computes ``wo(gelu_new(wi_0(x)) * wi_1(x))``, hence gate -> wi_0 and fc1 -> wi_1. Each Wan block owns its
-#: relative-position table (``shared_pos=False``), as each UMT5 layer does.
+#: Wan T5 encoder parameter names (``wan/modules/t5.py::T5Encoder``) -> transformers ``UMT5EncoderModel``
+#: names. ``{i}`` is the block index. Wan's FFN computes ``fc2(fc1(x) * gelu_tanh(gate(x)))``; transformers'
+#: gated FFN computes ``wo(gelu_new(wi_0(x)) * wi_1(x))``, hence gate -> wi_0 and fc1 -> wi_1. Each Wan block
+#: owns its relative-position table (``shared_pos=False``), as each UMT5 layer does.
 WAN_T5_TO_HF: dict[str, str] = {
     "token_embedding.weight": "shared.weight",
     "norm.weight": "encoder.final_layer_norm.weight",
@@ -47,7 +47,9 @@ WAN_T5_TO_HF: dict[str, str] = {
     "blocks.{i}.attn.k.weight": "encoder.block.{i}.layer.0.SelfAttention.k.weight",
     "blocks.{i}.attn.v.weight": "encoder.block.{i}.layer.0.SelfAttention.v.weight",
     "blocks.{i}.attn.o.weight": "encoder.block.{i}.layer.0.SelfAttention.o.weight",
-    "blocks.{i}.pos_embedding.embedding.weight": "encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight",
+    "blocks.{i}.pos_embedding.embedding.weight": (
+        "encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight"
+    ),
     "blocks.{i}.norm2.weight": "encoder.block.{i}.layer.1.layer_norm.weight",
     "blocks.{i}.ffn.gate.0.weight": "encoder.block.{i}.layer.1.DenseReluDense.wi_0.weight",
     "blocks.{i}.ffn.fc1.weight": "encoder.block.{i}.layer.1.DenseReluDense.wi_1.weight",
@@ -87,7 +89,7 @@ def wan_t5_to_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             unknown.append(key)
     if unknown:
         raise UserError(
-            f"unexpected keys in a Wan T5 encoder checkpoint: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}",
+            f"unexpected keys in a Wan T5 encoder checkpoint ({len(unknown)}): {unknown[:5]}",
             hint="expected models_t5_umt5-xxl-enc-bf16.pth (encoder only, one position table per block)",
         )
     if "shared.weight" in out:
@@ -122,7 +124,8 @@ def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
     """Infer the ``UMT5Config`` of a Wan T5 encoder checkpoint from its tensor shapes.
 
     Wan's ``T5RelativeEmbedding`` uses ``max_dist=128`` and its ``GELU`` is the tanh approximation
-    (transformers' ``gelu_new``, selected by ``feed_forward_proj='gated-gelu'``); dropout is irrelevant at inference.
+    (transformers' ``gelu_new``, selected by ``feed_forward_proj='gated-gelu'``); dropout is irrelevant at
+    inference.
 
     Args:
         state_dict: Wan names.
@@ -141,17 +144,25 @@ def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
     except (KeyError, ValueError) as e:
         raise UserError(f"not a Wan T5 encoder state dict (missing {e})") from e
     return UMT5Config(
-        vocab_size=int(vocab), d_model=int(dim), d_kv=int(dim_attn) // int(heads), d_ff=int(dim_ffn),
-        num_layers=int(layers), num_decoder_layers=int(layers), num_heads=int(heads),
-        relative_attention_num_buckets=int(buckets), relative_attention_max_distance=128,
-        feed_forward_proj="gated-gelu", dropout_rate=0.0, layer_norm_epsilon=1e-6,
+        vocab_size=int(vocab),
+        d_model=int(dim),
+        d_kv=int(dim_attn) // int(heads),
+        d_ff=int(dim_ffn),
+        num_layers=int(layers),
+        num_decoder_layers=int(layers),
+        num_heads=int(heads),
+        relative_attention_num_buckets=int(buckets),
+        relative_attention_max_distance=128,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
         architectures=["UMT5EncoderModel"],
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Text cleaning (Wan: basic_clean + whitespace_clean)
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 _WS = re.compile(r"\s+")
 
@@ -169,7 +180,7 @@ def clean_prompt(text: str) -> str:
 
 
 def _dtype_kwarg() -> str:
-    """transformers >= 4.56 calls the load dtype ``dtype``; older versions ``torch_dtype``."""
+    """Transformers >= 4.56 calls the load dtype ``dtype``; older versions ``torch_dtype``."""
     import transformers
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
@@ -210,9 +221,11 @@ class UMT5TextEncoder:
         from transformers import AutoTokenizer
 
         if not tokenizer_dir.is_dir():
-            raise UserError(f"tokenizer directory {tokenizer_dir} does not exist",
-                            hint="download the umT5 tokenizer (`deepforcing-eval weights download "
-                            "wan2.1-t2v-1.3b-diffusers/tokenizer`)")
+            raise UserError(
+                f"tokenizer directory {tokenizer_dir} does not exist",
+                hint="download the umT5 tokenizer (`deepforcing-eval weights download "
+                "wan2.1-t2v-1.3b-diffusers/tokenizer`)",
+            )
         try:
             return AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         except (OSError, ValueError) as e:
@@ -250,11 +263,15 @@ class UMT5TextEncoder:
         te = Path(text_encoder_dir) if text_encoder_dir else root / "text_encoder"
         tk = Path(tokenizer_dir) if tokenizer_dir else root / "tokenizer"
         if not (te / "config.json").is_file():
-            raise UserError(f"no text encoder config.json in {te}",
-                            hint="download it: `deepforcing-eval weights download wan2.1-t2v-1.3b-diffusers/text_encoder`")
+            raise UserError(
+                f"no text encoder config.json in {te}",
+                hint="run `deepforcing-eval weights download wan2.1-t2v-1.3b-diffusers/text_encoder`",
+            )
         tokenizer = cls._load_tokenizer(tk)
         try:
-            model = UMT5EncoderModel.from_pretrained(str(te), local_files_only=True, **{_dtype_kwarg(): dtype})
+            model = UMT5EncoderModel.from_pretrained(
+                str(te), local_files_only=True, **{_dtype_kwarg(): dtype}
+            )
         except (OSError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot load UMT5EncoderModel from {te}: {e}") from e
         logger.info("loaded umT5 encoder (d_model %d) from %s", model.config.d_model, te)
@@ -291,8 +308,10 @@ class UMT5TextEncoder:
 
         path = Path(pth_path)
         if not path.is_file():
-            raise UserError(f"Wan T5 checkpoint {path} does not exist",
-                            hint="run `deepforcing-eval weights download wan2.1-t2v-1.3b/t5`")
+            raise UserError(
+                f"Wan T5 checkpoint {path} does not exist",
+                hint="run `deepforcing-eval weights download wan2.1-t2v-1.3b/t5`",
+            )
         tokenizer = cls._load_tokenizer(Path(tokenizer_dir))
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -307,7 +326,9 @@ class UMT5TextEncoder:
         except RuntimeError as e:
             raise UserError(f"{path} does not match the inferred UMT5 config: {e}") from e
         model.encoder.embed_tokens = model.shared  # keep the tie after assign=True
-        logger.info("loaded Wan T5 encoder (%d layers, d_model %d) from %s", config.num_layers, config.d_model, path)
+        logger.info(
+            "loaded Wan T5 encoder (%d layers, d_model %d) from %s", config.num_layers, config.d_model, path
+        )
         return cls(model, tokenizer, text_len=text_len, dtype=dtype, device=device)
 
     # ---------------------------------------------------------------- encoding
@@ -324,8 +345,12 @@ class UMT5TextEncoder:
             raise UserError("encode()/tokenize() take a list of prompts, not a single string")
         cleaned = [clean_prompt(p) for p in prompts]
         batch = self.tokenizer(
-            cleaned, padding="max_length", truncation=True, max_length=self.text_len,
-            add_special_tokens=True, return_tensors="pt",
+            cleaned,
+            padding="max_length",
+            truncation=True,
+            max_length=self.text_len,
+            add_special_tokens=True,
+            return_tensors="pt",
         )
         return batch["input_ids"], batch["attention_mask"]
 
@@ -337,8 +362,8 @@ class UMT5TextEncoder:
             prompts: B prompts.
 
         Returns:
-            ``[B, text_len, text_dim]`` in ``self.dtype`` on ``self.device``; row ``j`` of prompt ``b`` is exactly 0
-            for ``j >= `` its token count (tokens incl. ``</s>``).
+            ``[B, text_len, text_dim]`` in ``self.dtype`` on ``self.device``; row ``j`` of prompt ``b`` is
+            exactly 0 for ``j >= `` its token count (tokens incl. ``</s>``).
         """
         ids, mask = self.tokenize(prompts)  # [B, L], [B, L]
         ids, mask = ids.to(self.device), mask.to(self.device)

@@ -1,16 +1,17 @@
 """Tiny random-weight text encoder and VAE, written in the *real* file formats.
 
 They exercise the same loaders as the real weights (no mocks): a Diffusers-layout ``vae/`` directory and
-``text_encoder/`` + ``tokenizer/`` directories, and (for the original-format loaders) ``.pth`` state dicts with Wan's
-own key names. Everything is deterministic in ``seed`` and built offline:
+``text_encoder/`` + ``tokenizer/`` directories, and (for the original-format loaders) ``.pth`` state dicts
+with Wan's own key names. Everything is deterministic in ``seed`` and built offline:
 
-* VAE: ``AutoencoderKLWan`` with ``base_dim=8`` (real: 96) but the real block layout, so 8x spatial / 4x temporal
-  compression and 16 latent channels are kept.
-* Text encoder: ``UMT5EncoderModel`` with ``d_model=32`` (``text_dim``), 2 layers, 4 heads; outputs ``[B, 16, 32]``
-  through :class:`~deepforcing.model.text_encoder.UMT5TextEncoder` with ``text_len=16``.
+* VAE: ``AutoencoderKLWan`` with ``base_dim=8`` (real: 96) but the real block layout, so 8x spatial / 4x
+  temporal compression and 16 latent channels are kept.
+* Text encoder: ``UMT5EncoderModel`` with ``d_model=32`` (``text_dim``), 2 layers, 4 heads; outputs ``[B, 16,
+  32]`` through :class:`~deepforcing.model.text_encoder.UMT5TextEncoder` with ``text_len=16``.
 * Tokenizer: a transformers ``T5Tokenizer`` (Unigram, SentencePiece-style ``▁`` word boundaries, ``<pad>=0``,
-  ``</s>=1``, ``<unk>=2``, ``</s>`` appended) whose vocabulary is the most frequent words of the MovieGen prompt list
-  plus every character seen there, so that ``AutoTokenizer.from_pretrained(dir)`` loads it like the real umT5 one.
+  ``</s>=1``, ``<unk>=2``, ``</s>`` appended) whose vocabulary is the most frequent words of the MovieGen
+  prompt list plus every character seen there, so that ``AutoTokenizer.from_pretrained(dir)`` loads it like
+  the real umT5 one.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ TINY_TEXT_DIM = 32
 
 # A small built-in corpus used when the prompt file is not available (e.g. an installed wheel).
 _FALLBACK_CORPUS = (
-    "a red circle bouncing on a dark green background. A stylish woman walks down a Tokyo street filled with "
-    "warm glowing neon and animated city signage. Several giant wooly mammoths approach treading through a snowy "
-    "meadow. A movie trailer featuring the adventures of the 30 year old space man, cinematic style, shot on 35mm "
-    "film, vivid colors. The camera slowly pans over a calm ocean at sunset while birds fly in the sky."
+    "a red circle bouncing on a dark green background. A stylish woman walks down a Tokyo street "
+    "filled with warm glowing neon and animated city signage. Several giant wooly mammoths approach "
+    "treading through a snowy meadow. A movie trailer featuring the adventures of the 30 year old space "
+    "man, cinematic style, shot on 35mm film, vivid colors. The camera slowly pans over a calm ocean at "
+    "sunset while birds fly in the sky."
 )
 
 
@@ -54,8 +56,8 @@ def _seeded_init_(module: torch.nn.Module, seed: int, embedding_std: float = 1.0
     """Overwrite every parameter from a private generator, deterministic in ``seed``.
 
     Matrices / conv kernels get N(0, 1/fan_in) (activations keep their scale), norm gains 1 + N(0, 0.1^2),
-    biases N(0, 0.05^2), embedding tables N(0, embedding_std^2). Every tensor is distinct, so a wrong key mapping
-    between tensors of equal shape changes the outputs.
+    biases N(0, 0.05^2), embedding tables N(0, embedding_std^2). Every tensor is distinct, so a wrong key
+    mapping between tensors of equal shape changes the outputs.
     """
     gen = torch.Generator().manual_seed(seed)
     embeddings = {name + ".weight" for name, m in module.named_modules() if isinstance(m, torch.nn.Embedding)}
@@ -72,9 +74,9 @@ def _seeded_init_(module: torch.nn.Module, seed: int, embedding_std: float = 1.0
                 p.copy_(0.05 * noise)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # VAE
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 def build_tiny_vae(seed: int = 0):
@@ -134,9 +136,9 @@ def save_tiny_wan_vae_pth(path: str | os.PathLike, seed: int = 0) -> Path:
     return p
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Text encoder + tokenizer
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 def _default_corpus() -> str:
@@ -157,8 +159,8 @@ def _default_corpus() -> str:
 def build_tiny_vocab(corpus: str | None = None, max_words: int = 8000) -> list[tuple[str, float]]:
     """Deterministic Unigram vocabulary: specials, the most frequent words, then every character.
 
-    Words are runs of letters/digits (punctuation is left to the single-character pieces), kept with their case
-    like umT5's SentencePiece model.
+    Words are runs of letters/digits (punctuation is left to the single-character pieces), kept with their
+    case like umT5's SentencePiece model.
 
     Args:
         corpus: Text to count words in (default: the MovieGen prompt list, or a built-in fallback).
@@ -207,9 +209,18 @@ def tiny_umt5_config(vocab_size: int, d_model: int = TINY_TEXT_DIM):
     from transformers import UMT5Config
 
     return UMT5Config(
-        vocab_size=vocab_size, d_model=d_model, d_kv=d_model // 4, d_ff=2 * d_model, num_layers=2,
-        num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=32, relative_attention_max_distance=128,
-        feed_forward_proj="gated-gelu", dropout_rate=0.0, layer_norm_epsilon=1e-6,
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_kv=d_model // 4,
+        d_ff=2 * d_model,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+        layer_norm_epsilon=1e-6,
         architectures=["UMT5EncoderModel"],
     )
 
@@ -226,12 +237,13 @@ def build_tiny_umt5(vocab_size: int, seed: int = 0, d_model: int = TINY_TEXT_DIM
 def save_tiny_text_encoder(
     directory: str | os.PathLike, seed: int = 0, text_len: int = TINY_TEXT_LEN, d_model: int = TINY_TEXT_DIM
 ) -> Path:
-    """Write Diffusers-layout ``text_encoder/`` (config + ``model.safetensors``) and ``tokenizer/`` directories.
+    """Write Diffusers-layout ``text_encoder/`` (config + safetensors) and ``tokenizer/`` directories.
 
     Args:
         directory: Pipeline root; ``<directory>/text_encoder`` and ``<directory>/tokenizer`` are created.
         seed: Weight seed.
-        text_len: Tokenizer ``model_max_length`` (recorded; :class:`UMT5TextEncoder` takes ``text_len`` itself).
+        text_len: Tokenizer ``model_max_length`` (recorded; :class:`UMT5TextEncoder` takes ``text_len``
+            itself).
         d_model: Hidden size = ``text_dim`` of the encoder output.
 
     Returns:
@@ -255,7 +267,8 @@ def save_tiny_wan_t5_pth(path: str | os.PathLike, seed: int = 0, d_model: int = 
 
     Args:
         path: Output ``.pth`` file (parents are created).
-        seed: Weight seed (same weights as :func:`save_tiny_text_encoder` with that seed, before the bf16 cast).
+        seed: Weight seed (same weights as :func:`save_tiny_text_encoder` with that seed, before the bf16
+            cast).
         d_model: Hidden size.
 
     Returns:
@@ -308,5 +321,7 @@ def save_tiny_assets(directory: str | os.PathLike, seed: int = 0) -> dict[str, P
         "wan_t5_pth": save_tiny_wan_t5_pth(root / "original" / "models_t5_umt5-xxl-enc-bf16.pth", seed),
         "wan_tokenizer_dir": save_tiny_tokenizer(root / "original" / "google" / "umt5-xxl"),
     }
-    (root / "TINY_ASSETS.json").write_text(json.dumps({"seed": seed, **{k: str(v) for k, v in out.items()}}, indent=1))
+    (root / "TINY_ASSETS.json").write_text(
+        json.dumps({"seed": seed, **{k: str(v) for k, v in out.items()}}, indent=1)
+    )
     return out

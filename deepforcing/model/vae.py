@@ -1,21 +1,22 @@
 """Wan2.1 VAE decode (full and streaming) around diffusers' ``AutoencoderKLWan``.
 
 Latents in this project are laid out ``[B, F, C=16, h, w]`` and are *normalised* (Wan's convention:
-``z = (mu - mean) / std``). Decoding de-normalises with the per-channel ``latents_mean`` / ``latents_std`` of the
-VAE config (the diffusers config of Wan2.1 carries exactly Wan's numbers) and returns pixels
+``z = (mu - mean) / std``). Decoding de-normalises with the per-channel ``latents_mean`` / ``latents_std`` of
+the VAE config (the diffusers config of Wan2.1 carries exactly Wan's numbers) and returns pixels
 ``[B, T, 3, 8h, 8w]`` in ``[-1, 1]`` with ``T = 1 + 4 (F - 1)``.
 
-The Wan decoder is causal in time: it is run one latent frame at a time, and each causal 3-D convolution keeps the
-last two input frames of the previous call in a *feature cache* (a list with one slot per ``WanCausalConv3d``).
-The first latent frame produces 1 pixel frame (the temporal upsamplers mark their slot ``"Rep"`` and skip the time
-convolution), every later latent frame produces 4. diffusers' ``AutoencoderKLWan._decode`` clears that cache at the
-start and end of every call, so it cannot continue across chunks; :class:`StreamingDecoder` owns its cache and
-drives ``post_quant_conv`` and ``decoder(x, feat_cache=..., feat_idx=[0], first_chunk=...)`` itself, which makes the
-concatenation of chunk outputs equal to one full decode (bit-exact in fp32 on CPU in our tests).
+The Wan decoder is causal in time: it is run one latent frame at a time, and each causal 3-D convolution
+keeps the last two input frames of the previous call in a *feature cache* (a list with one slot per
+``WanCausalConv3d``). The first latent frame produces 1 pixel frame (the temporal upsamplers mark their slot
+``"Rep"`` and skip the time convolution), every later latent frame produces 4. diffusers'
+``AutoencoderKLWan._decode`` clears that cache at the start and end of every call, so it cannot continue
+across chunks; :class:`StreamingDecoder` owns its cache and drives ``post_quant_conv`` and ``decoder(x,
+feat_cache=..., feat_idx=[0], first_chunk=...)`` itself, which makes the concatenation of chunk outputs equal
+to one full decode (bit-exact in fp32 on CPU in our tests).
 
-Supported diffusers: 0.33.0 (first release with ``AutoencoderKLWan``) up to at least 0.42.1 (tested). We rely on
-``WanCausalConv3d``, ``decoder.forward(x, feat_cache, feat_idx[, first_chunk])`` and ``post_quant_conv``; these are
-checked when a VAE is wrapped and a missing piece raises a :class:`~deepforcing.errors.UserError`.
+Supported diffusers: 0.33.0 (first release with ``AutoencoderKLWan``) up to at least 0.42.1 (tested). We rely
+on ``WanCausalConv3d``, ``decoder.forward(x, feat_cache, feat_idx[, first_chunk])`` and ``post_quant_conv``;
+these are checked when a VAE is wrapped and a missing piece raises a :class:`~deepforcing.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -34,17 +35,46 @@ from deepforcing.errors import UserError
 logger = logging.getLogger(__name__)
 
 #: Wan2.1 latent statistics (``WanVAEWrapper`` in Self-Forcing; diffusers' default ``latents_mean/std``).
-WAN21_LATENTS_MEAN = (
-    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+WAN21_LATENTS_MEAN = (  # fmt: skip
+    -0.7571,
+    -0.7089,
+    -0.9113,
+    0.1075,
+    -0.1745,
+    0.9653,
+    -0.1517,
+    1.5508,
+    0.4134,
+    -0.0715,
+    0.5517,
+    -0.3632,
+    -0.1922,
+    -0.9497,
+    0.2503,
+    -0.2921,
 )
-WAN21_LATENTS_STD = (
-    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+WAN21_LATENTS_STD = (  # fmt: skip
+    2.8184,
+    1.4541,
+    2.3275,
+    2.6558,
+    1.2196,
+    1.7708,
+    2.6052,
+    2.0743,
+    3.2687,
+    2.1526,
+    2.8652,
+    1.5579,
+    1.6382,
+    1.1253,
+    2.8251,
+    1.9160,
 )
 
-#: The Wan2.1 VAE architecture (diffusers ``AutoencoderKLWan`` config keys). ``base_dim``/``z_dim`` are inferred
-#: from an original checkpoint; the rest is fixed by diffusers' converter (it hard-codes this block layout).
+#: The Wan2.1 VAE architecture (diffusers ``AutoencoderKLWan`` config keys). ``base_dim``/``z_dim`` are
+#: inferred from an original checkpoint; the rest is fixed by diffusers' converter (it hard-codes this block
+#: layout).
 WAN21_VAE_CONFIG: dict[str, Any] = {
     "base_dim": 96,
     "z_dim": 16,
@@ -87,8 +117,8 @@ def _check_decoder_api(vae: torch.nn.Module) -> bool:
     missing = [p for p in ("feat_cache", "feat_idx") if p not in params]
     if missing or not hasattr(vae, "post_quant_conv"):
         raise UserError(
-            f"diffusers {diffusers.__version__}: AutoencoderKLWan.decoder.forward lacks {missing or 'post_quant_conv'}, "
-            "which the streaming VAE decoder drives directly",
+            f"diffusers {diffusers.__version__}: AutoencoderKLWan lacks {missing or 'post_quant_conv'} in "
+            "its decoder API, which the streaming VAE decoder drives directly",
             hint=f"install a diffusers version in the supported range (>= {_MIN_DIFFUSERS}, tested 0.42.1)",
         )
     has_first_chunk = "first_chunk" in params
@@ -105,9 +135,9 @@ def _check_decoder_api(vae: torch.nn.Module) -> bool:
     return has_first_chunk
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # Original Wan checkpoint <-> diffusers key names
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 _RESNET_DIFFUSERS_TO_WAN = {
     "norm1.gamma": "residual.0.gamma",
@@ -128,16 +158,20 @@ def _resnet_param_to_wan(rest: str) -> str:
         raise ValueError(f"unexpected residual-block parameter {rest!r}") from None
 
 
-def diffusers_vae_to_wan(state_dict: dict[str, torch.Tensor], num_res_blocks: int = 2) -> dict[str, torch.Tensor]:
-    """Rename a diffusers ``AutoencoderKLWan`` (Wan2.1 layout) state dict to the original ``Wan2.1_VAE.pth`` names.
+def diffusers_vae_to_wan(
+    state_dict: dict[str, torch.Tensor], num_res_blocks: int = 2
+) -> dict[str, torch.Tensor]:
+    """Rename a diffusers ``AutoencoderKLWan`` state dict to the original ``Wan2.1_VAE.pth`` names.
 
     This is the inverse of diffusers' ``convert_wan_vae_to_diffusers``, written from Wan's module structure
-    (``Encoder3d.downsamples``, ``Decoder3d.upsamples``, ``middle`` = [res, attn, res], ``head`` = [norm, SiLU,
-    conv], ``conv1``/``conv2`` = quant/post-quant convs). Used to write tiny checkpoints in the original format.
+    (``Encoder3d.downsamples``, ``Decoder3d.upsamples``, ``middle`` = [res, attn, res], ``head`` = [norm,
+    SiLU, conv], ``conv1``/``conv2`` = quant/post-quant convs). Used to write tiny checkpoints in the
+    original format.
 
     Args:
         state_dict: diffusers parameter names -> tensors.
-        num_res_blocks: The config's ``num_res_blocks`` (each decoder stage has ``num_res_blocks + 1`` resnets).
+        num_res_blocks: The config's ``num_res_blocks`` (each decoder stage has ``num_res_blocks + 1``
+            resnets).
 
     Returns:
         Original Wan parameter names -> the same tensors.
@@ -194,7 +228,9 @@ def _load_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
-        sd = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) files cannot be mmapped
+        sd = torch.load(
+            path, map_location="cpu", weights_only=True
+        )  # legacy (non-zip) files cannot be mmapped
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -214,9 +250,9 @@ def _read_config(config: dict | str | os.PathLike | None) -> dict | None:
         raise UserError(f"cannot read VAE config {p}: {e}") from e
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 # The wrapper
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------
 
 
 class WanVAE:
@@ -235,7 +271,9 @@ class WanVAE:
         spatial_factor: 8 for Wan2.1.
     """
 
-    def __init__(self, vae: torch.nn.Module, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    def __init__(
+        self, vae: torch.nn.Module, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    ):
         self._has_first_chunk = _check_decoder_api(vae)
         _, _, wan_conv = _diffusers_wan()
         vae = vae.to(device=device)
@@ -257,9 +295,12 @@ class WanVAE:
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_diffusers(
-        cls, vae_dir: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+        cls,
+        vae_dir: str | os.PathLike,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
     ) -> WanVAE:
-        """Load a Diffusers-layout ``vae/`` directory (``config.json`` + ``diffusion_pytorch_model.safetensors``).
+        """Load a Diffusers-layout ``vae/`` directory (config.json + diffusion_pytorch_model.safetensors).
 
         Args:
             vae_dir: The ``vae`` directory itself (or a pipeline root that contains ``vae/``).
@@ -303,9 +344,9 @@ class WanVAE:
 
         Args:
             pth_path: The ``.pth`` state dict.
-            config: ``AutoencoderKLWan`` config as a dict, a ``config.json`` path or a directory holding one. ``None``
-                uses :data:`WAN21_VAE_CONFIG` with ``base_dim`` / ``z_dim`` read from the checkpoint. Never fetched
-                from the Hub.
+            config: ``AutoencoderKLWan`` config as a dict, a ``config.json`` path or a directory holding one.
+                ``None`` uses :data:`WAN21_VAE_CONFIG` with ``base_dim`` / ``z_dim`` read from the
+                checkpoint. Never fetched from the Hub.
             dtype: Compute dtype.
             device: Compute device.
 
@@ -319,16 +360,22 @@ class WanVAE:
         try:
             from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
         except ImportError as e:  # pragma: no cover - depends on the user's environment
-            raise UserError(f"this diffusers lacks convert_wan_vae_to_diffusers ({e})",
-                            hint=f"pip install 'diffusers>={_MIN_DIFFUSERS}'") from e
+            raise UserError(
+                f"this diffusers lacks convert_wan_vae_to_diffusers ({e})",
+                hint=f"pip install 'diffusers>={_MIN_DIFFUSERS}'",
+            ) from e
         path = Path(pth_path)
         if not path.is_file():
-            raise UserError(f"Wan VAE checkpoint {path} does not exist",
-                            hint="run `deepforcing-eval weights download wan2.1-t2v-1.3b/vae`")
+            raise UserError(
+                f"Wan VAE checkpoint {path} does not exist",
+                hint="run `deepforcing-eval weights download wan2.1-t2v-1.3b/vae`",
+            )
         sd = _load_torch_state_dict(path)
         if "decoder.middle.0.residual.0.gamma" not in sd:
-            raise UserError(f"{path} does not look like an original Wan VAE checkpoint "
-                            "(no 'decoder.middle.0.residual.0.gamma')")
+            raise UserError(
+                f"{path} does not look like an original Wan VAE checkpoint "
+                "(no 'decoder.middle.0.residual.0.gamma')"
+            )
         cfg = _read_config(config)
         if cfg is None:
             cfg = dict(WAN21_VAE_CONFIG)
@@ -388,8 +435,8 @@ class WanVAE:
 class StreamingDecoder:
     """Decode latent chunks as they are produced, continuing the causal-conv feature cache across calls.
 
-    ``torch.cat([dec.decode(c) for c in chunks], dim=1)`` equals ``vae.decode_full(torch.cat(chunks, dim=1))``.
-    The first latent frame ever decoded yields 1 pixel frame, every later one yields 4.
+    ``torch.cat([dec.decode(c) for c in chunks], dim=1)`` equals ``vae.decode_full(torch.cat(chunks,
+    dim=1))``. The first latent frame ever decoded yields 1 pixel frame, every later one yields 4.
 
     Args:
         vae: The :class:`WanVAE` to decode with.
@@ -414,8 +461,8 @@ class StreamingDecoder:
             latents: ``[B, f, 16, h, w]`` normalised latents (the next ``f`` latent frames of the video).
 
         Returns:
-            ``[B, n, 3, 8h, 8w]`` new pixel frames in ``[-1, 1]`` (float32), ``n = 4f`` (``4f - 3`` on the first
-            chunk).
+            ``[B, n, 3, 8h, 8w]`` new pixel frames in ``[-1, 1]`` (float32), ``n = 4f`` (``4f - 3`` on the
+            first chunk).
 
         Raises:
             UserError: If batch size or spatial size changes between calls.
@@ -427,7 +474,8 @@ class StreamingDecoder:
             self._shape = (b, h, w)
         elif self._shape != (b, h, w):
             raise UserError(
-                f"streaming VAE decode: chunk has batch/size {(b, h, w)} but the video started with {self._shape}",
+                f"streaming VAE decode: chunk has (batch, h, w) = {(b, h, w)}, the video began with "
+                f"{self._shape}",
                 hint="call reset() (or make a new streaming_decoder()) to start another video",
             )
         x = vae.vae.post_quant_conv(z)  # [B, C, f, h, w]; 1x1x1 conv, no temporal context
