@@ -50,6 +50,12 @@ def test_tiny_vae_files_and_config(assets, vae):
     assert torch.allclose(vae.latents_std, torch.tensor(WAN21_LATENTS_STD))
 
 
+def test_tiny_vae_is_deterministic(assets, tmp_path):
+    again = tiny_assets.save_tiny_vae(tmp_path / "vae", seed=0)
+    name = "diffusion_pytorch_model.safetensors"
+    assert (again / name).read_bytes() == (assets["vae_dir"] / name).read_bytes()
+
+
 def test_decode_full_shape_range_and_denormalisation(vae):
     z = latents(1, 3, h=2, w=3)
     frames = vae.decode_full(z)

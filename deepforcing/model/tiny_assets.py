@@ -6,12 +6,12 @@ with Wan's own key names. Everything is deterministic in ``seed`` and built offl
 
 * VAE: ``AutoencoderKLWan`` with ``base_dim=8`` (real: 96) but the real block layout, so 8x spatial / 4x
   temporal compression and 16 latent channels are kept.
-* Text encoder: ``UMT5EncoderModel`` with ``d_model=32`` (``text_dim``), 2 layers, 4 heads; outputs ``[B, 16,
-  32]`` through :class:`~deepforcing.model.text_encoder.UMT5TextEncoder` with ``text_len=16``.
-* Tokenizer: a transformers ``T5Tokenizer`` (Unigram, SentencePiece-style ``▁`` word boundaries, ``<pad>=0``,
-  ``</s>=1``, ``<unk>=2``, ``</s>`` appended) whose vocabulary is the most frequent words of the MovieGen
-  prompt list plus every character seen there, so that ``AutoTokenizer.from_pretrained(dir)`` loads it like
-  the real umT5 one.
+* Text encoder: ``UMT5EncoderModel`` with ``d_model=32`` (``text_dim``), 2 layers, 4 heads; through
+  :class:`~deepforcing.model.text_encoder.UMT5TextEncoder` with ``text_len=16`` it outputs ``[B, 16, 32]``.
+* Tokenizer: a ``tokenizers`` Unigram model (SentencePiece-style ``▁`` word boundaries, ``<pad>=0``,
+  ``</s>=1``, ``<unk>=2``, ``</s>`` appended) saved as ``tokenizer.json`` with a ``T5Tokenizer`` config, like
+  ``google/umt5-xxl``, so ``AutoTokenizer.from_pretrained(dir)`` loads it. Its vocabulary is the most frequent
+  words of the MovieGen prompt list plus every character seen there.
 """
 
 from __future__ import annotations
@@ -190,18 +190,67 @@ def build_tiny_vocab(corpus: str | None = None, max_words: int = 8000) -> list[t
 
 
 def build_tiny_tokenizer(corpus: str | None = None, max_words: int = 8000):
-    """Build the tiny umT5-style tokenizer in memory (a transformers ``T5Tokenizer``).
+    """Build the tiny umT5-style ``tokenizers.Tokenizer`` (the object stored as ``tokenizer.json``).
+
+    Same pipeline as umT5's fast tokenizer minus the SentencePiece normaliser: whitespace split, ``▁`` word
+    prefix (Metaspace), Unigram model with ``<unk>`` id 2, and ``</s>`` (id 1) appended by the post-processor.
 
     Args:
         corpus: See :func:`build_tiny_vocab`.
         max_words: See :func:`build_tiny_vocab`.
 
     Returns:
-        The tokenizer.
+        The ``tokenizers.Tokenizer``.
     """
-    from transformers import T5Tokenizer
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import Unigram
 
-    return T5Tokenizer(vocab=build_tiny_vocab(corpus, max_words), extra_ids=0, model_max_length=TINY_TEXT_LEN)
+    tok = Tokenizer(Unigram(build_tiny_vocab(corpus, max_words), unk_id=2, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(
+        single=["$A", "</s>"], pair=["$A", "</s>", "$B", "</s>"], special_tokens=[("</s>", 1)]
+    )
+    tok.add_special_tokens([AddedToken(t, special=True) for t in ("<pad>", "</s>", "<unk>")])
+    return tok
+
+
+def save_tiny_tokenizer(directory: str | os.PathLike, text_len: int = TINY_TEXT_LEN) -> Path:
+    """Write the tiny tokenizer directory in the umT5 layout (``tokenizer.json`` + configs).
+
+    ``tokenizer_config.json`` names ``T5Tokenizer`` (as ``google/umt5-xxl`` does), so ``AutoTokenizer`` loads
+    it from ``tokenizer.json`` with any transformers version that has a fast T5 tokenizer (no
+    ``spiece.model``).
+    This is also the stand-in for Wan's ``google/umt5-xxl/`` directory.
+
+    Args:
+        directory: Output directory (created).
+        text_len: Recorded as ``model_max_length``.
+
+    Returns:
+        The directory.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    build_tiny_tokenizer().save(str(d / "tokenizer.json"))
+    special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    config = {
+        "tokenizer_class": "T5Tokenizer",
+        **special,
+        "extra_ids": 0,
+        "additional_special_tokens": [],
+        "model_max_length": text_len,
+    }
+    (d / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (d / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+    return d
+
+
+def tiny_vocab_size() -> int:
+    """Vocabulary size of the tiny tokenizer (= the tiny encoder's ``vocab_size``)."""
+    return len(build_tiny_vocab())
 
 
 def tiny_umt5_config(vocab_size: int, d_model: int = TINY_TEXT_DIM):
@@ -250,12 +299,11 @@ def save_tiny_text_encoder(
         The pipeline root directory.
     """
     root = Path(directory)
-    tok = build_tiny_tokenizer()
-    tok.model_max_length = text_len
-    tok.save_pretrained(str(root / "tokenizer"))
-    model = build_tiny_umt5(len(tok), seed, d_model)
+    save_tiny_tokenizer(root / "tokenizer", text_len)
+    vocab_size = tiny_vocab_size()
+    model = build_tiny_umt5(vocab_size, seed, d_model)
     model.save_pretrained(str(root / "text_encoder"), safe_serialization=True)
-    logger.info("wrote tiny text encoder (vocab %d, d_model %d) to %s", len(tok), d_model, root)
+    logger.info("wrote tiny text encoder (vocab %d, d_model %d) to %s", vocab_size, d_model, root)
     return root
 
 
@@ -278,19 +326,10 @@ def save_tiny_wan_t5_pth(path: str | os.PathLike, seed: int = 0, d_model: int = 
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    model = build_tiny_umt5(len(build_tiny_tokenizer()), seed, d_model)
+    model = build_tiny_umt5(tiny_vocab_size(), seed, d_model)
     sd = hf_umt5_to_wan(model.state_dict())
     torch.save({k: v.to(torch.bfloat16).contiguous() for k, v in sd.items()}, p)
     return p
-
-
-def save_tiny_tokenizer(directory: str | os.PathLike, text_len: int = TINY_TEXT_LEN) -> Path:
-    """Write only the tiny tokenizer (the stand-in for Wan's ``google/umt5-xxl/`` directory)."""
-    d = Path(directory)
-    tok = build_tiny_tokenizer()
-    tok.model_max_length = text_len
-    tok.save_pretrained(str(d))
-    return d
 
 
 def save_tiny_assets(directory: str | os.PathLike, seed: int = 0) -> dict[str, Path]:
