@@ -54,7 +54,11 @@ def test_tiny_files_load_with_auto_classes(assets):
 
 def test_tiny_assets_are_deterministic(assets, tmp_path):
     tiny_assets.save_tiny_text_encoder(tmp_path, seed=0)
-    for rel in ["tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json", "text_encoder/model.safetensors"]:
+    for rel in [
+        "tokenizer/tokenizer.json",
+        "tokenizer/tokenizer_config.json",
+        "text_encoder/model.safetensors",
+    ]:
         assert (tmp_path / rel).read_bytes() == (assets["root"] / rel).read_bytes(), rel
 
 
