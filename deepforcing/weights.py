@@ -1,0 +1,582 @@
+"""One registry of every weight file the harness needs, with offline-safe lookup, verify and download.
+
+Every file is a :class:`WeightFile` (a Hugging Face Hub ``repo_id`` + ``filename``). :func:`resolve` finds a
+file on disk without touching the network, looking in this order:
+
+1. an explicit ``weights_dir`` argument, else the ``DEEPFORCING_WEIGHTS_DIR`` environment variable, with the
+   layout ``<dir>/<repo_id>/<filename>`` (this is also what ``download(..., dest=dir)`` writes);
+2. the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``), through
+   ``huggingface_hub.try_to_load_from_cache``.
+
+A missing file raises one :class:`~deepforcing.errors.UserError` that names the file, every place looked in,
+and the command that fetches it (``deepforcing-eval weights download <key>``).
+
+Other engineers add their own entries (metric backbones) with :func:`register`; groups of keys (for example a
+whole model) are added with :func:`register_group`.
+
+Importing this module imports neither torch nor ``huggingface_hub`` (both are imported lazily).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepforcing.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming a local weights directory (layout ``<dir>/<repo_id>/<filename>``).
+WEIGHTS_DIR_ENV = "DEEPFORCING_WEIGHTS_DIR"
+
+_TRUE = {"1", "on", "yes", "true"}
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file on the Hugging Face Hub that some part of the harness loads.
+
+    Attributes:
+        key: Stable short name used on the command line (``deepforcing-eval weights download <key>``).
+        repo_id: Hub repository, ``owner/name``.
+        filename: Path of the file inside the repository (may contain ``/``).
+        revision: Commit hash / branch / tag to pin, or ``None`` for the default branch.
+        size_bytes: Exact size when known from a trustworthy source, else ``None``.
+        sha256: Hex digest when known from a trustworthy source, else ``None``.
+        purpose: What loads the file and why.
+        license_note: Licence information, or where to check it.
+        index: ``True`` when the file is a ``*.safetensors.index.json``; the shards it lists belong to this
+            entry (they are verified and downloaded with it).
+    """
+
+    key: str
+    repo_id: str
+    filename: str
+    revision: str | None
+    size_bytes: int | None
+    sha256: str | None
+    purpose: str
+    license_note: str
+    index: bool = False
+
+
+_REGISTRY: dict[str, WeightFile] = {}
+_GROUPS: dict[str, tuple[str, ...]] = {}
+
+
+def register(entry: WeightFile, *, replace: bool = False) -> WeightFile:
+    """Add a file to the registry.
+
+    Args:
+        entry: The file description.
+        replace: Allow overwriting an existing entry with the same key (otherwise a clash is an error).
+
+    Returns:
+        The registered entry (handy as a module-level constant).
+
+    Raises:
+        ValueError: If the key already exists with a different description and ``replace`` is False.
+    """
+    old = _REGISTRY.get(entry.key)
+    if old is not None and old != entry and not replace:
+        raise ValueError(f"weight key {entry.key!r} is already registered as {old}")
+    if entry.key in _GROUPS:
+        raise ValueError(f"weight key {entry.key!r} clashes with a group of the same name")
+    _REGISTRY[entry.key] = entry
+    return entry
+
+
+def register_group(name: str, keys: Iterable[str]) -> None:
+    """Name a set of keys so that ``download <name>`` / ``verify <name>`` act on all of them.
+
+    Args:
+        name: Group name (must not clash with a file key).
+        keys: Registered file keys.
+
+    Raises:
+        ValueError: On an unknown key or a name clash.
+    """
+    keys = tuple(keys)
+    unknown = [k for k in keys if k not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"group {name!r} names unregistered keys: {unknown}")
+    if name in _REGISTRY:
+        raise ValueError(f"group name {name!r} clashes with a file key")
+    _GROUPS[name] = keys
+
+
+def entries() -> list[WeightFile]:
+    """All registered files, sorted by key."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def groups() -> dict[str, tuple[str, ...]]:
+    """All registered groups (name -> file keys)."""
+    return dict(_GROUPS)
+
+
+def get(key: str) -> WeightFile:
+    """Look up one registered file.
+
+    Args:
+        key: A file key.
+
+    Returns:
+        The entry.
+
+    Raises:
+        UserError: If the key is unknown (the message lists the known keys).
+    """
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise UserError(
+            f"unknown weight key {key!r}",
+            hint=f"known keys: {', '.join(sorted(_REGISTRY))}; groups: {', '.join(sorted(_GROUPS))}",
+        ) from None
+
+
+def expand(keys: str | Iterable[str]) -> list[str]:
+    """Expand group names into file keys (order kept, duplicates dropped).
+
+    Args:
+        keys: One key/group name or several.
+
+    Returns:
+        File keys.
+
+    Raises:
+        UserError: On an unknown name.
+    """
+    if isinstance(keys, str):
+        keys = [keys]
+    out: list[str] = []
+    for k in keys:
+        for fk in _GROUPS.get(k, (k,)):
+            get(fk)
+            if fk not in out:
+                out.append(fk)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# Where to look
+# ------------------------------------------------------------------------------------------------------
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value (read now)."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return True
+    return False
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache directory, read from the environment at call time.
+
+    Mirrors huggingface_hub's rules: ``HF_HUB_CACHE``, else ``HUGGINGFACE_HUB_CACHE``, else ``$HF_HOME/hub``,
+    else ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``.
+    """
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def _weights_dir(weights_dir: str | os.PathLike | None) -> Path | None:
+    if weights_dir is not None:
+        return Path(weights_dir).expanduser()
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def _local_path(base: Path, entry: WeightFile) -> Path:
+    return base / entry.repo_id / entry.filename
+
+
+def _find(entry: WeightFile, weights_dir: str | os.PathLike | None) -> tuple[Path | None, list[str]]:
+    """Return (path or None, human-readable list of places looked in)."""
+    looked: list[str] = []
+    base = _weights_dir(weights_dir)
+    if base is not None:
+        p = _local_path(base, entry)
+        looked.append(str(p))
+        if p.is_file():
+            return p, looked
+    else:
+        looked.append(f"no weights dir (argument --weights-dir / env {WEIGHTS_DIR_ENV} unset)")
+
+    cache = hf_cache_dir()
+    rev = f"@{entry.revision}" if entry.revision else ""
+    looked.append(f"Hugging Face cache {cache} ({entry.repo_id}{rev}/{entry.filename})")
+    if cache.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(
+            repo_id=entry.repo_id, filename=entry.filename, cache_dir=cache, revision=entry.revision
+        )
+        if isinstance(hit, str) and Path(hit).is_file():
+            return Path(hit), looked
+    return None, looked
+
+
+def download_command(key: str) -> str:
+    """The shell command that fetches ``key``."""
+    return f"deepforcing-eval weights download {key}"
+
+
+def resolve(key: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Find a registered file on disk. Never touches the network.
+
+    Args:
+        key: A file key (see :func:`entries`).
+        weights_dir: Explicit weights directory (layout ``<dir>/<repo_id>/<filename>``); defaults to
+            ``$DEEPFORCING_WEIGHTS_DIR``.
+
+    Returns:
+        Absolute path of the file.
+
+    Raises:
+        UserError: If the file is not found; the message names the file, every place looked in and the
+            command that downloads it.
+    """
+    entry = get(key)
+    path, looked = _find(entry, weights_dir)
+    if path is not None:
+        logger.debug("weights %s -> %s", key, path)
+        return path
+    raise UserError(
+        f"weight file {entry.repo_id}/{entry.filename} (key {key!r}, {entry.purpose}) not found; looked in: "
+        + "; ".join(looked),
+        hint=f"run `{download_command(key)}` (with `--dest DIR` and {WEIGHTS_DIR_ENV}=DIR to keep it outside "
+        "the Hugging Face cache), or put the file at <weights dir>/<repo_id>/<filename>",
+    )
+
+
+def resolve_dir(key: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    """The directory that holds a resolved file (for loaders that take a component directory).
+
+    Args:
+        key: A file key.
+        weights_dir: See :func:`resolve`.
+
+    Returns:
+        ``resolve(key).parent``.
+    """
+    return resolve(key, weights_dir).parent
+
+
+# ------------------------------------------------------------------------------------------------------
+# Verify
+# ------------------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _index_shards(index_path: Path) -> list[str]:
+    try:
+        data = json.loads(index_path.read_text())
+        return sorted(set(data["weight_map"].values()))
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read safetensors index {index_path}: {e}") from e
+
+
+def verify(
+    keys: str | Iterable[str] | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    check_sha256: bool = True,
+) -> list[dict]:
+    """Check which registered files are present and intact. Never touches the network.
+
+    Args:
+        keys: Keys or group names; ``None`` means every registered file.
+        weights_dir: See :func:`resolve`.
+        check_sha256: Hash files whose sha256 is registered (slow for multi-GB files).
+
+    Returns:
+        One dict per file key: ``key``, ``repo_id``, ``filename``, ``present`` (bool), ``path`` (str or None),
+        ``size`` (bytes or None), ``size_ok`` / ``sha256_ok`` (bool, or None when nothing is registered to
+        compare with or the file is missing), ``missing_shards`` (list, for index entries) and ``ok`` (present
+        and no known mismatch).
+    """
+    rows = []
+    for key in expand(keys) if keys is not None else sorted(_REGISTRY):
+        entry = _REGISTRY[key]
+        path, _ = _find(entry, weights_dir)
+        row: dict = {
+            "key": key,
+            "repo_id": entry.repo_id,
+            "filename": entry.filename,
+            "present": path is not None,
+            "path": str(path) if path else None,
+            "size": None,
+            "size_ok": None,
+            "sha256_ok": None,
+            "missing_shards": [],
+        }
+        if path is not None:
+            row["size"] = path.stat().st_size
+            if entry.size_bytes is not None:
+                row["size_ok"] = row["size"] == entry.size_bytes
+            if entry.sha256 is not None and check_sha256:
+                row["sha256_ok"] = sha256_file(path) == entry.sha256.lower()
+            if entry.index:
+                row["missing_shards"] = [s for s in _index_shards(path) if not (path.parent / s).is_file()]
+        row["ok"] = bool(
+            row["present"]
+            and row["size_ok"] is not False
+            and row["sha256_ok"] is not False
+            and not row["missing_shards"]
+        )
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------
+# Download
+# ------------------------------------------------------------------------------------------------------
+
+
+def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -> list[Path]:
+    """Download files with ``huggingface_hub.hf_hub_download``.
+
+    Args:
+        keys: Keys or group names.
+        dest: Target weights directory (files land at ``<dest>/<repo_id>/<filename>``, which :func:`resolve`
+            finds with ``weights_dir=dest`` or ``DEEPFORCING_WEIGHTS_DIR=dest``); ``None`` means the Hugging
+            Face cache.
+
+    Returns:
+        Local paths of the downloaded files (index entries: the index file; its shards land beside it).
+
+    Raises:
+        UserError: When ``HF_HUB_OFFLINE`` is set (nothing is attempted), when a download fails, or when a
+            downloaded file does not match its registered size / sha256.
+    """
+    file_keys = expand(keys)
+    if is_offline():
+        raise UserError(
+            f"cannot download {', '.join(file_keys)}: HF_HUB_OFFLINE is set, so no network access is tried",
+            hint="unset HF_HUB_OFFLINE (or download on a machine with network access and copy the files "
+            f"into <weights dir>/<repo_id>/<filename>, then set {WEIGHTS_DIR_ENV})",
+        )
+    from huggingface_hub import hf_hub_download
+
+    def fetch(entry: WeightFile, filename: str) -> Path:
+        kwargs = {"repo_id": entry.repo_id, "filename": filename, "revision": entry.revision}
+        if dest is not None:
+            kwargs["local_dir"] = str(Path(dest).expanduser() / entry.repo_id)
+        logger.info("downloading %s/%s", entry.repo_id, filename)
+        try:
+            return Path(hf_hub_download(**kwargs))
+        except Exception as e:  # noqa: BLE001 - any hub/network failure becomes one clear error
+            raise UserError(
+                f"download of {entry.repo_id}/{filename} failed: {type(e).__name__}: {e}",
+                hint="check network access and, for gated repos, `huggingface-cli login`",
+            ) from e
+
+    out = []
+    for key in file_keys:
+        entry = _REGISTRY[key]
+        path = fetch(entry, entry.filename)
+        if entry.size_bytes is not None and path.stat().st_size != entry.size_bytes:
+            raise UserError(f"{path} has {path.stat().st_size} bytes, expected {entry.size_bytes}")
+        if entry.sha256 is not None and sha256_file(path) != entry.sha256.lower():
+            raise UserError(f"{path} does not match its registered sha256 {entry.sha256}")
+        if entry.index:
+            folder = entry.filename.rsplit("/", 1)[0] + "/" if "/" in entry.filename else ""
+            for shard in _index_shards(path):
+                fetch(entry, folder + shard)
+        out.append(path)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# The generator's files
+# ------------------------------------------------------------------------------------------------------
+
+_WAN = "Wan-AI/Wan2.1-T2V-1.3B"
+_WAN_DIFFUSERS = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+_WAN_LICENSE = "Wan2.1 model weights: Apache-2.0 per the Wan-AI model card (check before redistribution)"
+_UMT5_LICENSE = (
+    "google/umt5-xxl tokenizer/encoder: Apache-2.0 per Google's model card (check before redistribution)"
+)
+_UNKNOWN_LICENSE = (
+    "licence not recorded in our reference material; read the Hub model card before redistribution"
+)
+
+SELF_FORCING_DMD = register(
+    WeightFile(
+        key="self-forcing-dmd",
+        repo_id="gdhe17/Self-Forcing",
+        filename="checkpoints/self_forcing_dmd.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Self-Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict; use 'generator_ema')",
+        license_note=_UNKNOWN_LICENSE,
+    )
+)
+ROLLING_FORCING_DMD = register(
+    WeightFile(
+        key="rolling-forcing-dmd",
+        repo_id="TencentARC/RollingForcing",
+        filename="checkpoints/rolling_forcing_dmd.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
+        license_note=_UNKNOWN_LICENSE,
+    )
+)
+
+# Original Wan2.1 release layout (what Self-Forcing / Rolling Forcing load).
+WAN_VAE = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/vae",
+        repo_id=_WAN,
+        filename="Wan2.1_VAE.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Wan2.1 VAE, original key layout (converted with diffusers' convert_wan_vae_to_diffusers)",
+        license_note=_WAN_LICENSE,
+    )
+)
+WAN_T5 = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/t5",
+        repo_id=_WAN,
+        filename="models_t5_umt5-xxl-enc-bf16.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL text encoder (bf16), Wan's own T5 key names (converted to transformers UMT5 names)",
+        license_note=_WAN_LICENSE,
+    )
+)
+_WAN_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
+for _f in _WAN_TOKENIZER_FILES:
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b/tokenizer/{_f}",
+            repo_id=_WAN,
+            filename=f"google/umt5-xxl/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="google/umt5-xxl tokenizer shipped inside the Wan2.1 repo",
+            license_note=_UMT5_LICENSE,
+        )
+    )
+WAN_DIT = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/dit",
+        repo_id=_WAN,
+        filename="diffusion_pytorch_model.safetensors",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="bidirectional Wan2.1-T2V-1.3B DiT (initialisation; the forcing checkpoints overwrite it)",
+        license_note=_WAN_LICENSE,
+    )
+)
+WAN_DIT_CONFIG = register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b/config",
+        repo_id=_WAN,
+        filename="config.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Wan2.1-T2V-1.3B DiT config",
+        license_note=_WAN_LICENSE,
+    )
+)
+
+# Diffusers layout.
+for _f in ("config.json", "diffusion_pytorch_model.safetensors"):
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b-diffusers/vae/{_f}",
+            repo_id=_WAN_DIFFUSERS,
+            filename=f"vae/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="Wan2.1 VAE, diffusers AutoencoderKLWan layout",
+            license_note=_WAN_LICENSE,
+        )
+    )
+register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b-diffusers/text_encoder/config.json",
+        repo_id=_WAN_DIFFUSERS,
+        filename="text_encoder/config.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL encoder config (transformers UMT5EncoderModel)",
+        license_note=_UMT5_LICENSE,
+    )
+)
+register(
+    WeightFile(
+        key="wan2.1-t2v-1.3b-diffusers/text_encoder/model.safetensors.index.json",
+        repo_id=_WAN_DIFFUSERS,
+        filename="text_encoder/model.safetensors.index.json",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="umT5-XXL encoder weights (sharded safetensors; the shards listed in the index come with it)",
+        license_note=_UMT5_LICENSE,
+        index=True,
+    )
+)
+for _f in _WAN_TOKENIZER_FILES:
+    register(
+        WeightFile(
+            key=f"wan2.1-t2v-1.3b-diffusers/tokenizer/{_f}",
+            repo_id=_WAN_DIFFUSERS,
+            filename=f"tokenizer/{_f}",
+            revision=None,
+            size_bytes=None,
+            sha256=None,
+            purpose="umT5-XXL tokenizer (diffusers layout)",
+            license_note=_UMT5_LICENSE,
+        )
+    )
+
+register_group("wan2.1-t2v-1.3b", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b/")])
+register_group("wan2.1-t2v-1.3b/tokenizer", [f"wan2.1-t2v-1.3b/tokenizer/{f}" for f in _WAN_TOKENIZER_FILES])
+register_group(
+    "wan2.1-t2v-1.3b-diffusers", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/")]
+)
+register_group(
+    "wan2.1-t2v-1.3b-diffusers/vae", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/vae/")]
+)
+register_group(
+    "wan2.1-t2v-1.3b-diffusers/text_encoder",
+    [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/text_encoder/")],
+)
+register_group(
+    "wan2.1-t2v-1.3b-diffusers/tokenizer",
+    [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/tokenizer/")],
+)
+del _f
