@@ -2,9 +2,9 @@
 
 For each model config and video length it runs the Self-Forcing chunk loop (FIFO window of 21 latent frames)
 and reports: mean per-chunk latency before and after the window fills, the steady-state latency relative to
-the shortest video with at least three full-window chunks, the spread over steady-state chunks, the KV-cache bytes (constant
-by construction) and the process RSS growth over the rollout next to the bytes of output latents written in
-that time (the only thing that should grow). Run it on an otherwise idle machine.
+the shortest video with at least three full-window chunks, the spread over steady-state chunks, the
+KV-cache bytes (constant by construction) and the process RSS growth over the rollout next to the bytes of
+output latents written in that time (the only thing that should grow). Run it on an otherwise idle machine.
 
     python benchmarks/bench_chunk_latency.py [--configs tiny medium] [--lengths 21 60 120 240] [--threads 1]
 """
@@ -88,7 +88,8 @@ def main() -> None:
                 f"{name:7s} F={frames:4d} chunks={row['chunks']:3d} "
                 f"chunk={row['chunk_ms_mean_all']:8.2f} ms  window-full={steady or float('nan'):8.2f} ms "
                 f"(x{row['steady_vs_first_full'] or float('nan'):.3f}, cv {row['chunk_ms_cv_window_full'] or 0:.3f})  "
-                f"KV={row['kv_cache_bytes'] / 2**20:7.3f} MiB  RSS growth={row['rss_growth_bytes_after_chunk_8'] / 2**20:+.2f} MiB "
+                f"KV={row['kv_cache_bytes'] / 2**20:7.3f} MiB  "
+                f"RSS growth={row['rss_growth_bytes_after_chunk_8'] / 2**20:+.2f} MiB "
                 f"(output latents {row['output_latent_bytes_after_chunk_8'] / 2**20:.2f} MiB)"
             )
     if args.json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 from collections.abc import Sequence
@@ -242,6 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[RichHandler(console=err_console, show_path=False)],
         force=True,
     )
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own progress bars only
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
     for noisy in ("httpx", "urllib3", "huggingface_hub", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:

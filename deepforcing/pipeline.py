@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 FPS = 16
 #: Pixel frames per latent frame (after the first) of the Wan VAE.
 TEMPORAL_COMPRESSION = 4
+#: Registry groups of the Diffusers-layout Wan2.1 components the real model needs besides the DiT checkpoint.
+DIFFUSERS_COMPONENTS = (
+    "wan2.1-t2v-1.3b-diffusers/text_encoder",
+    "wan2.1-t2v-1.3b-diffusers/tokenizer",
+    "wan2.1-t2v-1.3b-diffusers/vae",
+)
 
 
 def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
@@ -137,11 +143,12 @@ class VideoGenerator:
             if self.preset.name == "medium":
                 assets["checkpoint"] = None  # random weights, benchmarks only
         else:
-            assets = {
-                "checkpoint": None,
-                "text_encoder": weights.resolve_dir("wan2.1-diffusers-text-encoder", self.weights_dir),
-                "vae": weights.resolve_dir("wan2.1-diffusers-vae", self.weights_dir),
-            }
+            # Every file is located (or reported missing, with the command that fetches it) before any compute.
+            for key in weights.expand(DIFFUSERS_COMPONENTS):
+                weights.resolve(key, self.weights_dir)
+            root = weights.resolve("wan2.1-t2v-1.3b-diffusers/text_encoder/config.json", self.weights_dir).parents[1]
+            vae = weights.resolve_dir("wan2.1-t2v-1.3b-diffusers/vae/config.json", self.weights_dir)
+            assets = {"checkpoint": None, "text_encoder": root, "vae": vae}
         if checkpoint is not None:
             assets["checkpoint"] = Path(checkpoint)
         elif assets["checkpoint"] is None and self.preset.name != "medium":
@@ -164,11 +171,8 @@ class VideoGenerator:
         if self._text_encoder is None:
             from deepforcing.model.text_encoder import UMT5TextEncoder
 
-            self._text_encoder = UMT5TextEncoder.from_pretrained(
-                self._assets["text_encoder"],
-                text_len=self.preset.wan.text_len,
-                device=self.device,
-                dtype=self.dtype,
+            self._text_encoder = UMT5TextEncoder.from_diffusers(
+                self._assets["text_encoder"], text_len=self.preset.wan.text_len, dtype=self.dtype, device=self.device
             )
         return self._text_encoder
 
@@ -178,7 +182,7 @@ class VideoGenerator:
         if self._vae is None:
             from deepforcing.model.vae import WanVAE
 
-            self._vae = WanVAE.from_pretrained(self._assets["vae"], device=self.device, dtype=self.dtype)
+            self._vae = WanVAE.from_diffusers(self._assets["vae"], dtype=self.dtype, device=self.device)
         return self._vae
 
     # ---------------------------------------------------------------------------------------- generate

@@ -215,9 +215,7 @@ class Mp4Writer:
             self.abort()
             raise
         self._closed = True
-        logger.info(
-            "wrote %d frames (%s, %d fps) to %s", self.frames_written, self._size, self.fps, self.path
-        )
+        logger.info("wrote %d frames (%s, %d fps) to %s", self.frames_written, self._size, self.fps, self.path)
         return self.path
 
     def __del__(self):

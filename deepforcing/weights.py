@@ -414,12 +414,8 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
 _WAN = "Wan-AI/Wan2.1-T2V-1.3B"
 _WAN_DIFFUSERS = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 _WAN_LICENSE = "Wan2.1 model weights: Apache-2.0 per the Wan-AI model card (check before redistribution)"
-_UMT5_LICENSE = (
-    "google/umt5-xxl tokenizer/encoder: Apache-2.0 per Google's model card (check before redistribution)"
-)
-_UNKNOWN_LICENSE = (
-    "licence not recorded in our reference material; read the Hub model card before redistribution"
-)
+_UMT5_LICENSE = "google/umt5-xxl tokenizer/encoder: Apache-2.0 per Google's model card (check before redistribution)"
+_UNKNOWN_LICENSE = "licence not recorded in our reference material; read the Hub model card before redistribution"
 
 SELF_FORCING_DMD = register(
     WeightFile(
@@ -565,9 +561,7 @@ for _f in _WAN_TOKENIZER_FILES:
 
 register_group("wan2.1-t2v-1.3b", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b/")])
 register_group("wan2.1-t2v-1.3b/tokenizer", [f"wan2.1-t2v-1.3b/tokenizer/{f}" for f in _WAN_TOKENIZER_FILES])
-register_group(
-    "wan2.1-t2v-1.3b-diffusers", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/")]
-)
+register_group("wan2.1-t2v-1.3b-diffusers", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/")])
 register_group(
     "wan2.1-t2v-1.3b-diffusers/vae", [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/vae/")]
 )

@@ -138,10 +138,7 @@ def _wan_t5_reference(sd, ids, mask, num_heads, num_buckets=32, max_dist=128, ep
     bucket = (rel > 0).long() * half
     dist = rel.abs()
     exact = half // 2
-    large = (
-        exact
-        + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_dist / exact) * (half - exact)).long()
-    )
+    large = exact + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_dist / exact) * (half - exact)).long()
     bucket = bucket + torch.where(dist < exact, dist, large.clamp(max=half - 1))  # [L, L]
     neg = torch.finfo(torch.float32).min
     for i in range(layers):

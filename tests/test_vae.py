@@ -130,9 +130,7 @@ def test_original_key_layout_round_trip(assets):
         "decoder.head.0.gamma",
     ]:
         assert key in wan, key
-    assert not any(
-        re.search(r"mid_block|up_blocks|down_blocks|conv_in|conv_out|norm_out|quant", k) for k in wan
-    )
+    assert not any(re.search(r"mid_block|up_blocks|down_blocks|conv_in|conv_out|norm_out|quant", k) for k in wan)
     back = convert_wan_vae_to_diffusers(wan)
     assert set(back) == set(sd)
     for k in sd:

@@ -126,9 +126,7 @@ def test_resolve_explicit_dir_env_and_hf_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.WEIGHTS_DIR_ENV, str(wd))
     assert weights.resolve(key) == f
     monkeypatch.delenv(weights.WEIGHTS_DIR_ENV)
-    cached = fake_hf_cache(
-        tmp_path / "hf_cache", "gdhe17/Self-Forcing", "checkpoints/self_forcing_dmd.pt", b"y"
-    )
+    cached = fake_hf_cache(tmp_path / "hf_cache", "gdhe17/Self-Forcing", "checkpoints/self_forcing_dmd.pt", b"y")
     assert weights.resolve(key) == cached
     # the explicit dir wins over the cache
     assert weights.resolve(key, weights_dir=wd) == f
@@ -167,21 +165,13 @@ def test_verify_reports_presence_size_sha_and_shards(tmp_path, scratch_entries):
     (base / "te" / "model.safetensors.index.json").write_text(json.dumps(index))
     (base / "te" / "model-00001-of-00002.safetensors").write_bytes(b"1")
     rows = {
-        r["key"]: r
-        for r in weights.verify(["t-good", "t-badsha", "t-badsize", "t-missing", "t-index"], tmp_path / "w")
+        r["key"]: r for r in weights.verify(["t-good", "t-badsha", "t-badsize", "t-missing", "t-index"], tmp_path / "w")
     }
     assert rows["t-good"]["ok"] and rows["t-good"]["sha256_ok"] and rows["t-good"]["size_ok"]
-    assert (
-        rows["t-badsha"]["present"] and rows["t-badsha"]["sha256_ok"] is False and not rows["t-badsha"]["ok"]
-    )
+    assert rows["t-badsha"]["present"] and rows["t-badsha"]["sha256_ok"] is False and not rows["t-badsha"]["ok"]
     assert rows["t-badsize"]["size_ok"] is False and not rows["t-badsize"]["ok"]
-    assert (
-        not rows["t-missing"]["present"] and not rows["t-missing"]["ok"] and rows["t-missing"]["path"] is None
-    )
-    assert (
-        rows["t-index"]["missing_shards"] == ["model-00002-of-00002.safetensors"]
-        and not rows["t-index"]["ok"]
-    )
+    assert not rows["t-missing"]["present"] and not rows["t-missing"]["ok"] and rows["t-missing"]["path"] is None
+    assert rows["t-index"]["missing_shards"] == ["model-00002-of-00002.safetensors"] and not rows["t-index"]["ok"]
     assert len(weights.verify()) == len(weights.entries())  # all registered files, nothing downloaded
 
 
@@ -210,9 +200,7 @@ def test_download_layout_and_shards(tmp_path, monkeypatch, scratch_entries):
         out = Path(local_dir) / filename
         out.parent.mkdir(parents=True, exist_ok=True)
         if filename.endswith("index.json"):
-            out.write_text(
-                json.dumps({"weight_map": {"w1": "model-1.safetensors", "w2": "model-2.safetensors"}})
-            )
+            out.write_text(json.dumps({"weight_map": {"w1": "model-1.safetensors", "w2": "model-2.safetensors"}}))
         else:
             out.write_bytes(b"data")
         return str(out)

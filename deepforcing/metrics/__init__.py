@@ -60,11 +60,7 @@ def get_metric(name: str) -> Any:
     target = METRICS.get(name)
     if target is None:
         close = difflib.get_close_matches(name, METRICS, n=3)
-        hint = (
-            (f"did you mean {', '.join(close)}? " if close else "")
-            + "available: "
-            + ", ".join(available_metrics())
-        )
+        hint = (f"did you mean {', '.join(close)}? " if close else "") + "available: " + ", ".join(available_metrics())
         raise UserError(f"unknown metric {name!r}", hint)
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)

@@ -76,9 +76,7 @@ def _reduce(values: list[float], weights: list[float], how: Reduction) -> float:
     raise ValueError(f"unknown reduction {how!r}; choose 'mean' or 'weighted_mean'")
 
 
-def aggregate(
-    rows: Iterable[ClipRow | VideoErrorRow], metric: str, spec: Aggregation = VBENCH_LONG
-) -> AggregateResult:
+def aggregate(rows: Iterable[ClipRow | VideoErrorRow], metric: str, spec: Aggregation = VBENCH_LONG) -> AggregateResult:
     """Aggregate the rows of one metric id.
 
     Args:
@@ -116,9 +114,7 @@ def aggregate(
             continue
         clips = by_video[vid]
         if sorted(clips) != list(range(len(clips))):
-            raise ValueError(
-                f"{metric} video {vid!r}: clip indices {sorted(clips)} are not 0..{len(clips) - 1}"
-            )
+            raise ValueError(f"{metric} video {vid!r}: clip indices {sorted(clips)} are not 0..{len(clips) - 1}")
         ordered = [clips[i] for i in range(len(clips))]
         values = [r.value for r in ordered]
         weights = [r.weight for r in ordered]

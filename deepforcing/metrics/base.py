@@ -95,9 +95,7 @@ def score_video(
     ids = [mid for m in metrics for mid in m.metric_ids]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         return [
-            VideoErrorRow(
-                mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id
-            )
+            VideoErrorRow(mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id)
             for mid in ids
         ]
     try:

@@ -68,9 +68,7 @@ def clip_length(fps: float, duration_s: float = 2.0) -> int:
     return int(n)
 
 
-def split_clips(
-    num_frames: int, fps: float, duration_s: float = 2.0, *, allow_short: bool = False
-) -> list[ClipSpan]:
+def split_clips(num_frames: int, fps: float, duration_s: float = 2.0, *, allow_short: bool = False) -> list[ClipSpan]:
     """Split ``num_frames`` frames into VBench-Long clips.
 
     Args:

@@ -69,9 +69,7 @@ def series_from_rows(rows: Iterable[ClipRow], metric: str, video_id: str) -> Ser
     )
     if not picked:
         raise ValueError(f"no rows for metric {metric!r} and video {video_id!r}")
-    return Series(
-        tuple(r.t_start for r in picked), tuple(r.t_end for r in picked), tuple(r.value for r in picked)
-    )
+    return Series(tuple(r.t_start for r in picked), tuple(r.t_end for r in picked), tuple(r.value for r in picked))
 
 
 def window_mean(series: Series, t0: float, t1: float) -> float:

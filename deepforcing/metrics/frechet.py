@@ -33,9 +33,7 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> float:
     return float(w.clamp_min(0).sqrt().sum())
 
 
-def frechet_distance(
-    mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor
-) -> float:
+def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
     """Squared Fréchet distance between ``N(μ₁, Σ₁)`` and ``N(μ₂, Σ₂)``.
 
     Args:

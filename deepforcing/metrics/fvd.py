@@ -116,9 +116,7 @@ class FrechetVideoDistance(Metric):
             real: True for reference clips, False for generated ones.
         """
         if clips.ndim != 5 or clips.shape[1] != self.config.num_frames:
-            raise ValueError(
-                f"expected (B, {self.config.num_frames}, H, W, 3) clips, got {tuple(clips.shape)}"
-            )
+            raise ValueError(f"expected (B, {self.config.num_frames}, H, W, 3) clips, got {tuple(clips.shape)}")
         self.update_features(self._features(clips), real)
 
     def update_features(self, features: torch.Tensor, real: bool) -> None:
@@ -164,9 +162,7 @@ class FrechetVideoDistance(Metric):
         self.real_n, self.real_sum, self.real_outer = keep
 
 
-def window_clips(
-    frames: torch.Tensor, fps: float, t0: float, t1: float, num_frames: int = 16
-) -> torch.Tensor:
+def window_clips(frames: torch.Tensor, fps: float, t0: float, t1: float, num_frames: int = 16) -> torch.Tensor:
     """Non-overlapping ``num_frames``-frame clips that lie inside the time window ``[t0, t1)``.
 
     Args:
@@ -187,8 +183,7 @@ def window_clips(
     n = (stop - start) // num_frames
     if n < 1:
         raise UserError(
-            f"window [{t0:g}, {t1:g}) s holds {max(stop - start, 0)} frames, "
-            f"fewer than one {num_frames}-frame clip"
+            f"window [{t0:g}, {t1:g}) s holds {max(stop - start, 0)} frames, fewer than one {num_frames}-frame clip"
         )
     clips = frames[start : start + n * num_frames]  # (n*F, H, W, 3)
     return clips.reshape(n, num_frames, *frames.shape[1:])

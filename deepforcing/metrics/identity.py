@@ -48,9 +48,7 @@ def metric_id(name: str, protocol: Mapping[str, Any] | None = None) -> str:
         if not _KEY.match(key):
             raise ValueError(f"protocol key {key!r} must match {_KEY.pattern}")
         if _FORBIDDEN & set(text) or not text:
-            raise ValueError(
-                f"protocol value {text!r} for {key!r} must be non-empty and contain none of '@,='"
-            )
+            raise ValueError(f"protocol value {text!r} for {key!r} must be non-empty and contain none of '@,='")
         parts.append(f"{key}={text}")
     return f"{name}@{','.join(parts)}"
 

@@ -91,9 +91,7 @@ class ClipRow:
     def from_json(cls, data: Mapping[str, Any]) -> ClipRow:
         """Inverse of :meth:`to_json` (``None`` values come back as NaN)."""
         if data.get("schema_version") != ROW_SCHEMA_VERSION:
-            raise ValueError(
-                f"clip row schema_version {data.get('schema_version')!r} != {ROW_SCHEMA_VERSION}"
-            )
+            raise ValueError(f"clip row schema_version {data.get('schema_version')!r} != {ROW_SCHEMA_VERSION}")
         kwargs = dict(data)
         kwargs["value"] = math.nan if data["value"] is None else float(data["value"])
         kwargs["extra"] = {k: math.nan if v is None else float(v) for k, v in data.get("extra", {}).items()}

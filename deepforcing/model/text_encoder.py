@@ -269,9 +269,7 @@ class UMT5TextEncoder:
             )
         tokenizer = cls._load_tokenizer(tk)
         try:
-            model = UMT5EncoderModel.from_pretrained(
-                str(te), local_files_only=True, **{_dtype_kwarg(): dtype}
-            )
+            model = UMT5EncoderModel.from_pretrained(str(te), local_files_only=True, **{_dtype_kwarg(): dtype})
         except (OSError, ValueError, RuntimeError) as e:
             raise UserError(f"cannot load UMT5EncoderModel from {te}: {e}") from e
         logger.info("loaded umT5 encoder (d_model %d) from %s", model.config.d_model, te)
@@ -326,9 +324,7 @@ class UMT5TextEncoder:
         except RuntimeError as e:
             raise UserError(f"{path} does not match the inferred UMT5 config: {e}") from e
         model.encoder.embed_tokens = model.shared  # keep the tie after assign=True
-        logger.info(
-            "loaded Wan T5 encoder (%d layers, d_model %d) from %s", config.num_layers, config.d_model, path
-        )
+        logger.info("loaded Wan T5 encoder (%d layers, d_model %d) from %s", config.num_layers, config.d_model, path)
         return cls(model, tokenizer, text_len=text_len, dtype=dtype, device=device)
 
     # ---------------------------------------------------------------- encoding

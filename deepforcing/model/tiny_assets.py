@@ -360,7 +360,5 @@ def save_tiny_assets(directory: str | os.PathLike, seed: int = 0) -> dict[str, P
         "wan_t5_pth": save_tiny_wan_t5_pth(root / "original" / "models_t5_umt5-xxl-enc-bf16.pth", seed),
         "wan_tokenizer_dir": save_tiny_tokenizer(root / "original" / "google" / "umt5-xxl"),
     }
-    (root / "TINY_ASSETS.json").write_text(
-        json.dumps({"seed": seed, **{k: str(v) for k, v in out.items()}}, indent=1)
-    )
+    (root / "TINY_ASSETS.json").write_text(json.dumps({"seed": seed, **{k: str(v) for k, v in out.items()}}, indent=1))
     return out

@@ -159,9 +159,7 @@ def _resnet_param_to_wan(rest: str) -> str:
         raise ValueError(f"unexpected residual-block parameter {rest!r}") from None
 
 
-def diffusers_vae_to_wan(
-    state_dict: dict[str, torch.Tensor], num_res_blocks: int = 2
-) -> dict[str, torch.Tensor]:
+def diffusers_vae_to_wan(state_dict: dict[str, torch.Tensor], num_res_blocks: int = 2) -> dict[str, torch.Tensor]:
     """Rename a diffusers ``AutoencoderKLWan`` state dict to the original ``Wan2.1_VAE.pth`` names.
 
     This is the inverse of diffusers' ``convert_wan_vae_to_diffusers``, written from Wan's module structure
@@ -229,9 +227,7 @@ def _load_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError:
-        sd = torch.load(
-            path, map_location="cpu", weights_only=True
-        )  # legacy (non-zip) files cannot be mmapped
+        sd = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) files cannot be mmapped
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -272,9 +268,7 @@ class WanVAE:
         spatial_factor: 8 for Wan2.1.
     """
 
-    def __init__(
-        self, vae: torch.nn.Module, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
-    ):
+    def __init__(self, vae: torch.nn.Module, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
         self._has_first_chunk = _check_decoder_api(vae)
         _, _, wan_conv = _diffusers_wan()
         vae = vae.to(device=device)
@@ -374,8 +368,7 @@ class WanVAE:
         sd = _load_torch_state_dict(path)
         if "decoder.middle.0.residual.0.gamma" not in sd:
             raise UserError(
-                f"{path} does not look like an original Wan VAE checkpoint "
-                "(no 'decoder.middle.0.residual.0.gamma')"
+                f"{path} does not look like an original Wan VAE checkpoint (no 'decoder.middle.0.residual.0.gamma')"
             )
         cfg = _read_config(config)
         if cfg is None:
@@ -476,8 +469,7 @@ class StreamingDecoder:
             self._shape = (b, h, w)
         elif self._shape != (b, h, w):
             raise UserError(
-                f"streaming VAE decode: chunk has (batch, h, w) = {(b, h, w)}, the video began with "
-                f"{self._shape}",
+                f"streaming VAE decode: chunk has (batch, h, w) = {(b, h, w)}, the video began with {self._shape}",
                 hint="call reset() (or make a new streaming_decoder()) to start another video",
             )
         x = vae.vae.post_quant_conv(z)  # [B, C, f, h, w]; 1x1x1 conv, no temporal context

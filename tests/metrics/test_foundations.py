@@ -88,9 +88,7 @@ def test_aggregate_is_shard_invariant():
     import random
 
     rng = random.Random(0)
-    rows = [
-        _row(f"v{v}", c, rng.random(), rng.randint(1, 40)) for v in range(7) for c in range(rng.randint(1, 9))
-    ]
+    rows = [_row(f"v{v}", c, rng.random(), rng.randint(1, 40)) for v in range(7) for c in range(rng.randint(1, 9))]
     spec = Aggregation(video_to_suite="weighted_mean")
     one = aggregate(rows, "m", spec)
     for _ in range(5):

@@ -32,9 +32,7 @@ def test_closed_form_diagonal_gaussians():
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(7.0, abs=1e-12)
     # commuting (scaled) covariances: d = Tr(S) (1 + c - 2 sqrt(c))
     s = torch.tensor([[2.0, 0.5], [0.5, 1.0]])
-    assert frechet_distance(mu1, s, mu1, 4 * s) == pytest.approx(
-        float(torch.trace(s)) * (1 + 4 - 4), abs=1e-12
-    )
+    assert frechet_distance(mu1, s, mu1, 4 * s) == pytest.approx(float(torch.trace(s)) * (1 + 4 - 4), abs=1e-12)
 
 
 def test_trace_sqrt_matches_scipy_sqrtm():
@@ -80,15 +78,11 @@ class TinyI3D(nn.Module):
         self.conv = nn.Conv3d(3, 8, kernel_size=(3, 7, 7), stride=(2, 4, 4))
         self.fc = nn.Linear(8 * 4, 400)
 
-    def forward(
-        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
-    ):
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False):
         if rescale:
             x = x / 127.5 - 1
         if resize:
-            x = nn.functional.interpolate(
-                x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False
-            )
+            x = nn.functional.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False)
         h = torch.relu(self.conv(x))  # (B, 8, T', H', W')
         h = nn.functional.adaptive_avg_pool3d(h, (1, 2, 2)).flatten(1)  # (B, 32)
         logits = self.fc(h)

@@ -31,9 +31,7 @@ SHORT_VBENCH = Aggregation(clip_to_video="weighted_mean", video_to_suite="weight
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
-    pytest.importorskip(
-        "open_clip", reason="open_clip_torch not installed; needed to write the tiny CLIP archives"
-    )
+    pytest.importorskip("open_clip", reason="open_clip_torch not installed; needed to write the tiny CLIP archives")
     s = build_scenario(tmp_path_factory.mktemp("weights"))
     for key, digest in FIXTURE["sha256"].items():
         assert s.sha256[key] == digest, (
@@ -119,11 +117,7 @@ def test_dimension_matches_vbench_fixture(scenario, dim):
     _assert_close(_ours_per_video(metric, scenario.clips), expected["per_video"], dim)
     if dim == "aesthetic_quality":  # plain mean over videos
         agg = aggregate(
-            [
-                r
-                for n, f in scenario.clips.items()
-                for r in score_video(n, f, 1.0, [metric], duration_s=len(f))
-            ],
+            [r for n, f in scenario.clips.items() for r in score_video(n, f, 1.0, [metric], duration_s=len(f))],
             metric.metric_ids[0],
         ).value
     else:

@@ -43,9 +43,7 @@ class AestheticQuality(ClipMetric):
 
     aggregation: ClassVar[Aggregation] = VBENCH_LONG
 
-    def __init__(
-        self, config: AestheticQualityConfig, device: str | torch.device = "cpu", batch_size: int = 32
-    ):
+    def __init__(self, config: AestheticQualityConfig, device: str | torch.device = "cpu", batch_size: int = 32):
         self.config = config
         self.device = torch.device(device)
         self.batch_size = batch_size

@@ -43,9 +43,7 @@ class BackgroundConsistency(ClipMetric):
 
     aggregation: ClassVar[Aggregation] = VBENCH_LONG
 
-    def __init__(
-        self, config: BackgroundConsistencyConfig, device: str | torch.device = "cpu", batch_size: int = 32
-    ):
+    def __init__(self, config: BackgroundConsistencyConfig, device: str | torch.device = "cpu", batch_size: int = 32):
         self.config = config
         self.device = torch.device(device)
         self.batch_size = batch_size

@@ -42,9 +42,7 @@ class SubjectConsistency(ClipMetric):
 
     aggregation: ClassVar[Aggregation] = VBENCH_LONG
 
-    def __init__(
-        self, config: SubjectConsistencyConfig, device: str | torch.device = "cpu", batch_size: int = 32
-    ):
+    def __init__(self, config: SubjectConsistencyConfig, device: str | torch.device = "cpu", batch_size: int = 32):
         self.config = config
         self.device = torch.device(device)
         self.batch_size = batch_size

@@ -44,16 +44,12 @@ def _block(prefix: str, d: int, hidden: int, names: dict[str, str]) -> list:
         (f"{prefix}.{names['ln1']}.weight", (d,), "ln_w"),
         (f"{prefix}.{names['ln1']}.bias", (d,), "bias"),
         (
-            f"{prefix}.{names['qkv']}.weight"
-            if names["qkv"] != "attn.in_proj"
-            else f"{prefix}.attn.in_proj_weight",
+            f"{prefix}.{names['qkv']}.weight" if names["qkv"] != "attn.in_proj" else f"{prefix}.attn.in_proj_weight",
             (3 * d, d),
             "w",
         ),
         (
-            f"{prefix}.{names['qkv']}.bias"
-            if names["qkv"] != "attn.in_proj"
-            else f"{prefix}.attn.in_proj_bias",
+            f"{prefix}.{names['qkv']}.bias" if names["qkv"] != "attn.in_proj" else f"{prefix}.attn.in_proj_bias",
             (3 * d,),
             "bias",
         ),

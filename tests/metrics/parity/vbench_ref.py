@@ -103,9 +103,7 @@ def load_reference_dino(state_path: Path, **arch):
     """DINO's own ``VisionTransformer`` (from the DINO checkout), loaded strictly from ``state_path``."""
     repo = dino_repo_dir()
     if repo is None:
-        pytest.skip(
-            f"DINO reference code not found: set {DINO_REPO_ENV} to a checkout of facebookresearch/dino"
-        )
+        pytest.skip(f"DINO reference code not found: set {DINO_REPO_ENV} to a checkout of facebookresearch/dino")
     saved = {k: sys.modules.pop(k) for k in ("utils", "vision_transformer") if k in sys.modules}
     sys.path.insert(0, str(repo))
     try:
@@ -138,9 +136,7 @@ def _openai_clip_load(path: Path):
     return model.eval(), preprocess
 
 
-def ref_background_consistency(
-    clips: dict[str, torch.Tensor], clip_path: Path
-) -> tuple[float, dict[str, float]]:
+def ref_background_consistency(clips: dict[str, torch.Tensor], clip_path: Path) -> tuple[float, dict[str, float]]:
     """vbench ``background_consistency`` with ``clip.load(clip_path)``: (aggregate, per-video)."""
     mod = importlib.import_module("vbench.background_consistency") if require_vbench() else None
     model, preprocess = _openai_clip_load(clip_path)
