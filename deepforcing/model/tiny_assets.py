@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from deepforcing.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 #: Architecture of the tiny VAE (real Wan2.1 layout, narrow channels).
@@ -41,16 +43,6 @@ TINY_VAE_CONFIG = {
 
 TINY_TEXT_LEN = 16
 TINY_TEXT_DIM = 32
-
-# A small built-in corpus used when the prompt file is not available (e.g. an installed wheel).
-_FALLBACK_CORPUS = (
-    "a red circle bouncing on a dark green background. A stylish woman walks down a Tokyo street "
-    "filled with warm glowing neon and animated city signage. Several giant wooly mammoths approach "
-    "treading through a snowy meadow. A movie trailer featuring the adventures of the 30 year old space "
-    "man, cinematic style, shot on 35mm film, vivid colors. The camera slowly pans over a calm ocean at "
-    "sunset while birds fly in the sky."
-)
-
 
 def _seeded_init_(module: torch.nn.Module, seed: int, embedding_std: float = 1.0) -> None:
     """Overwrite every parameter from a private generator, deterministic in ``seed``.
@@ -142,18 +134,11 @@ def save_tiny_wan_vae_pth(path: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def _default_corpus() -> str:
-    env = os.environ.get("DEEPFORCING_PROMPTS_FILE")
-    candidates = [Path(env)] if env else []
-    root = Path(__file__).resolve().parents[2]
-    candidates += [
-        root / "prompts" / "MovieGenVideoBench.txt",
-        root.parent / "shared" / "data" / "prompts" / "MovieGenVideoBench.txt",
-        Path("/work/shared/data/prompts/MovieGenVideoBench.txt"),
-    ]
-    for c in candidates:
-        if c.is_file():
-            return c.read_text(encoding="utf-8")
-    return _FALLBACK_CORPUS
+    """The in-repo MovieGen prompt list: the tiny tokenizer must be identical on every machine."""
+    path = Path(__file__).resolve().parents[2] / "prompts" / "moviegen" / "MovieGenVideoBench.txt"
+    if not path.is_file():
+        raise UserError(f"tiny tokenizer corpus not found: {path}", "run from a checkout of deepforcing-eval")
+    return path.read_text(encoding="utf-8")
 
 
 def build_tiny_vocab(corpus: str | None = None, max_words: int = 8000) -> list[tuple[str, float]]:
