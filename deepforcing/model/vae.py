@@ -15,7 +15,8 @@ feat_cache=..., feat_idx=[0], first_chunk=...)`` itself, which makes the concate
 to one full decode up to float rounding: fp32 CPU max |diff| <= 1.3e-6 measured (often exactly 0); the only
 difference is the 1x1x1 ``post_quant_conv`` applied per chunk instead of to the whole tensor.
 
-Supported diffusers: 0.33.0 (first release with ``AutoencoderKLWan``) up to at least 0.42.1 (tested). We rely
+Supported diffusers: 0.33.0 (first release with ``AutoencoderKLWan``) to 0.42.1; the tests pass with 0.33.0,
+0.35.0 and 0.42.1 (``first_chunk`` exists from 0.35 and is passed only when the decoder accepts it). We rely
 on ``WanCausalConv3d``, ``decoder.forward(x, feat_cache, feat_idx[, first_chunk])`` and ``post_quant_conv``;
 these are checked when a VAE is wrapped and a missing piece raises a :class:`~deepforcing.errors.UserError`.
 """
@@ -418,8 +419,8 @@ class WanVAE:
             ``[B, 1 + 4 (F - 1), 3, 8h, 8w]`` pixels in ``[-1, 1]`` (float32, on the VAE device).
         """
         z = self.denormalize(latents)  # [B, C, F, h, w]
-        out = self.vae.decode(z, return_dict=False)[0]  # [B, 3, T, H, W], clamped to [-1, 1]
-        return out.float().permute(0, 2, 1, 3, 4)  # [B, T, 3, H, W]
+        out = self.vae.decode(z, return_dict=False)[0]  # [B, 3, T, H, W]; diffusers clamps to [-1, 1]
+        return out.clamp(-1.0, 1.0).float().permute(0, 2, 1, 3, 4)  # [B, T, 3, H, W]
 
     def streaming_decoder(self) -> StreamingDecoder:
         """A fresh streaming decoder (its own causal-conv cache; many may coexist)."""
