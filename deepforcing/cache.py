@@ -79,6 +79,8 @@ class LayerCache:
         self.pending = 0  # in-flight chunk tokens, slots [length, length + pending)
         #: Per-token columns owned by policies (e.g. Top-C reuse counts) [S]; moved with their tokens.
         self.extras: dict[str, torch.Tensor] = {}
+        #: Slots the current pass attends to (set by a policy hook for this pass only); None = all valid slots.
+        self.attend: torch.Tensor | None = None
 
     def add_column(self, name: str, fill: int = 0) -> torch.Tensor:
         """Create (or return) a per-token int64 column that evict/keep move along with the tokens."""
@@ -265,8 +267,12 @@ class KVCache:
             raise RuntimeError("KVCache.update called outside a chunk")
         layer = self.layers[layer_idx]
         layer.write_pending(k, v, self._token_positions, self._token_frames)
+        layer.attend = None
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
+        if layer.attend is not None:  # a policy chose a subset of slots for this pass
+            idx = layer.attend
+            return self.rope.apply_temporal(layer.k[:, idx], layer.positions[idx]), layer.v[:, idx]
         valid = layer.valid
         keys = self.rope.apply_temporal(layer.k[:, :valid], layer.positions[:valid])
         return keys, layer.v[:, :valid]
@@ -275,6 +281,12 @@ class KVCache:
         """Commit the chunk's (clean) K/V in every layer."""
         for layer in self.layers:
             layer.commit()
+        self.chunk = None
+
+    def discard_chunk(self) -> None:
+        """Drop the pending tokens of every layer (a pass whose K/V must not stay in the cache)."""
+        for layer in self.layers:
+            layer.pending = 0
         self.chunk = None
 
     def reset(self) -> None:

@@ -19,7 +19,6 @@ from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
-from deepforcing.samplers.chunkwise import ChunkwiseSampler
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class VideoGenerator:
         self._assets = self._locate_assets(checkpoint)
         self.checkpoint_path = Path(self._assets["checkpoint"])
         self.model = self._load_model()
-        self.sampler = ChunkwiseSampler(self.method.sampler_config)
+        self.sampler = methods.build_sampler(self.method)
         self._text_encoder = None
         self._vae = None
 

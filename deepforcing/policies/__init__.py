@@ -12,6 +12,7 @@ _REGISTRY: dict[str, str] = {
     "full": "deepforcing.policies.full:FullCachePolicy:FullCacheConfig",
     "fifo": "deepforcing.policies.fifo:FifoPolicy:FifoConfig",
     "deep-sink": "deepforcing.policies.deep_sink:DeepSinkPolicy:DeepSinkConfig",
+    "rolling-sink": "deepforcing.policies.rolling_sink:RollingSinkPolicy:RollingSinkConfig",
     "participative-compression": (
         "deepforcing.policies.participative_compression:ParticipativeCompressionPolicy:ParticipativeCompressionConfig"
     ),

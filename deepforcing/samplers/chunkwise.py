@@ -88,10 +88,15 @@ class ChunkwiseSampler:
 
     def new_cache(self, model: CausalWanModel, policy: CachePolicy, noise: torch.Tensor) -> KVCache:
         """Allocate the KV cache this policy needs for a video shaped like ``noise`` [B, F, C, H, W]."""
+        return self.allocate_cache(model, policy, noise, self.cfg.chunk_frames)
+
+    @staticmethod
+    def allocate_cache(model: CausalWanModel, policy: CachePolicy, noise: torch.Tensor, pass_frames: int) -> KVCache:
+        """Allocate a cache for a video like ``noise`` whose passes cover at most ``pass_frames`` frames."""
         b, num_frames, _, height, width = noise.shape
         cfg = model.cfg
         tpf = cfg.tokens_per_frame(height, width)
-        capacity = policy.capacity_frames(num_frames, self.cfg.chunk_frames) * tpf
+        capacity = policy.capacity_frames(num_frames, pass_frames) * tpf
         return KVCache(
             cfg.num_layers,
             b,
