@@ -120,6 +120,8 @@ class RollingSampler:
             kv.begin_pass(0, is_context_pass=False)
             flow = model(x, t.expand(b, m).to(model.device), text, kv)
             x0 = self.schedule.flow_to_x0(flow, x, t)
+            view = kv.layers[0].attend
+            attended = (len(view) if view is not None else kv.layers[0].valid) / kv.tokens_per_frame
             kv.discard_chunk()
             if not torch.isfinite(x0).all():
                 raise UserError(f"NaN/Inf in latents at rolling window {w} (latent frames {s}-{e - 1})")
@@ -140,7 +142,7 @@ class RollingSampler:
             policy.after_chunk(kv, clean)
             if model.device.type == "cuda":
                 torch.cuda.synchronize(model.device)
-            result.chunks.append(ChunkTiming(w, time.perf_counter() - t0, (kv.layers[0].valid) / kv.tokens_per_frame))
+            result.chunks.append(ChunkTiming(w, time.perf_counter() - t0, attended))
             if chunk_levels[0] == levels - 1 and on_chunk is not None:  # the window's first chunk is final
                 on_chunk(first, output[:, s : s + n])
         return result
