@@ -89,3 +89,47 @@ def test_methods_list_and_show(capsys):
     assert len(shown["config_hash"]) == 12
     code, _, err = _run(capsys, "methods", "show", "nope")
     assert code == 2 and "unknown method" in err
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "self-forcing",
+        "deep-forcing",
+        "deep-forcing-ds",
+        "deep-forcing-paper",
+        "rolling-forcing",
+        "sink-longlive",
+        "sink-rolling",
+        "deep-forcing-ds-sink0",
+        "deep-forcing-query-past",
+    ],
+)
+def test_every_method_generates_on_the_tiny_model(capsys, method):
+    code, out, err = _run(
+        capsys, "-q", "generate", "--method", method, "--prompt", "a red ball", "--num-latent-frames", "27", "--json"
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["latent_frames"] == 27 and summary["video_frames"] == 105 and summary["video"] is None
+
+
+def test_methods_list_shows_every_preset(capsys):
+    from deepforcing import methods
+
+    code, out, _ = _run(capsys, "methods", "list")
+    assert code == 0
+    names = methods.available()
+    assert {"self-forcing", "deep-forcing", "rolling-forcing", "sink-longlive", "sink-rolling"} <= set(names)
+    assert len(names) >= 25  # presets + ablation grids
+    shown = json.loads(_run(capsys, "methods", "show", "deep-forcing")[1])
+    assert shown["policy_config"] == {
+        "window_frames": 21,
+        "sink_frames": 10,
+        "budget_frames": 16,
+        "recent_frames": 4,
+        "query_source": "both",
+        "reuse_cap": 7,
+        "unify_topc_rope": False,
+        "sink_placement": "released",
+    }
