@@ -88,8 +88,8 @@ class TextConditioning:
     values: list[torch.Tensor]
 
 
-class CausalSelfAttention(nn.Module):
-    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
+class _AttentionProjections(nn.Module):
+    """Q/K/V/O projections with optional RMS q/k norms (Wan's ``WanSelfAttention`` parameter layout)."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
         super().__init__()
@@ -101,6 +101,10 @@ class CausalSelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
         self.norm_k = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+
+
+class CausalSelfAttention(_AttentionProjections):
+    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
 
     def forward(
         self,
@@ -132,19 +136,8 @@ class CausalSelfAttention(nn.Module):
         return self.o(attention(q, k, v, mask).flatten(2))
 
 
-class TextCrossAttention(nn.Module):
+class TextCrossAttention(_AttentionProjections):
     """Cross-attention from video tokens to the (padded) text tokens; no mask, as Wan."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
-        self.norm_k = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
 
     def project_text(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded text [B, Lt, dim] -> keys, values [B, Lt, N, D]."""

@@ -19,37 +19,15 @@ from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import RenoiseFn
 from deepforcing.policies.base import CachePolicy
-from deepforcing.samplers.schedule import FlowSchedule
+from deepforcing.samplers.schedule import StepConfig
 
 
 @dataclass(frozen=True)
-class ChunkwiseConfig:
+class ChunkwiseConfig(StepConfig):
     """Chunk-wise sampler settings (defaults: Self-Forcing DMD, ``configs/self_forcing_dmd.yaml``).
 
-    Attributes:
-        chunk_frames: Latent frames denoised together (``num_frame_per_block``).
-        denoising_steps: Nominal timesteps; warped onto the shifted table when ``warp`` is set.
-        warp: Map nominal steps through the shifted schedule (``warp_denoising_step``).
-        shift: Schedule shift.
-        context_timestep: Timestep of the clean pass that writes the chunk's K/V (``context_noise``).
+    ``[1000, 750, 500, 250]`` warped with shift 5 gives ``[1000, 937.5, 833.33, 625]``; see :class:`StepConfig`.
     """
-
-    chunk_frames: int = 3
-    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
-    warp: bool = True
-    shift: float = 5.0
-    context_timestep: int = 0
-
-    @property
-    def schedule(self) -> FlowSchedule:
-        """The flow schedule for this config."""
-        return FlowSchedule(shift=self.shift)
-
-    def timesteps(self) -> torch.Tensor:
-        """The timesteps actually fed to the model, float32 [S]."""
-        if self.warp:
-            return self.schedule.warp(self.denoising_steps)
-        return torch.tensor(self.denoising_steps, dtype=torch.float32)
 
 
 @dataclass

@@ -21,37 +21,17 @@ from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
-from deepforcing.samplers.schedule import FlowSchedule
+from deepforcing.samplers.schedule import StepConfig
 
 
 @dataclass(frozen=True)
-class RollingConfig:
-    """Rolling sampler settings (defaults: ``configs/rolling_forcing_dmd.yaml``).
+class RollingConfig(StepConfig):
+    """Rolling sampler settings (defaults: ``configs/rolling_forcing_dmd.yaml``); the window holds one chunk per step.
 
-    Attributes:
-        chunk_frames: Latent frames per chunk.
-        denoising_steps: Nominal timesteps; the window holds one chunk per step.
-        warp: Map nominal steps through the shifted schedule.
-        shift: Schedule shift.
-        context_timestep: Timestep of the clean re-encode pass.
+    ``[1000, 800, 600, 400, 200]`` warped with shift 5 gives ``[1000, 952.4, 882.4, 769.2, 555.6]``.
     """
 
-    chunk_frames: int = 3
     denoising_steps: tuple[int, ...] = (1000, 800, 600, 400, 200)
-    warp: bool = True
-    shift: float = 5.0
-    context_timestep: int = 0
-
-    @property
-    def schedule(self) -> FlowSchedule:
-        """The flow schedule for this config."""
-        return FlowSchedule(shift=self.shift)
-
-    def timesteps(self) -> torch.Tensor:
-        """The timesteps actually fed to the model, float32 [S] (warped: [1000, 952.4, 882.4, 769.2, 555.6])."""
-        if self.warp:
-            return self.schedule.warp(self.denoising_steps)
-        return torch.tensor(self.denoising_steps, dtype=torch.float32)
 
 
 class RollingSampler:
