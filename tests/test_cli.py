@@ -133,3 +133,24 @@ def test_methods_list_shows_every_preset(capsys):
         "unify_topc_rope": False,
         "sink_placement": "released",
     }
+
+
+def test_weights_list_verify_download_offline(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, _ = _run(capsys, "weights", "list")
+    assert code == 0 and "self-forcing-dmd" in out
+    code, out, _ = _run(capsys, "weights", "verify", "self-forcing-dmd", "--weights-dir", str(tmp_path))
+    assert code == 1 and "self-forcing-dmd" in out  # reported missing, nothing downloaded
+    code, _, err = _run(capsys, "weights", "download", "self-forcing-dmd")
+    assert code == 2 and "offline" in err.lower()
+
+
+def test_real_model_without_weights_names_the_file_and_the_command(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = _run(
+        capsys, "generate", "--model", "wan2.1-t2v-1.3b", "--prompt", "x", "--weights-dir", str(tmp_path / "w")
+    )
+    assert code == 2
+    assert "deepforcing-eval weights download" in err and str(tmp_path / "w") in err
