@@ -143,8 +143,23 @@ class VideoGenerator:
                 assets["checkpoint"] = None  # random weights, benchmarks only
         else:
             # Every file is located (or reported missing, with the command that fetches it) before any compute.
-            for key in weights.expand(DIFFUSERS_COMPONENTS):
-                weights.resolve(key, self.weights_dir)
+            needed = {group: weights.expand(group) for group in DIFFUSERS_COMPONENTS}
+            if checkpoint is None:
+                needed[self.method.checkpoint] = [self.method.checkpoint]
+            missing: list[tuple[str, UserError]] = []
+            for group, keys in needed.items():
+                for key in keys:
+                    try:
+                        weights.resolve(key, self.weights_dir)
+                    except UserError as exc:
+                        missing.append((group, exc))
+            if missing:
+                groups = " ".join(dict.fromkeys(group for group, _ in missing))
+                raise UserError(
+                    f"{len(missing)} weight file(s) missing for {self.preset.name} / {self.method.name}; "
+                    f"first: {missing[0][1].message}",
+                    f"run `deepforcing-eval weights download {groups}` (or see `deepforcing-eval weights verify`)",
+                )
             root = weights.resolve("wan2.1-t2v-1.3b-diffusers/text_encoder/config.json", self.weights_dir).parents[1]
             vae = weights.resolve_dir("wan2.1-t2v-1.3b-diffusers/vae/config.json", self.weights_dir)
             assets = {"checkpoint": None, "text_encoder": root, "vae": vae}
