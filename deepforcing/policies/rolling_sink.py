@@ -83,7 +83,7 @@ class RollingSinkPolicy(CachePolicy):
         if chunk.is_context_pass:
             start = max(0, committed + pending - self.cfg.attention_frames * tpf)
             if start == 0:
-                layer.positions[:sink] = layer.frames[:sink]  # the sink at its true place
+                layer.set_positions(0, layer.frames[:sink].clone())  # the sink at its true place
                 return  # attend to every valid slot
             layer.attend = torch.arange(start, committed + pending, device=device)
             return
@@ -95,7 +95,7 @@ class RollingSinkPolicy(CachePolicy):
         working_start = max(self.cfg.sink_frames * tpf, committed - working_max)
         working_frames = (committed - working_start) // tpf
         sink_start = chunk.start_frame - working_frames - self.cfg.sink_frames
-        layer.positions[:sink] = sink_start + torch.arange(sink, device=device) // tpf
+        layer.set_positions(0, sink_start + torch.arange(sink, device=device) // tpf)
         layer.attend = torch.cat(
             [torch.arange(sink, device=device), torch.arange(working_start, committed, device=device), window]
         )
