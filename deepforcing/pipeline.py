@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -251,35 +252,27 @@ class VideoGenerator:
 
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        writer = decoder = None
         decode_seconds = 0.0
-        if output is not None:
-            from deepforcing.video_io import Mp4Writer
+        with contextlib.ExitStack() as stack:
+            writer = decoder = None
+            if output is not None:  # frames are decoded and written as each chunk finishes
+                from deepforcing.video_io import Mp4Writer
 
-            writer = Mp4Writer(Path(output), fps=FPS)
-            writer.__enter__()
-            decoder = self.vae.streaming_decoder()
+                writer = stack.enter_context(Mp4Writer(Path(output), fps=FPS))
+                decoder = self.vae.streaming_decoder()
 
-        def chunk_done(index: int, latents: torch.Tensor) -> None:
-            nonlocal decode_seconds
-            if writer is not None:
-                t0 = time.perf_counter()
-                frames = decoder.decode(latents)  # [1, T, 3, H, W] in [-1, 1]
-                writer.write(frames[0])
-                decode_seconds += time.perf_counter() - t0
-            if on_chunk is not None:
-                on_chunk(index, num_chunks)
+            def chunk_done(index: int, latents: torch.Tensor) -> None:
+                nonlocal decode_seconds
+                if writer is not None:
+                    t0 = time.perf_counter()
+                    writer.write(decoder.decode(latents)[0])  # [T, 3, H, W] in [-1, 1]
+                    decode_seconds += time.perf_counter() - t0
+                if on_chunk is not None:
+                    on_chunk(index, num_chunks)
 
-        try:
             t0 = time.perf_counter()
             sampled = self.sampler.sample(self.model, text, policy, noise, renoise or stream, chunk_done)
             total = time.perf_counter() - t0
-        except BaseException as exc:
-            if writer is not None:
-                writer.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if writer is not None:
-            writer.__exit__(None, None, None)
         return GenerationResult(
             latents=sampled.latents.float().cpu(),
             video_path=Path(output) if output is not None else None,

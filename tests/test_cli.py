@@ -74,10 +74,22 @@ def test_nan_in_latents_names_the_chunk(capsys, tmp_path, tiny_model):
     with torch.no_grad():
         tiny_model.head.head.bias.fill_(float("nan"))
     save_self_forcing_checkpoint(tiny_model, tmp_path / "nan.pt")
+    out = tmp_path / "videos" / "nan.mp4"
     code, _, err = _run(
-        capsys, "-q", "generate", "--prompt", "x", "--num-latent-frames", "6", "--checkpoint", str(tmp_path / "nan.pt")
+        capsys,
+        "-q",
+        "generate",
+        "--prompt",
+        "x",
+        "--num-latent-frames",
+        "6",
+        "--checkpoint",
+        str(tmp_path / "nan.pt"),
+        "--output",
+        str(out),
     )
     assert code == 2 and "NaN/Inf in latents at chunk 0" in err
+    assert not out.exists() and not any(out.parent.glob("*"))  # no half-written video, no temp file left
 
 
 def test_methods_list_and_show(capsys):
