@@ -22,7 +22,13 @@ from pathlib import Path
 import torch
 
 from tests.metrics.parity import vbench_ref
-from tests.metrics.parity.setup import TINY_DINO_ARCH, build_scenario
+from tests.metrics.parity.setup import (
+    FLOW_FPS,
+    TINY_DINO_ARCH,
+    build_flow_scenario,
+    build_scenario,
+    static_flow_clip,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vbench_parity.json"
 logger = logging.getLogger(__name__)
@@ -39,6 +45,13 @@ def run_reference(tmp: Path) -> dict:
     out["dimensions"]["background_consistency"] = {"aggregate": agg, "per_video": per}
     agg, per = vbench_ref.ref_aesthetic_quality(s.clips, s.clip_l14, s.aesthetic_dir)
     out["dimensions"]["aesthetic_quality"] = {"aggregate": agg, "per_video": per}
+    f = build_flow_scenario(tmp / "flow")
+    out["sha256"].update(f.sha256)
+    out["dimensions"]["dynamic_degree"] = {
+        "fps": FLOW_FPS,
+        "per_video": vbench_ref.ref_dynamic_degree(f.flow_clips, f.raft, FLOW_FPS),
+        "zero_flow_per_video": vbench_ref.ref_dynamic_degree({"static": static_flow_clip()}, f.raft_zero, FLOW_FPS),
+    }
     return out
 
 

@@ -156,3 +156,27 @@ def ref_aesthetic_quality(
     with _patched(mod, "load_video", lambda path, *a, **k: _frames_as_vbench_loads_them(clips[path])):
         agg, res = mod.laion_aesthetic(head, model, list(clips), "cpu")
     return float(agg), {r["video_path"]: float(r["video_results"]) for r in res}
+
+
+def ref_dynamic_degree(clips: dict[str, torch.Tensor], raft_path: Path, fps: float) -> dict[str, dict]:
+    """vbench ``DynamicDegree`` (RAFT from ``raft_path``) per clip: its pair scores and its decision.
+
+    ``get_frames`` is replaced by the same list vbench builds from OpenCV frames — ``(1, 3, H, W)`` float RGB
+    tensors, then vbench's own ``extract_frame`` with ``interval = max(1, round(fps / 8))`` — and
+    ``check_move`` is wrapped to record the per-pair scores it receives.
+    """
+    require_vbench()
+    mod = importlib.import_module("vbench.dynamic_degree")
+    from easydict import EasyDict
+
+    args = EasyDict({"model": str(raft_path), "small": False, "mixed_precision": False, "alternate_corr": False})
+    dyn = mod.DynamicDegree(args, "cpu")
+    out: dict[str, dict] = {}
+    for name, frames in clips.items():
+        frame_list = [f.permute(2, 0, 1).float()[None] for f in frames]
+        dyn.get_frames = lambda path, fl=frame_list: dyn.extract_frame(fl, max(1, round(fps / 8)))
+        seen: list[float] = []
+        dyn.check_move = lambda scores, seen=seen: (seen.extend(scores), mod.DynamicDegree.check_move(dyn, scores))[1]
+        moving = dyn.infer(f"{name}.mp4")
+        out[name] = {"dynamic": bool(moving), "pair_scores": [float(s) for s in seen]}
+    return out
