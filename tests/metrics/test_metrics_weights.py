@@ -1,14 +1,30 @@
 import pytest
 
 from deepforcing.errors import UserError
-from deepforcing.metrics import METRICS
+from deepforcing.metrics import METRICS, PLANNED_METRICS, get_metric
 from deepforcing.metrics.weights import METRIC_WEIGHTS, check_metric_weights, weights_for
 
 
 def test_table_refers_to_registered_metrics():
     for w in METRIC_WEIGHTS:
-        assert set(w.metrics) <= set(METRICS), w.key
+        assert set(w.metrics) <= set(METRICS) | set(PLANNED_METRICS), w.key
     assert weights_for(["image_stats", "temporal_flickering"]) == []
+
+
+def test_hub_files_are_in_the_project_registry_group():
+    from deepforcing import weights
+
+    group = set(weights.groups()["metrics"])
+    hub = {w.hub_key for w in METRIC_WEIGHTS if w.hub_key}
+    assert hub == group
+    for key in hub:
+        entry = weights.get(key)
+        assert entry.filename == next(w for w in METRIC_WEIGHTS if w.hub_key == key).relpath.rsplit("/", 1)[1]
+
+
+def test_planned_metric_is_a_clear_error():
+    with pytest.raises(UserError, match="not implemented yet"):
+        get_metric("motion_smoothness")
 
 
 def test_missing_files_are_listed_together(tmp_path):

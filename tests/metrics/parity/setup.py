@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from tests.metrics.parity.tiny import (
+    musiq_state_dict,
     raft_things_state_dict,
     save_openai_clip_torchscript,
     state_dict_sha256,
@@ -94,3 +95,22 @@ def build_scenario(root: Path) -> Scenario:
         "clips": state_dict_sha256(clips),
     }
     return Scenario(dino, clip_b32, clip_l14, aesthetic_dir, clips, sha)
+
+
+def imaging_clips() -> dict[str, torch.Tensor]:
+    """Clips for imaging_quality; ``wide`` is longer than 512 px, so VBench's resize step runs."""
+    return {
+        "landscape": synthetic_clip(10, frames=2),
+        "portrait": synthetic_clip(11, frames=2, height=48, width=36),
+        "wide": synthetic_clip(13, frames=2, height=24, width=520),
+    }
+
+
+def build_musiq_scenario(root: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
+    """Write a random full-size MUSIQ checkpoint in pyiqa's format; return (path, clips, sha256)."""
+    root.mkdir(parents=True, exist_ok=True)
+    state = musiq_state_dict(seed=7)
+    path = root / "musiq_spaq_ckpt-358bb6af.pth"
+    torch.save(state, path)
+    clips = imaging_clips()
+    return path, clips, {"musiq": state_dict_sha256(state), "imaging_clips": state_dict_sha256(clips)}

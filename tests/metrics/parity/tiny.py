@@ -253,3 +253,28 @@ def raft_things_state_dict(seed: int = 0, flow_scale: float = 1.0) -> dict[str, 
     state["update_block.flow_head.conv2.weight"] *= flow_scale
     state["update_block.flow_head.conv2.bias"] *= flow_scale
     return {f"module.{k}": v for k, v in state.items()}
+
+
+def musiq_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict in pyiqa's MUSIQ format (``musiq_spaq_ckpt-358bb6af.pth``): full size, 27 M params.
+
+    Keys and shapes come from :class:`deepforcing.metrics.backbones.musiq.Musiq` (which loads pyiqa's file
+    strictly); values from a seeded generator in key order.
+    """
+    from deepforcing.metrics.backbones.musiq import Musiq
+
+    spec = []
+    for name, t in Musiq().state_dict().items():
+        if name.endswith("bias"):
+            kind = "bias"
+        elif "gn" in name or "norm" in name:
+            kind = "ln_w"
+        elif t.ndim >= 2 and not name.endswith(("position_emb", "scale_emb", "cls")):
+            kind = "w"
+        else:
+            kind = "emb"
+        spec.append((name, tuple(t.shape), kind))
+    state = _fill(spec, seed, scale=1.0)
+    state["head.bias"] = torch.tensor([50.0])  # SPAQ scores live around 0-100
+    state["head.weight"] = state["head.weight"] * 10.0
+    return state
