@@ -150,3 +150,10 @@ def test_small_frames_are_a_clear_error(metric):
 
 def test_live_matches_vbench(flow, metric):
     _assert_matches(metric, flow.flow_clips, vbench_ref.ref_dynamic_degree(flow.flow_clips, flow.raft, FLOW_FPS))
+
+
+def test_id_matches_metadata(metric):
+    import yaml
+
+    meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
+    assert next(m["id"] for m in meta["metrics"] if m["name"] == "dynamic_degree") == metric.id

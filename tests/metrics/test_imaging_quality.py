@@ -77,3 +77,10 @@ def test_loader_errors(tmp_path):
         load_musiq(tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="1-output"):
         MusiqConfig(num_class=10)
+
+
+def test_id_matches_metadata(ours):
+    import yaml
+
+    meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
+    assert next(m["id"] for m in meta["metrics"] if m["name"] == "imaging_quality") == ours[0].id

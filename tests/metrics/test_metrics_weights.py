@@ -42,3 +42,21 @@ def test_present_files_are_returned(tmp_path):
         (tmp_path / w.relpath).parent.mkdir(parents=True)
         (tmp_path / w.relpath).write_bytes(b"x")
     assert set(check_metric_weights(["fvd"], tmp_path)) == {"i3d_styleganv"}
+
+
+def test_metric_metadata_file_matches_the_registry():
+    from pathlib import Path
+
+    import yaml
+
+    from deepforcing.metrics.image_stats import ImageStatistics
+    from deepforcing.metrics.vbench.temporal_flickering import TemporalFlickering
+
+    meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
+    entries = {m["name"]: m for m in meta["metrics"]}
+    assert set(entries) == set(METRICS) | set(PLANNED_METRICS)
+    for name, m in entries.items():
+        assert m["direction"] in ("higher", "lower", None), name
+        assert (m["status"] == "planned") == (name in PLANNED_METRICS), name
+    assert entries["temporal_flickering"]["id"] == TemporalFlickering().metric_ids[0]
+    assert entries["image_stats"]["id"] == ImageStatistics().metric_ids
