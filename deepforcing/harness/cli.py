@@ -138,14 +138,16 @@ def _fmt_hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _sigterm_to_interrupt() -> None:
+def _sigterm_to_interrupt():
+    """Make SIGTERM (what torchrun sends on Ctrl-C) stop like Ctrl-C; returns the previous handler."""
+
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, handler)
+        return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. called from a test thread)
-        pass
+        return None
 
 
 def _file_logging(store, rank: int) -> logging.Handler | None:
@@ -179,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from deepforcing.harness import distributed
 
-    _sigterm_to_interrupt()
+    previous_sigterm = _sigterm_to_interrupt()
     dist, device = distributed.init(args.device)
     try:
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -213,6 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     finally:
         dist.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _print_dry_run(console, dr) -> None:
@@ -289,11 +293,13 @@ def _fmt_value(v: Any) -> str:
 
 
 def _short(metric: str) -> str:
-    """A result column without its protocol: ``drift.first_last[image_stats.mean_luma]``."""
+    """A result column without its protocol: ``drift.first_last[image_stats.mean_luma]`` (rich-escaped)."""
+    from rich.markup import escape
+
     if "[" in metric:
         drift, _, of = metric.partition("[")
-        return f"{drift.split('@')[0]}[{of.rstrip(']').split('@')[0]}]"
-    return metric.split("@")[0]
+        return escape(f"{drift.split('@')[0]}[{of.rstrip(']').split('@')[0]}]")
+    return escape(metric.split("@")[0])
 
 
 def _print_outcome(console, outcome, as_json: bool = False) -> None:
@@ -302,7 +308,8 @@ def _print_outcome(console, outcome, as_json: bool = False) -> None:
     res = outcome.results
     if res is None:
         console.print(
-            f"generated {outcome.generated} unit(s), reused {outcome.reused}; videos in {outcome.store.units_dir}"
+            f"generated {outcome.pending} unit(s) ({outcome.generated} by this process), reused {outcome.reused}; "
+            f"videos in {outcome.store.units_dir}"
         )
         return
     agg = res.aggregate
@@ -329,7 +336,7 @@ def _print_outcome(console, outcome, as_json: bool = False) -> None:
     console.print(table)
     n = agg["n_samples"]
     console.print(
-        f"videos: {outcome.generated} generated, {outcome.reused} reused; "
+        f"videos: {outcome.pending} generated ({outcome.generated} by this process), {outcome.reused} reused; "
         + ", ".join(f"{m} {n[m]['scored']}/{n[m]['expected']} scored" for m in methods)
     )
     console.print(

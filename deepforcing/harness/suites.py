@@ -315,10 +315,11 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
     unknown = sorted(set(data) - _FIELDS)
     for key in unknown:
         problems.add((key,), f"unknown field '{key}'", f"valid fields: {', '.join(sorted(_FIELDS))}")
-    for key in _REQUIRED:
-        if key not in data:
-            problems.add((), f"missing required field '{key}'")
-    problems.raise_if_any(path.stem)
+    missing = [key for key in _REQUIRED if key not in data]
+    for key in missing:
+        problems.add((), f"missing required field '{key}'")
+    if missing:
+        problems.raise_if_any(path.stem)
 
     name = str(data["name"])
     if name != path.stem:
