@@ -116,7 +116,9 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
             problems.append(str(exc))
     if opts.score:
         try:
-            metrics = plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir)
+            metrics = plan_metrics(
+                suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s
+            )
         except UserError as exc:
             problems.append(str(exc))
     if problems:
@@ -245,7 +247,7 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
         plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, resolve_weights=False)
     metrics_problem = None
     try:
-        plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir)
+        plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s)
     except UserError as exc:
         metrics_problem = str(exc)
     done: set[str] = set()
