@@ -238,12 +238,17 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
+    from deepforcing.harness.plan import NotHashedYet
+
     weights_problem = None
     try:
         check_generator_weights(suite, opts.weights_dir)
-        plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
-    except UserError as exc:
-        weights_problem = str(exc)
+        plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, hash_new_files=False)
+    except (UserError, NotHashedYet) as exc:
+        if isinstance(exc, NotHashedYet):
+            weights_problem = f"weights present but not hashed yet ({exc}); the first run hashes them once"
+        else:
+            weights_problem = str(exc)
         plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, resolve_weights=False)
     metrics_problem = None
     try:

@@ -191,10 +191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from deepforcing.harness import distributed
 
     previous_sigterm = _sigterm_to_interrupt()
-    dist, device = distributed.init(args.device)
+    dist = None
     try:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda was given but no CUDA device is available", "use --device cpu")
+        dist, device = distributed.init(args.device)
         from deepforcing.harness.suites import load_suite
 
         suite = load_suite(opts.suite, opts.overrides)
@@ -205,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         handler = None
         quiet = _QuietPerUnit()
-        console_handlers = list(logging.getLogger().handlers)
+        console_handlers = [] if args.verbose else list(logging.getLogger().handlers)
         for h in console_handlers:
             h.addFilter(quiet)
         store = open_store(opts, suite)
@@ -229,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 1
         return 0
     finally:
-        dist.close()
+        if dist is not None:
+            dist.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
