@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from deepforcing.cli import main
+from deepforcing.harness import schema
 from deepforcing.harness.store import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +156,14 @@ def test_sigkill_then_resume_redoes_only_the_unit_in_flight(resumed_run):
     assert header["schema_version"] == 1 and header["provenance"]["git"]["commit"]
     assert {r["unit_key"] for r in rows} == set(after)
     agg = json.loads((run / "results" / "aggregate.json").read_text())
+    assert set(agg) == set(schema.Aggregate.__annotations__)
+    for name in ("clips.jsonl", "videos.jsonl", "../manifest.jsonl"):
+        head, rows = read_jsonl(run / "results" / name)
+        assert set(head) == set(schema.Header.__annotations__)
+        for row in rows:
+            row_type = schema.ROW_TYPES[row["record"]]
+            keys = set(row_type.__annotations__) | ({"used_by"} if row["record"] == "unit" else set())
+            assert set(row) == keys, (row["record"], set(row) ^ keys)
     assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2}
     assert agg["timings"]["self-forcing"]["fps_mean"] > 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
