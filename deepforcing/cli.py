@@ -1,4 +1,6 @@
-"""``deepforcing-eval`` command line: generate | methods | weights.
+"""``deepforcing-eval`` command line: generate | methods | weights, and the harness: run | score | suites.
+
+``deepforcing-eval --suite NAME`` is ``deepforcing-eval run --suite NAME`` (see :mod:`deepforcing.harness.cli`).
 
 Every subcommand validates its input before any compute; bad input prints one line to stderr and exits 2.
 """
@@ -231,13 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights-dir", "--dest", dest="weights_dir", help="directory holding (or receiving) <repo_id>/<file> weights"
     )
     wts.set_defaults(func=_cmd_weights)
+
+    from deepforcing.harness.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    from deepforcing.harness.cli import normalize_argv
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    commands = list(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no public API
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv, commands))
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(
         level=level,

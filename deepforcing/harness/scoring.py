@@ -1,0 +1,401 @@
+"""Scoring stage: build the suite's metrics, score each done unit's video once, cache rows per metric.
+
+Scores are cached per unit and metric in ``units/<key>/scores/<metric>-<fingerprint>.json``. The fingerprint
+covers what can change a metric's rows: the metric's source code (its module, its package's modules and the
+shared clip/row/decode code), the sha256 of its weight files, the clip protocol and the row schema. Changing a
+metric therefore rescores (only that metric) and never regenerates a video; an unchanged metric is never
+recomputed.
+
+Metric construction lives here (:func:`build_metric`) because each metric class takes its own config with
+weight paths; ``deepforcing.metrics`` exposes the classes and the weight table, not a factory. A metric that
+the harness cannot build yet is reported before any compute.
+
+``fvd`` in a suite is **temporal FVD** (no real videos exist for MovieGen prompts): per video, StyleGAN-V I3D
+features of the 16-frame clips in the first ``fvd_window_s`` seconds (reference) and in the last
+``fvd_window_s`` seconds; per method, the mergeable feature statistics of all videos are summed (in plan
+order) and the Fréchet distance is taken between the two sets (:mod:`deepforcing.metrics.frechet`, covariance
+÷(n−1)). Per unit the statistics are cached as safetensors (``scores/fvd-<fp>.safetensors``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepforcing.errors import UserError
+from deepforcing.harness.distributed import DistContext
+from deepforcing.harness.plan import WorkItem, WorkPlan, _load_sha_cache, _save_sha_cache, sha256_cached
+from deepforcing.harness.progress import Progress
+from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_bytes, atomic_write_json, clean_json
+
+log = logging.getLogger(__name__)
+
+#: Metrics built without weights (their class takes an optional config).
+_NO_WEIGHTS = ("image_stats", "temporal_flickering")
+#: The set-level temporal FVD (not a ClipMetric).
+FVD = "fvd"
+#: Frames per FVD clip and I3D input side (StyleGAN-V protocol).
+FVD_FRAMES, FVD_RES = 16, 224
+#: Shared metric code whose change can alter every metric's rows.
+_SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py")
+
+
+def metric_weights_root(weights_dir: str | os.PathLike | None = None) -> Path:
+    """Root of the metric weight files: ``--weights-dir``, ``$DEEPFORCING_WEIGHTS_DIR`` or ``<cache>/weights``."""
+    from deepforcing.model.tiny import cache_root
+    from deepforcing.weights import WEIGHTS_DIR_ENV
+
+    if weights_dir is not None:
+        return Path(weights_dir).expanduser()
+    env = os.environ.get(WEIGHTS_DIR_ENV)
+    return Path(env).expanduser() if env else cache_root() / "weights"
+
+
+def _metric_module_file(name: str) -> Path:
+    from deepforcing.metrics import METRICS
+
+    module = METRICS[name].partition(":")[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise UserError(f"metric '{name}': module {module} not found")
+    return Path(spec.origin)
+
+
+def _source_files(name: str) -> list[Path]:
+    """Source files whose change invalidates ``name``'s cached rows."""
+    own = _metric_module_file(name)
+    metrics_root = _metric_module_file("image_stats").parent
+    files = {own}
+    if own.parent != metrics_root:  # a metric package (e.g. vbench/): all of its modules
+        files.update(own.parent.glob("*.py"))
+    files.update(metrics_root / f for f in _SHARED_SOURCES if (metrics_root / f).is_file())
+    if name not in _NO_WEIGHTS:
+        files.update((metrics_root / "backbones").glob("*.py"))
+    return sorted(files)
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """How one metric is scored in this run.
+
+    Attributes:
+        name: Registered metric name.
+        fingerprint: 12 hex digits over code, weights and protocol.
+        weights: Weight key -> sha256.
+        weight_paths: Weight key -> path on this machine (not part of the fingerprint).
+    """
+
+    name: str
+    fingerprint: str
+    weights: dict[str, str] = field(default_factory=dict, hash=False)
+    weight_paths: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def cache_name(self) -> str:
+        """File name of the cached rows (feature statistics for temporal FVD)."""
+        ext = "safetensors" if self.name == FVD else "json"
+        return f"{self.name}-{self.fingerprint}.{ext}"
+
+
+def check_buildable(names: tuple[str, ...]) -> None:
+    """Fail (before compute) for metrics the harness cannot construct.
+
+    Raises:
+        UserError: Naming each such metric.
+    """
+    bad = [n for n in names if n not in _BUILDERS and n not in _NO_WEIGHTS and n != FVD]
+    if bad:
+        raise UserError(
+            f"the harness cannot build metric(s) {', '.join(bad)} yet",
+            "add a builder to deepforcing/harness/scoring.py::_BUILDERS (it maps weight files to the metric's "
+            f"config); buildable now: {', '.join(sorted((*_BUILDERS, *_NO_WEIGHTS, FVD)))}",
+        )
+
+
+def plan_metrics(
+    names: tuple[str, ...],
+    clip_seconds: float,
+    allow_short: bool,
+    weights_dir: str | os.PathLike | None = None,
+    fvd_window_s: float = 5.0,
+) -> dict[str, MetricPlan]:
+    """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
+
+    Raises:
+        UserError: A metric without a builder, or missing weight files (one error listing all of them).
+    """
+    from deepforcing.metrics.weights import check_metric_weights, weights_for
+
+    check_buildable(names)
+    root = metric_weights_root(weights_dir)
+    paths = check_metric_weights(names, root)
+    cache = _load_sha_cache()
+    out = {}
+    for name in names:
+        keys = [w.key for w in weights_for([name])]
+        shas = {k: sha256_cached(paths[k], cache) for k in keys}
+        code = hashlib.sha256()
+        for f in _source_files(name):
+            code.update(f.name.encode() + b"\0" + f.read_bytes())
+        blob = json.dumps(
+            {
+                "name": name,
+                "code": code.hexdigest(),
+                "weights": shas,
+                "clip_seconds": clip_seconds,
+                "allow_short": allow_short,
+                "schema": SCHEMA_VERSION,
+                **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
+            },
+            sort_keys=True,
+        )
+        out[name] = MetricPlan(
+            name, hashlib.sha256(blob.encode()).hexdigest()[:12], shas, {k: str(paths[k]) for k in keys}
+        )
+    _save_sha_cache(cache)
+    return out
+
+
+def _build_subject(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.subject_consistency import SubjectConsistencyConfig
+
+    return SubjectConsistencyConfig(weights=paths["dino_vitb16"])
+
+
+def _build_background(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.background_consistency import BackgroundConsistencyConfig
+
+    return BackgroundConsistencyConfig(weights=paths["openai_clip_vit_b32"])
+
+
+def _build_aesthetic(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.aesthetic_quality import AestheticQualityConfig
+
+    return AestheticQualityConfig(
+        clip_weights=paths["openai_clip_vit_l14"], head_weights=paths["laion_aesthetic_v1_l14"]
+    )
+
+
+#: Metric name -> function (weight key -> path) -> the metric's config.
+_BUILDERS = {
+    "subject_consistency": _build_subject,
+    "background_consistency": _build_background,
+    "aesthetic_quality": _build_aesthetic,
+}
+
+
+def build_metric(plan: MetricPlan, device: str):
+    """Instantiate a metric from its plan (loads its backbone)."""
+    from deepforcing.metrics import get_metric
+
+    cls = get_metric(plan.name)
+    if plan.name in _NO_WEIGHTS:
+        return cls()
+    return cls(_BUILDERS[plan.name](plan.weight_paths), device=device)
+
+
+def fvd_metric_id(window_s: float) -> str:
+    """Id of temporal FVD: the FVD protocol plus the two windows."""
+    from deepforcing.metrics.identity import metric_id
+
+    return metric_id(
+        "fvd.temporal",
+        {
+            "i3d": "styleganv",
+            "frames": FVD_FRAMES,
+            "res": FVD_RES,
+            "resize": "stretch",
+            "cov": "n-1",
+            "ref": f"first{window_s:g}s",
+            "eval": f"last{window_s:g}s",
+        },
+    )
+
+
+def fvd_extractor(mp: MetricPlan, device: str):
+    """``(B, 16, H, W, 3)`` uint8 clips -> ``(B, 400)`` StyleGAN-V I3D features (loads the TorchScript model)."""
+    from deepforcing.metrics.i3d import i3d_features, load_i3d_torchscript
+
+    model = load_i3d_torchscript(mp.weight_paths["i3d_styleganv"], device)
+    return lambda clips: i3d_features(model, clips, FVD_RES)
+
+
+def _fvd_stats_bytes(extract, frames, fps: float, window_s: float, meta: dict[str, str]) -> bytes:
+    """Safetensors bytes of the reference / last-window feature statistics of one video."""
+    import torch
+    from safetensors.torch import save
+
+    from deepforcing.metrics.frechet import FeatureStats
+    from deepforcing.metrics.fvd import window_clips
+
+    duration = frames.shape[0] / fps
+    try:
+        ref = window_clips(frames, fps, 0.0, window_s, FVD_FRAMES)  # (N, 16, H, W, 3)
+        last = window_clips(frames, fps, duration - window_s, duration, FVD_FRAMES)
+    except UserError as exc:
+        return save({"error": torch.zeros(1)}, metadata={**meta, "error": str(exc)})
+    tensors = {}
+    for side, clips in (("ref", ref), ("eval", last)):
+        st = FeatureStats.of(extract(clips))
+        tensors.update({f"{side}_n": torch.tensor([st.n]), f"{side}_sum": st.sum, f"{side}_outer": st.outer})
+    return save(tensors, metadata={**meta, "error": ""})
+
+
+def load_fvd_stats(store: RunStore, key: str, mp: MetricPlan, video_sha256: str):
+    """Cached temporal-FVD statistics of a unit: ``(ref, eval)`` FeatureStats, an error string, or None."""
+    from safetensors import safe_open
+
+    from deepforcing.metrics.frechet import FeatureStats
+
+    path = store.scores_dir(key) / mp.cache_name()
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("video_sha256") != video_sha256 or meta.get("fingerprint") != mp.fingerprint:
+                return None
+            if meta.get("error"):
+                return meta["error"]
+            t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises these for a bad file
+        log.warning("ignoring unreadable FVD statistics %s: %s", path, exc)
+        return None
+    return tuple(
+        FeatureStats(int(t[f"{s}_n"][0]), t[f"{s}_sum"].double(), t[f"{s}_outer"].double()) for s in ("ref", "eval")
+    )
+
+
+def is_cached(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> bool:
+    """True if the unit has valid cached output for this metric plan."""
+    if mp.name == FVD:
+        return load_fvd_stats(store, key, mp, video_sha256) is not None
+    return load_cached_rows(store, key, mp, video_sha256) is not None
+
+
+def load_cached_rows(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> list[dict[str, Any]] | None:
+    """The cached rows of one metric for a unit, or None if absent or made from another video."""
+    path = store.scores_dir(key) / mp.cache_name()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable score cache %s: %s", path, exc)
+        return None
+    if data.get("video_sha256") != video_sha256 or data.get("fingerprint") != mp.fingerprint:
+        return None
+    return data["rows"]
+
+
+def score_units(
+    plan: WorkPlan,
+    store: RunStore,
+    dist: DistContext,
+    metrics: dict[str, MetricPlan],
+    *,
+    device: str,
+    records: dict[str, dict[str, Any]],
+    force: bool = False,
+    progress: Progress | None = None,
+) -> int:
+    """Score this rank's share of the done units whose cached rows are missing.
+
+    Args:
+        plan: The work plan.
+        store: The run store.
+        dist: Process group context (rank 0 decides, all ranks score their shard).
+        metrics: Metric plans by name.
+        device: Device for metric backbones.
+        records: Unit key -> manifest row of every done unit.
+        force: Rescore even when cached rows exist.
+        progress: Progress sink.
+
+    Returns:
+        Number of units this rank scored.
+    """
+    from deepforcing.metrics.base import score_video
+    from deepforcing.metrics.rows import VideoErrorRow
+    from deepforcing.metrics.video_io import decode_video
+
+    progress = progress or Progress()
+    todo: list[tuple[WorkItem, list[str]]] = []
+    if dist.is_main:
+        for item in plan.units():
+            rec = records.get(item.unit.key)
+            if rec is None:
+                continue
+            missing = [
+                n for n, mp in metrics.items() if force or not is_cached(store, item.unit.key, mp, rec["video_sha256"])
+            ]
+            if missing:
+                todo.append((item, missing))
+    todo = dist.broadcast(todo)
+    mine = dist.shard(todo)
+    progress.stage("scoring", len(mine))
+    built: dict[str, Any] = {}
+    for item, names in mine:
+        key = item.unit.key
+        rec = records[key]
+        progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}")
+        store.clean_stale_tmp(key)
+        for n in names:
+            if n not in built:
+                log.info("loading metric %s", n)
+                built[n] = fvd_extractor(metrics[n], device) if n == FVD else build_metric(metrics[n], device)
+        clip_names = [n for n in names if n != FVD]
+        instances = [built[n] for n in clip_names]
+        try:
+            video = decode_video(store.video_path(key))
+        except UserError as exc:
+            log.warning("unit %s: cannot decode its video: %s", key, exc)
+            video, decode_error = None, str(exc)
+        rows = []
+        if instances and video is not None:
+            rows = score_video(
+                key,
+                video.frames,
+                video.fps,
+                instances,
+                prompt_id=item.prompt.prompt_id,
+                duration_s=plan.suite.clip_seconds,
+                allow_short=plan.suite.allow_short,
+            )
+        elif instances:
+            rows = [
+                VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids
+            ]
+        for n, metric in zip(clip_names, instances, strict=True):
+            ids = set(metric.metric_ids)
+            mine_rows = [r.to_json() for r in rows if r.metric in ids]
+            atomic_write_json(
+                store.scores_dir(key) / metrics[n].cache_name(),
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "record": "scores",
+                    "metric": n,
+                    "fingerprint": metrics[n].fingerprint,
+                    "metric_ids": sorted(ids),
+                    "weights": metrics[n].weights,
+                    "unit_key": key,
+                    "video_sha256": rec["video_sha256"],
+                    "rows": clean_json(mine_rows),
+                },
+            )
+        if FVD in names:
+            meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
+            if video is None:
+                import torch
+                from safetensors.torch import save
+
+                blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
+            else:
+                blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
+            atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
+        progress.advance()
+    return len(mine)

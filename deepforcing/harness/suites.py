@@ -1,0 +1,564 @@
+"""Suites: the evaluation protocol as versioned data (``eval/suites/*.yaml``), validated before any compute.
+
+A suite names a model preset, a prompt selection, methods, seeds, a video length, metrics and drift summaries.
+It resolves to a frozen :class:`SuiteConfig` whose content hash is written into every result file. Loading
+collects every problem of the file (unknown method / metric / prompt set, duplicate prompt ids, lengths that are
+not whole chunks, …) and raises one :class:`~deepforcing.errors.UserError` that names the YAML line of each and
+the valid choices. Command-line overrides go through the same validation; their problems name the flag.
+
+Schema (see ``eval/suites/README.md`` for the full description)::
+
+    name: smoke                 # must equal the file stem
+    version: 1                  # bump whenever the protocol changes
+    description: one line
+    model: tiny                 # model preset
+    prompts: {set: moviegen, first: 2}      # or {set: ..., ids: [...]}, or {file: path.jsonl, ...}
+    methods: [self-forcing, deep-forcing]
+    seeds: [0]
+    length: {latent_frames: 42}             # or {seconds: 60}: seconds x 16 fps / 4 latent frames
+    metrics: [image_stats]                  # registered metric names (deepforcing.metrics)
+    drift: [image_stats]                    # metrics whose per-clip series get drift summaries
+    clip_seconds: 2                         # VBench-Long clip length
+    allow_short: false                      # score a video shorter than one clip as a single clip
+    fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
+
+An alias file holds only ``alias: <suite>`` (plus an optional description).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from deepforcing.configs import config_hash, to_dict
+from deepforcing.errors import UserError
+from deepforcing.harness.prompts import (
+    Prompt,
+    available_sets,
+    load_jsonl,
+    load_set,
+    registered_sets,
+    unknown_set_error,
+)
+from deepforcing.harness.yaml_lines import KeyPath, load_with_lines
+from deepforcing.paths import project_root
+
+#: Output frame rate and VAE temporal compression of Wan2.1 (also in ``deepforcing.pipeline``, which imports
+#: torch; repeated here so that validation and dry runs stay light).
+VIDEO_FPS = 16
+TEMPORAL_COMPRESSION = 4
+
+_FIELDS = {
+    "name",
+    "version",
+    "description",
+    "model",
+    "prompts",
+    "methods",
+    "seeds",
+    "length",
+    "metrics",
+    "drift",
+    "clip_seconds",
+    "allow_short",
+    "fvd_window_s",
+}
+_REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length", "metrics")
+
+
+def suites_dir() -> Path:
+    """``eval/suites/`` of the project."""
+    return project_root() / "eval" / "suites"
+
+
+@dataclass(frozen=True)
+class PromptSelection:
+    """Which prompts a suite uses.
+
+    Attributes:
+        set: Registered prompt set name (or None with ``file``).
+        file: A JSONL prompt file (relative to the project root) instead of a registered set.
+        first: Take the first N prompts of the set (None: all, unless ``ids``).
+        ids: Take exactly these ids, in this order.
+    """
+
+    set: str | None = None
+    file: str | None = None
+    first: int | None = None
+    ids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A resolved, validated suite.
+
+    Attributes:
+        name: Suite name (= file stem).
+        version: Protocol version (bumped whenever what the suite measures changes).
+        description: One line.
+        model: Model preset name.
+        prompts: The prompt selection.
+        methods: Method names, in report order.
+        seeds: Seeds; every (prompt, seed) is one sample.
+        num_latent_frames: Latent frames per video (whole chunks of every method).
+        metrics: Registered metric names.
+        drift: Metrics whose per-clip series get drift summaries.
+        clip_seconds: Clip length of the VBench-Long splitter.
+        allow_short: Score a video shorter than one clip as a single clip.
+        fvd_window_s: Temporal FVD window: clips of the first ``fvd_window_s`` seconds of every video are the
+            reference, clips of the last ``fvd_window_s`` seconds are compared with them.
+        limit: Keep only the first N selected prompts (``--limit``), None for all.
+        overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
+    """
+
+    name: str
+    version: int
+    description: str
+    model: str
+    prompts: PromptSelection
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    num_latent_frames: int
+    metrics: tuple[str, ...]
+    drift: tuple[str, ...] = ()
+    clip_seconds: float = 2.0
+    allow_short: bool = False
+    fvd_window_s: float = 5.0
+    limit: int | None = None
+    overrides: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def config_hash(self) -> str:
+        """Short content hash of the protocol (the description is excluded)."""
+        return config_hash(replace(self, description=""))
+
+    @property
+    def seconds(self) -> float:
+        """Nominal video length: latent frames x 4 / 16 fps."""
+        return self.num_latent_frames * TEMPORAL_COMPRESSION / VIDEO_FPS
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (with ``config_hash``)."""
+        return {**to_dict(self), "config_hash": self.config_hash}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line overrides of a suite (None: keep the suite's value).
+
+    Attributes:
+        methods: ``--methods``.
+        metrics: ``--metrics``.
+        seeds: ``--seeds``.
+        limit: ``--limit`` (first N prompts).
+        seconds: ``--duration`` in seconds.
+        latent_frames: ``--num-latent-frames``.
+        model: ``--model``.
+    """
+
+    methods: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    limit: int | None = None
+    seconds: float | None = None
+    latent_frames: int | None = None
+    model: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------- listing
+def available_suites() -> list[str]:
+    """Names of the suites in ``eval/suites/`` (aliases included)."""
+    return sorted(p.stem for p in suites_dir().glob("*.yaml"))
+
+
+def suite_path(name: str) -> Path:
+    """Path of suite ``name`` (a name from :func:`available_suites` or a path to a YAML file)."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        p = Path(name)
+        if not p.is_file():
+            raise UserError(f"suite file not found: {p}")
+        return p
+    p = suites_dir() / f"{name}.yaml"
+    if not p.is_file():
+        choices = available_suites()
+        close = difflib.get_close_matches(name, choices, n=1)
+        hint = (f"did you mean '{close[0]}'? " if close else "") + f"choose one of: {', '.join(choices)}"
+        raise UserError(f"unknown suite '{name}'", hint)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- validation
+class _Problems:
+    """Collects validation problems with their location, then raises them as one error."""
+
+    def __init__(self, path: Path, lines: dict[KeyPath, int], flags: dict[KeyPath, str]):
+        self.path, self.lines, self.flags = path, lines, flags
+        self.items: list[str] = []
+
+    def where(self, key: KeyPath) -> str:
+        prefixes = (key, *(key[:i] for i in range(len(key) - 1, -1, -1)))
+        for k in prefixes:
+            if k in self.flags:
+                return self.flags[k]
+        for k in prefixes:
+            if k in self.lines:
+                return f"{_display(self.path)}:{self.lines[k]}"
+        return _display(self.path)
+
+    def add(self, key: KeyPath, message: str, hint: str | None = None) -> None:
+        self.items.append(f"{self.where(key)}: {message}" + (f" — {hint}" if hint else ""))
+
+    def raise_if_any(self, suite: str) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            raise UserError(f"suite '{suite}' is invalid: {self.items[0]}")
+        raise UserError(f"suite '{suite}' is invalid ({len(self.items)} problems):\n  " + "\n  ".join(self.items))
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the project root when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _choices(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return (f"did you mean '{close[0]}'? " if close else "") + f"choose one of: {', '.join(valid)}"
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if isinstance(value, list | tuple):
+        return list(value)
+    return None
+
+
+def _whole_chunks_hint(frames: float, chunk: int) -> str:
+    lo = chunk * max(1, math.floor(frames / chunk))
+    hi = chunk * math.ceil(frames / chunk)
+    sec = TEMPORAL_COMPRESSION / VIDEO_FPS
+    options = sorted({lo, hi})
+    return "nearest whole-chunk lengths: " + " or ".join(f"{f * sec:g} s = {f} latent frames" for f in options)
+
+
+def load_suite(name: str, overrides: Overrides | None = None) -> SuiteConfig:
+    """Load, resolve aliases, apply overrides and validate a suite.
+
+    Args:
+        name: Suite name (``eval/suites/<name>.yaml``) or a path to a suite file.
+        overrides: Command-line overrides.
+
+    Returns:
+        The validated suite.
+
+    Raises:
+        UserError: One error listing every problem, each with its YAML line (or flag) and the valid choices.
+    """
+    path = suite_path(name)
+    data, lines = load_with_lines(path)
+    seen = [path.stem]
+    while "alias" in data:
+        extra = set(data) - {"alias", "description"}
+        if extra:
+            raise UserError(f"{path}:{lines[()]}: an alias file holds only 'alias' and 'description', not {extra}")
+        target = str(data["alias"])
+        if target in seen:
+            raise UserError(f"{path}:{lines[('alias',)]}: alias cycle {' -> '.join([*seen, target])}")
+        seen.append(target)
+        try:
+            path = suite_path(target)
+        except UserError as exc:
+            raise UserError(f"{path}:{lines[('alias',)]}: {exc.message}", exc.hint) from exc
+        data, lines = load_with_lines(path)
+    return _validate(path, data, lines, overrides or Overrides())
+
+
+def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: Overrides) -> SuiteConfig:
+    from deepforcing import methods as methods_registry
+    from deepforcing.metrics import available_metrics
+    from deepforcing.model.config import PRESETS
+
+    flags: dict[KeyPath, str] = {}
+    applied: list[tuple[str, str]] = []
+
+    def override(key: KeyPath, flag: str, value: Any, shown: str) -> None:
+        target = data
+        for k in key[:-1]:
+            if not isinstance(target.get(k), dict):
+                target[k] = {}
+            target = target[k]
+        target[key[-1]] = value
+        flags[key] = flag
+        applied.append((flag, shown))
+
+    if ov.methods is not None:
+        override(("methods",), "--methods", list(ov.methods), ",".join(ov.methods))
+    if ov.metrics is not None:
+        override(("metrics",), "--metrics", list(ov.metrics), ",".join(ov.metrics))
+        data["drift"] = [d for d in data.get("drift") or [] if d in ov.metrics]
+    if ov.seeds is not None:
+        override(("seeds",), "--seeds", list(ov.seeds), ",".join(map(str, ov.seeds)))
+    if ov.model is not None:
+        override(("model",), "--model", ov.model, ov.model)
+    if ov.seconds is not None or ov.latent_frames is not None:
+        data["length"] = {}
+        if ov.seconds is not None:
+            override(("length", "seconds"), "--duration", ov.seconds, f"{ov.seconds:g}")
+        if ov.latent_frames is not None:
+            override(("length", "latent_frames"), "--num-latent-frames", ov.latent_frames, str(ov.latent_frames))
+        flags[("length",)] = flags.get(("length", "seconds")) or flags[("length", "latent_frames")]
+    if ov.limit is not None:
+        flags[("limit",)] = "--limit"
+        applied.append(("--limit", str(ov.limit)))
+
+    problems = _Problems(path, lines, flags)
+    unknown = sorted(set(data) - _FIELDS)
+    for key in unknown:
+        problems.add((key,), f"unknown field '{key}'", f"valid fields: {', '.join(sorted(_FIELDS))}")
+    missing = [key for key in _REQUIRED if key not in data]
+    for key in missing:
+        problems.add((), f"missing required field '{key}'")
+    if missing:
+        problems.raise_if_any(path.stem)
+
+    name = str(data["name"])
+    if name != path.stem:
+        problems.add(("name",), f"name '{name}' differs from the file name '{path.stem}'")
+    version = data["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.add(("version",), f"version must be a positive integer, got {version!r}")
+
+    model = str(data["model"])
+    if model not in PRESETS:
+        problems.add(("model",), f"unknown model '{model}'", _choices(model, sorted(PRESETS)))
+
+    # ---- methods
+    method_names = _as_list(data["methods"])
+    resolved_methods = []
+    if not method_names:
+        problems.add(("methods",), "methods must be a non-empty list")
+        method_names = []
+    valid_methods = methods_registry.available()
+    for i, m in enumerate(method_names):
+        if m not in valid_methods:
+            problems.add(("methods", i), f"unknown method '{m}'", _choices(str(m), valid_methods))
+        else:
+            resolved_methods.append(methods_registry.get(m))
+    for i, m in enumerate(method_names):
+        if method_names.index(m) != i:
+            problems.add(("methods", i), f"method '{m}' is listed twice")
+
+    # ---- seeds
+    seeds = _as_list(data["seeds"])
+    if not seeds:
+        problems.add(("seeds",), "seeds must be a non-empty list of integers")
+        seeds = []
+    for i, s in enumerate(seeds):
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            problems.add(("seeds", i), f"seed must be a non-negative integer, got {s!r}")
+        elif seeds.index(s) != i:
+            problems.add(("seeds", i), f"seed {s} is listed twice")
+
+    # ---- length
+    length = data["length"]
+    frames = 0
+    length_keys = {"seconds", "latent_frames"}
+    if not isinstance(length, dict) or len(set(length) & length_keys) != 1 or set(length) - length_keys:
+        problems.add(("length",), "length must be {seconds: S} or {latent_frames: F}")
+    elif "latent_frames" in length:
+        f = length["latent_frames"]
+        if not isinstance(f, int) or isinstance(f, bool) or f <= 0:
+            problems.add(("length", "latent_frames"), f"latent_frames must be a positive integer, got {f!r}")
+        else:
+            frames = f
+    else:
+        s = length["seconds"]
+        if not isinstance(s, int | float) or isinstance(s, bool) or not s > 0:
+            problems.add(("length", "seconds"), f"seconds must be positive, got {s!r}")
+        else:
+            exact = s * VIDEO_FPS / TEMPORAL_COMPRESSION
+            if exact != int(exact):
+                problems.add(
+                    ("length", "seconds"),
+                    f"{s:g} s is {exact:g} latent frames, not a whole number",
+                    _whole_chunks_hint(exact, 3),
+                )
+            else:
+                frames = int(exact)
+    if frames:
+        key = ("length", "latent_frames") if "latent_frames" in length else ("length", "seconds")
+        by_chunk: dict[int, list[str]] = {}
+        for m in resolved_methods:
+            by_chunk.setdefault(m.sampler_config.chunk_frames, []).append(m.name)
+        for chunk, names in sorted(by_chunk.items()):
+            if frames % chunk:
+                problems.add(
+                    key,
+                    f"{frames * TEMPORAL_COMPRESSION / VIDEO_FPS:g} s = {frames} latent frames is not a whole number "
+                    f"of {chunk}-frame chunks (methods {', '.join(names)})",
+                    _whole_chunks_hint(frames, chunk),
+                )
+
+    # ---- metrics and drift
+    valid_metrics = available_metrics()
+    metric_names = _as_list(data["metrics"])
+    if metric_names is None:
+        problems.add(("metrics",), "metrics must be a list of metric names")
+        metric_names = []
+    for i, m in enumerate(metric_names):
+        if m not in valid_metrics:
+            problems.add(("metrics", i), f"unknown metric '{m}'", _choices(str(m), valid_metrics))
+        elif metric_names.index(m) != i:
+            problems.add(("metrics", i), f"metric '{m}' is listed twice")
+        elif m == "fvd" and frames:
+            window = data.get("fvd_window_s", 5.0)
+            seconds = (1 + TEMPORAL_COMPRESSION * (frames - 1)) / VIDEO_FPS
+            if isinstance(window, int | float) and not isinstance(window, bool) and seconds < 2 * window:
+                problems.add(
+                    ("metrics", i),
+                    f"temporal FVD compares the first and last {window:g} s, but the videos are {seconds:.2f} s",
+                    f"use videos of at least {2 * window:g} s or a shorter fvd_window_s",
+                )
+    drift = _as_list(data.get("drift") or [])
+    if drift is None:
+        problems.add(("drift",), "drift must be a list of metric names")
+        drift = []
+    for i, d in enumerate(drift):
+        if d not in metric_names:
+            problems.add(("drift", i), f"drift of '{d}' needs '{d}' in metrics", f"metrics are: {metric_names}")
+
+    clip_seconds = data.get("clip_seconds", 2.0)
+    if not isinstance(clip_seconds, int | float) or isinstance(clip_seconds, bool) or clip_seconds <= 0:
+        problems.add(("clip_seconds",), f"clip_seconds must be positive, got {clip_seconds!r}")
+    elif (VIDEO_FPS * clip_seconds) != int(VIDEO_FPS * clip_seconds):
+        problems.add(("clip_seconds",), f"clip_seconds x {VIDEO_FPS} fps must be a whole number of frames")
+    fvd_window = data.get("fvd_window_s", 5.0)
+    if not isinstance(fvd_window, int | float) or isinstance(fvd_window, bool) or fvd_window <= 0:
+        problems.add(("fvd_window_s",), f"fvd_window_s must be positive seconds, got {fvd_window!r}")
+    elif "fvd" in (data.get("drift") or []):
+        problems.add(("drift",), "temporal FVD is a set-level number; it has no per-clip series to drift")
+    allow_short = data.get("allow_short", False)
+    if not isinstance(allow_short, bool):
+        problems.add(("allow_short",), f"allow_short must be true or false, got {allow_short!r}")
+
+    # ---- prompts
+    selection, prompt_list = _validate_prompts(data["prompts"], problems)
+    if ov.limit is not None:
+        if ov.limit < 1:
+            problems.add(("limit",), f"must be >= 1, got {ov.limit}")
+        elif prompt_list is not None and ov.limit > len(prompt_list):
+            problems.add(("limit",), f"{ov.limit} is more than the suite's {len(prompt_list)} prompts")
+
+    problems.raise_if_any(path.stem)
+    return SuiteConfig(
+        name=name,
+        version=int(version),
+        description=str(data.get("description", "")),
+        model=model,
+        prompts=selection,
+        methods=tuple(method_names),
+        seeds=tuple(int(s) for s in seeds),
+        num_latent_frames=frames,
+        metrics=tuple(metric_names),
+        drift=tuple(drift),
+        clip_seconds=float(clip_seconds),
+        allow_short=allow_short,
+        fvd_window_s=float(fvd_window) if isinstance(fvd_window, int | float) else 5.0,
+        limit=ov.limit,
+        overrides=tuple(applied),
+    )
+
+
+def _validate_prompts(spec: Any, problems: _Problems) -> tuple[PromptSelection, list[Prompt] | None]:
+    key: KeyPath = ("prompts",)
+    if not isinstance(spec, dict):
+        problems.add(key, "prompts must be a mapping like {set: moviegen-extended, first: 128}")
+        return PromptSelection(), None
+    extra = set(spec) - {"set", "file", "first", "ids"}
+    if extra:
+        problems.add(key, f"unknown prompts field(s) {sorted(extra)}", "valid fields: set, file, first, ids")
+    if ("set" in spec) == ("file" in spec):
+        problems.add(key, "prompts needs exactly one of 'set' (a registered set) or 'file' (a JSONL file)")
+        return PromptSelection(), None
+    if "first" in spec and "ids" in spec:
+        problems.add(key, "give either 'first' or 'ids', not both")
+    prompts: list[Prompt] | None = None
+    set_name = spec.get("set")
+    file = spec.get("file")
+    try:
+        if set_name is not None:
+            if set_name not in registered_sets():
+                err = unknown_set_error(str(set_name))
+                problems.add((*key, "set"), err.message, f"choose one of: {', '.join(available_sets())}")
+            else:
+                prompts = load_set(str(set_name))
+        else:
+            fpath = Path(str(file))
+            prompts = load_jsonl(fpath if fpath.is_absolute() else project_root() / fpath)
+    except UserError as exc:
+        problems.add((*key, "set" if set_name is not None else "file"), str(exc))
+    first = spec.get("first")
+    if first is not None and (not isinstance(first, int) or isinstance(first, bool) or first < 1):
+        problems.add((*key, "first"), f"first must be a positive integer, got {first!r}")
+        first = None
+    elif first is not None and prompts is not None and first > len(prompts):
+        problems.add((*key, "first"), f"first: {first} but the set has only {len(prompts)} prompts")
+    ids = spec.get("ids")
+    if ids is not None:
+        if not isinstance(ids, list) or not ids:
+            problems.add((*key, "ids"), "ids must be a non-empty list of prompt ids")
+            ids = None
+        else:
+            known = {p.prompt_id for p in prompts} if prompts is not None else None
+            seen: dict[str, int] = {}
+            for i, pid in enumerate(ids):
+                pid = str(pid)
+                if pid.lower() in seen:
+                    problems.add(
+                        (*key, "ids", i),
+                        f"duplicate prompt id '{pid}' (also item {seen[pid.lower()] + 1}; ids are compared ignoring "
+                        "case)",
+                    )
+                seen.setdefault(pid.lower(), i)
+                if known is not None and pid not in known:
+                    order = [p.prompt_id for p in prompts]
+                    close = difflib.get_close_matches(pid, order, n=1)
+                    problems.add(
+                        (*key, "ids", i),
+                        f"unknown prompt id '{pid}'",
+                        (f"did you mean '{close[0]}'? " if close else "")
+                        + f"this set's ids are {order[0]} … {order[-1]} ({len(order)} prompts)",
+                    )
+    selection = PromptSelection(
+        set=str(set_name) if set_name is not None else None,
+        file=str(file) if file is not None else None,
+        first=first,
+        ids=tuple(str(i) for i in ids) if ids else None,
+    )
+    if prompts is None:
+        return selection, None
+    if ids:
+        by_id = {p.prompt_id: p for p in prompts}
+        return selection, [by_id[i] for i in selection.ids if i in by_id]
+    return selection, prompts[:first] if first else prompts
+
+
+def select_prompts(suite: SuiteConfig) -> list[Prompt]:
+    """The suite's prompts, in order, after ``--limit``."""
+    sel = suite.prompts
+    if sel.set is not None:
+        prompts = load_set(sel.set)
+    else:
+        fpath = Path(sel.file)
+        prompts = load_jsonl(fpath if fpath.is_absolute() else project_root() / fpath)
+    if sel.ids:
+        by_id = {p.prompt_id: p for p in prompts}
+        prompts = [by_id[i] for i in sel.ids]
+    elif sel.first:
+        prompts = prompts[: sel.first]
+    return prompts[: suite.limit] if suite.limit else prompts

@@ -1,0 +1,112 @@
+"""CLI of the harness: --suite shortcut, suites list/show, the dry run, errors before any compute."""
+
+import pytest
+
+from deepforcing.cli import main
+from deepforcing.harness.cli import normalize_argv
+
+COMMANDS = ["generate", "methods", "weights", "run", "score", "suites"]
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    from deepforcing import cli
+
+    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setattr(cli.err_console, "width", 200)
+
+
+def test_suite_flag_means_run():
+    assert normalize_argv(["--suite", "smoke"], COMMANDS) == ["run", "--suite", "smoke"]
+    assert normalize_argv(["-q", "--suite=smoke", "--dry-run"], COMMANDS) == ["-q", "run", "--suite=smoke", "--dry-run"]
+    assert normalize_argv(["score", "--suite", "smoke"], COMMANDS) == ["score", "--suite", "smoke"]
+    assert normalize_argv(["methods", "list"], COMMANDS) == ["methods", "list"]
+
+
+def test_suites_list_and_show(capsys):
+    code, out, _ = _run(capsys, "suites", "list")
+    assert code == 0 and "smoke" in out and "alias of vbench-long-30s" in out and "invalid" in out
+    code, out, _ = _run(capsys, "suites", "show", "smoke")
+    assert code == 0 and '"config_hash"' in out and '"mgb-0002"' in out
+    code, _, err = _run(capsys, "suites", "show", "vbench-long")
+    assert code == 2 and "vbench-long-30s.yaml:16: unknown method 'rolling-forcing'" in err
+    code, _, err = _run(capsys, "suites", "show", "smok")
+    assert code == 2 and "did you mean 'smoke'" in err
+
+
+def test_dry_run_prints_plan_and_writes_nothing(capsys, tmp_path):
+    out_dir = tmp_path / "runs"
+    code, out, err = _run(capsys, "--suite", "smoke", "--dry-run", "--out", str(out_dir))
+    assert code == 0, err
+    assert "work plan: suite smoke" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    assert "15.78" in rows["self-forcing"] and "15.75" in rows["deep-forcing"] and "15.78*" in rows["sink-longlive"]
+    total = [c.strip() for c in rows["total"].split("│")[1:-1]]
+    assert total[2:6] == ["6", "6", "0", "6"]  # videos, units, done, to generate
+    assert total[7] == "63 s"  # 6 x 165 frames at ~15.77 FPS
+    assert "42 latent frames = 165 frames = 10.31 s" in out
+    assert not out_dir.exists()
+
+
+def test_dry_run_of_a_gpu_suite_estimates_hours(capsys, tmp_path):
+    code, out, _ = _run(
+        capsys,
+        "--suite",
+        "vbench-long",
+        "--methods",
+        "self-forcing,deep-forcing",
+        "--metrics",
+        "aesthetic_quality",
+        "--dry-run",
+        "--out",
+        str(tmp_path),
+        "--weights-dir",
+        str(tmp_path / "no-weights"),
+    )
+    assert code == 0
+    total = [c.strip() for line in out.splitlines() if line.startswith("│ total") for c in line.split("│")[1:-1]]
+    assert total[2] == "256" and total[7] == "2.3 h"  # 256 x 501 frames at 15.78 / 15.75 FPS
+    assert "generator weights not ready" in out and "metrics not ready" in out
+
+
+def test_missing_weights_reported_before_compute(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    code, _, err = _run(
+        capsys,
+        "--suite",
+        "smoke",
+        "--model",
+        "wan2.1-t2v-1.3b",
+        "--metrics",
+        "aesthetic_quality",
+        "--out",
+        str(tmp_path / "runs"),
+        "--weights-dir",
+        str(tmp_path / "w"),
+        "--device",
+        "cpu",
+    )
+    assert code == 2
+    assert "cannot start; nothing was computed" in err
+    assert "checkpoints/self_forcing_dmd.pt" in err and "deepforcing-eval weights download self-forcing-dmd" in err
+    assert "metric weight file(s) missing" in err and "ViT-L-14.pt" in err
+    assert not list((tmp_path / "runs").rglob("*.mp4")) and not list((tmp_path / "runs").rglob("unit.json"))
+
+
+def test_invalid_override_exits_2(capsys, tmp_path):
+    code, _, err = _run(capsys, "--suite", "smoke", "--duration", "10.1", "--out", str(tmp_path))
+    assert code == 2 and "--duration: 10.1 s is 40.4 latent frames" in err and "Traceback" not in err
+
+
+def test_unwritable_out_exits_2(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "--suite", "smoke", "--out", str(blocker / "runs"), "--device", "cpu")
+    assert code == 2 and "cannot create the run directory" in err
