@@ -135,7 +135,7 @@ def test_overrides_are_validated_and_name_the_flag(tmp_path):
 
 def test_shipped_suites_load_or_name_only_pending_parts():
     """Every shipped suite is valid except for the methods / metrics that are still being written."""
-    pending = {"rolling-forcing", "dynamic_degree", "motion_smoothness", "overall_consistency", "imaging_quality"}
+    pending = {"motion_smoothness", "overall_consistency"}
     assert {"smoke", "vbench-long", "vbench-long-30s", "vbench-long-60s", "ablation-sink", "ablation-pc"} <= set(
         available_suites()
     ) and "project-page" in available_suites()
