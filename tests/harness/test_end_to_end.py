@@ -115,15 +115,17 @@ def resumed_run(tmp_path_factory):
 @contextlib.contextmanager
 def _capture_stderr():
     """Capture what the CLI's rich stderr console prints."""
+    from rich.console import Console
+
     from deepforcing import cli
 
     buf = io.StringIO()
-    real = cli.err_console.file
-    cli.err_console.file = buf
+    real = cli.err_console
+    cli.err_console = Console(file=buf)  # swap the console (setting .file would pin today's sys.stderr for good)
     try:
         yield buf
     finally:
-        cli.err_console.file = real
+        cli.err_console = real
 
 
 def test_sigint_stops_cleanly(resumed_run):
