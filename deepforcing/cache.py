@@ -6,6 +6,10 @@ rotation is applied from the stored positions each time the cache is read. A cac
 tokens in time (Deep Sink re-alignment, Rolling-Forcing sink re-roping, Top-C unification) exactly, by editing
 positions, with no accumulated rounding.
 
+For speed the cache also keeps ``k_rot``, the keys rotated to their current positions, and re-rotates only the
+slots whose keys or positions changed since (new chunk tokens on every pass, a re-aligned sink): positions must
+therefore be changed through :meth:`LayerCache.set_positions`.
+
 The engine drives the cache chunk by chunk:
 
 1. ``begin_chunk`` announces the chunk (its frames and their temporal positions); the policy makes room;
@@ -72,6 +76,7 @@ class LayerCache:
         device: torch.device,
     ):
         self.k = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
+        self.k_rot = torch.zeros_like(self.k)  # keys rotated to `positions` (valid outside the dirty ranges)
         self.v = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
         self.positions = torch.zeros(capacity, dtype=torch.long, device=device)  # temporal RoPE position [S]
         self.frames = torch.full((capacity,), -1, dtype=torch.long, device=device)  # source latent frame [S]
@@ -79,6 +84,28 @@ class LayerCache:
         self.pending = 0  # in-flight chunk tokens, slots [length, length + pending)
         #: Per-token columns owned by policies (e.g. Top-C reuse counts) [S]; moved with their tokens.
         self.extras: dict[str, torch.Tensor] = {}
+        #: Slots the current pass attends to (set by a policy hook for this pass only); None = all valid slots.
+        self.attend: torch.Tensor | None = None
+        self._dirty: list[tuple[int, int]] = []  # slot ranges whose k_rot is stale
+
+    def set_positions(self, start: int, values: torch.Tensor) -> None:
+        """Move tokens ``[start, start + len(values))`` to new temporal positions (int64 [n])."""
+        end = start + len(values)
+        self.positions[start:end] = values.to(self.positions.device)
+        self._dirty.append((start, end))
+
+    def refresh(self, rope: RotaryEmbedding) -> None:
+        """Re-rotate the keys of every slot changed since the last refresh."""
+        for start, end in self._dirty:
+            if end > start:
+                self.k_rot[:, start:end] = rope.apply_temporal(self.k[:, start:end], self.positions[start:end])
+        self._dirty.clear()
+
+    def _moved(self) -> None:
+        # Rows of k_rot move with their tokens, so they stay valid; pending dirty ranges no longer point at the
+        # right slots: refresh everything still valid instead (rare: evict/keep right after a write).
+        if self._dirty:
+            self._dirty = [(0, self.valid)]
 
     def add_column(self, name: str, fill: int = 0) -> torch.Tensor:
         """Create (or return) a per-token int64 column that evict/keep move along with the tokens."""
@@ -125,6 +152,7 @@ class LayerCache:
             for column in self.extras.values():
                 column[self.length : end] = 0
         self.pending = n
+        self._dirty.append((self.length, end))
 
     def commit(self) -> None:
         """Make the pending tokens part of the committed cache."""
@@ -141,10 +169,12 @@ class LayerCache:
         src = slice(start + count, start + count + rest)
         dst = slice(start, start + rest)
         self.k[:, dst] = self.k[:, src].clone()
+        self.k_rot[:, dst] = self.k_rot[:, src].clone()
         self.v[:, dst] = self.v[:, src].clone()
         for column in self._columns():
             column[dst] = column[src].clone()
         self.length -= count
+        self._moved()
 
     def keep(self, indices: torch.Tensor) -> None:
         """Keep only the tokens at ``indices`` (ascending, over committed + pending), packed to the front.
@@ -160,10 +190,12 @@ class LayerCache:
             raise RuntimeError("keep() indices must be strictly ascending (temporal order)")
         n = indices.numel()
         self.k[:, :n] = self.k[:, indices].clone()
+        self.k_rot[:, :n] = self.k_rot[:, indices].clone()
         self.v[:, :n] = self.v[:, indices].clone()
         for column in self._columns():
             column[:n] = column[indices].clone()
         self.length = n - self.pending
+        self._moved()
 
     def reset(self) -> None:
         """Forget every token (buffers stay allocated)."""
@@ -171,6 +203,7 @@ class LayerCache:
         self.pending = 0
         self.frames.fill_(-1)
         self.extras.clear()
+        self._dirty.clear()
 
 
 #: Signature of the per-layer hook a policy may install: (layer index, layer cache, roped queries, chunk).
@@ -224,7 +257,7 @@ class KVCache:
         """Bytes held by the K/V buffers and token tables of all layers."""
         total = 0
         for layer in self.layers:
-            for t in (layer.k, layer.v, *layer._columns()):
+            for t in (layer.k, layer.k_rot, layer.v, *layer._columns()):
                 total += t.numel() * t.element_size()
         return total
 
@@ -265,16 +298,24 @@ class KVCache:
             raise RuntimeError("KVCache.update called outside a chunk")
         layer = self.layers[layer_idx]
         layer.write_pending(k, v, self._token_positions, self._token_frames)
+        layer.attend = None
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
-        valid = layer.valid
-        keys = self.rope.apply_temporal(layer.k[:, :valid], layer.positions[:valid])
-        return keys, layer.v[:, :valid]
+        layer.refresh(self.rope)
+        if layer.attend is not None:  # a policy chose a subset of slots for this pass
+            return layer.k_rot[:, layer.attend], layer.v[:, layer.attend]
+        return layer.k_rot[:, : layer.valid], layer.v[:, : layer.valid]
 
     def end_chunk(self) -> None:
         """Commit the chunk's (clean) K/V in every layer."""
         for layer in self.layers:
             layer.commit()
+        self.chunk = None
+
+    def discard_chunk(self) -> None:
+        """Drop the pending tokens of every layer (a pass whose K/V must not stay in the cache)."""
+        for layer in self.layers:
+            layer.pending = 0
         self.chunk = None
 
     def reset(self) -> None:

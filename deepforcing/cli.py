@@ -229,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     wts = sub.add_parser("weights", help="list, verify or download weight files")
     wts.add_argument("action", choices=["list", "verify", "download"])
     wts.add_argument("keys", nargs="*", help="registry keys or groups (default: all)")
-    wts.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
+    wts.add_argument(
+        "--weights-dir", "--dest", dest="weights_dir", help="directory holding (or receiving) <repo_id>/<file> weights"
+    )
     wts.set_defaults(func=_cmd_weights)
 
     from deepforcing.harness.cli import add_commands

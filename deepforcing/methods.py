@@ -13,11 +13,10 @@ from typing import Any
 
 import yaml
 
-from deepforcing import policies
+from deepforcing import policies, samplers
 from deepforcing.configs import config_hash, to_dict
 from deepforcing.errors import UserError
 from deepforcing.paths import baselines_dir
-from deepforcing.samplers.chunkwise import ChunkwiseConfig
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class MethodConfig:
 
     Attributes:
         name: Registry name.
-        sampler: ``chunkwise`` (Self-Forcing loop).
+        sampler: ``chunkwise`` (Self-Forcing loop) or ``rolling`` (Rolling Forcing windows).
         sampler_config: The sampler's settings.
         policy: Cache policy registry name.
         policy_config: The policy's frozen config.
@@ -37,7 +36,7 @@ class MethodConfig:
 
     name: str
     sampler: str
-    sampler_config: ChunkwiseConfig
+    sampler_config: Any
     policy: str
     policy_config: Any
     checkpoint: str
@@ -57,7 +56,7 @@ class MethodConfig:
 @dataclass(frozen=True)
 class _HashView:
     sampler: str
-    sampler_config: ChunkwiseConfig
+    sampler_config: Any
     policy: str
     policy_config: Any
 
@@ -76,8 +75,9 @@ def _build(data: dict[str, Any], origin: str) -> MethodConfig:
     unknown = set(data) - known
     if unknown:
         raise UserError(f"{origin}: unknown field(s) {sorted(unknown)}", f"valid fields: {sorted(known)}")
-    if data.get("sampler", "chunkwise") != "chunkwise":
-        raise UserError(f"{origin}: unknown sampler '{data['sampler']}'", "choose one of: chunkwise")
+    sampler = data.get("sampler", "chunkwise")
+    if sampler not in samplers.available():
+        raise UserError(f"{origin}: unknown sampler '{sampler}'", f"choose one of: {', '.join(samplers.available())}")
     try:
         sampler_cfg = dict(data.get("sampler_config") or {})
         if "denoising_steps" in sampler_cfg:
@@ -85,8 +85,8 @@ def _build(data: dict[str, Any], origin: str) -> MethodConfig:
         policy_cls = policies.config_class(data["policy"])
         return MethodConfig(
             name=data["name"],
-            sampler="chunkwise",
-            sampler_config=ChunkwiseConfig(**sampler_cfg),
+            sampler=sampler,
+            sampler_config=samplers.config_class(sampler)(**sampler_cfg),
             policy=data["policy"],
             policy_config=policy_cls(**(data.get("policy_config") or {})),
             checkpoint=data.get("checkpoint", "self-forcing-dmd"),
@@ -152,3 +152,8 @@ def get(name: str) -> MethodConfig:
 def build_policy(method: MethodConfig):
     """Instantiate the method's cache policy."""
     return policies.build(method.policy, method.policy_config)
+
+
+def build_sampler(method: MethodConfig):
+    """Instantiate the method's sampler."""
+    return samplers.build(method.sampler, method.sampler_config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -19,7 +20,6 @@ from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
-from deepforcing.samplers.chunkwise import ChunkwiseSampler
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class VideoGenerator:
         self._assets = self._locate_assets(checkpoint)
         self.checkpoint_path = Path(self._assets["checkpoint"])
         self.model = self._load_model()
-        self.sampler = ChunkwiseSampler(self.method.sampler_config)
+        self.sampler = methods.build_sampler(self.method)
         self._text_encoder = None
         self._vae = None
 
@@ -144,8 +144,23 @@ class VideoGenerator:
                 assets["checkpoint"] = None  # random weights, benchmarks only
         else:
             # Every file is located (or reported missing, with the command that fetches it) before any compute.
-            for key in weights.expand(DIFFUSERS_COMPONENTS):
-                weights.resolve(key, self.weights_dir)
+            needed = {group: weights.expand(group) for group in DIFFUSERS_COMPONENTS}
+            if checkpoint is None:
+                needed[self.method.checkpoint] = [self.method.checkpoint]
+            missing: list[tuple[str, UserError]] = []
+            for group, keys in needed.items():
+                for key in keys:
+                    try:
+                        weights.resolve(key, self.weights_dir)
+                    except UserError as exc:
+                        missing.append((group, exc))
+            if missing:
+                groups = " ".join(dict.fromkeys(group for group, _ in missing))
+                raise UserError(
+                    f"{len(missing)} weight file(s) missing for {self.preset.name} / {self.method.name}; "
+                    f"first: {missing[0][1].message}",
+                    f"run `deepforcing-eval weights download {groups}` (or see `deepforcing-eval weights verify`)",
+                )
             root = weights.resolve("wan2.1-t2v-1.3b-diffusers/text_encoder/config.json", self.weights_dir).parents[1]
             vae = weights.resolve_dir("wan2.1-t2v-1.3b-diffusers/vae/config.json", self.weights_dir)
             assets = {"checkpoint": None, "text_encoder": root, "vae": vae}
@@ -237,35 +252,27 @@ class VideoGenerator:
 
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        writer = decoder = None
         decode_seconds = 0.0
-        if output is not None:
-            from deepforcing.video_io import Mp4Writer
+        with contextlib.ExitStack() as stack:
+            writer = decoder = None
+            if output is not None:  # frames are decoded and written as each chunk finishes
+                from deepforcing.video_io import Mp4Writer
 
-            writer = Mp4Writer(Path(output), fps=FPS)
-            writer.__enter__()
-            decoder = self.vae.streaming_decoder()
+                writer = stack.enter_context(Mp4Writer(Path(output), fps=FPS))
+                decoder = self.vae.streaming_decoder()
 
-        def chunk_done(index: int, latents: torch.Tensor) -> None:
-            nonlocal decode_seconds
-            if writer is not None:
-                t0 = time.perf_counter()
-                frames = decoder.decode(latents)  # [1, T, 3, H, W] in [-1, 1]
-                writer.write(frames[0])
-                decode_seconds += time.perf_counter() - t0
-            if on_chunk is not None:
-                on_chunk(index, num_chunks)
+            def chunk_done(index: int, latents: torch.Tensor) -> None:
+                nonlocal decode_seconds
+                if writer is not None:
+                    t0 = time.perf_counter()
+                    writer.write(decoder.decode(latents)[0])  # [T, 3, H, W] in [-1, 1]
+                    decode_seconds += time.perf_counter() - t0
+                if on_chunk is not None:
+                    on_chunk(index, num_chunks)
 
-        try:
             t0 = time.perf_counter()
             sampled = self.sampler.sample(self.model, text, policy, noise, renoise or stream, chunk_done)
             total = time.perf_counter() - t0
-        except BaseException as exc:
-            if writer is not None:
-                writer.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if writer is not None:
-            writer.__exit__(None, None, None)
         return GenerationResult(
             latents=sampled.latents.float().cpu(),
             video_path=Path(output) if output is not None else None,

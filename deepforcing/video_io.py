@@ -252,7 +252,7 @@ def write_video(path: str | os.PathLike, frames, fps: int = 16, **kwargs) -> Pat
 
 
 def read_video(path: str | os.PathLike):
-    """Decode a video file to RGB frames.
+    """Decode a video file to RGB frames (the metrics' decoder, without its fps).
 
     Args:
         path: Video file.
@@ -261,19 +261,8 @@ def read_video(path: str | os.PathLike):
         ``torch.uint8`` tensor ``[T, H, W, 3]``.
 
     Raises:
-        UserError: If the file is missing or cannot be decoded.
+        UserError: If the file is missing, has no frames or cannot be decoded.
     """
-    import av
-    import torch
+    from deepforcing.metrics.video_io import decode_video
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"video {p} does not exist")
-    try:
-        with av.open(str(p)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except av.error.FFmpegError as e:
-        raise UserError(f"cannot decode video {p}: {e}") from e
-    if not frames:
-        return torch.zeros(0, 0, 0, 3, dtype=torch.uint8)
-    return torch.from_numpy(np.stack(frames))  # [T, H, W, 3]
+    return decode_video(path).frames

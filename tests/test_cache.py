@@ -51,8 +51,8 @@ def test_cache_memory_is_constant_over_120_latent_frames(tiny_model, tiny_text):
     assert len(set(policy.bytes)) == 1
     cfg = tiny_model.cfg
     assert policy.bytes[0] == result.kv_cache_bytes
-    # K and V buffers of 21 frames per layer (float32) + two int64 token tables
-    expected = cfg.num_layers * (2 * 21 * 16 * cfg.dim * 4 + 2 * 21 * 16 * 8)
+    # K, rotated-K and V buffers of 21 frames per layer (float32) + two int64 token tables
+    expected = cfg.num_layers * (3 * 21 * 16 * cfg.dim * 4 + 2 * 21 * 16 * 8)
     assert result.kv_cache_bytes == expected
     assert [c.attended_frames for c in result.chunks][-1] == 21
 

@@ -74,10 +74,22 @@ def test_nan_in_latents_names_the_chunk(capsys, tmp_path, tiny_model):
     with torch.no_grad():
         tiny_model.head.head.bias.fill_(float("nan"))
     save_self_forcing_checkpoint(tiny_model, tmp_path / "nan.pt")
+    out = tmp_path / "videos" / "nan.mp4"
     code, _, err = _run(
-        capsys, "-q", "generate", "--prompt", "x", "--num-latent-frames", "6", "--checkpoint", str(tmp_path / "nan.pt")
+        capsys,
+        "-q",
+        "generate",
+        "--prompt",
+        "x",
+        "--num-latent-frames",
+        "6",
+        "--checkpoint",
+        str(tmp_path / "nan.pt"),
+        "--output",
+        str(out),
     )
     assert code == 2 and "NaN/Inf in latents at chunk 0" in err
+    assert not out.exists() and not any(out.parent.glob("*"))  # no half-written video, no temp file left
 
 
 def test_methods_list_and_show(capsys):
@@ -89,3 +101,68 @@ def test_methods_list_and_show(capsys):
     assert len(shown["config_hash"]) == 12
     code, _, err = _run(capsys, "methods", "show", "nope")
     assert code == 2 and "unknown method" in err
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "self-forcing",
+        "deep-forcing",
+        "deep-forcing-ds",
+        "deep-forcing-paper",
+        "rolling-forcing",
+        "sink-longlive",
+        "sink-rolling",
+        "deep-forcing-ds-sink0",
+        "deep-forcing-query-past",
+    ],
+)
+def test_every_method_generates_on_the_tiny_model(capsys, method):
+    code, out, err = _run(
+        capsys, "-q", "generate", "--method", method, "--prompt", "a red ball", "--num-latent-frames", "27", "--json"
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["latent_frames"] == 27 and summary["video_frames"] == 105 and summary["video"] is None
+
+
+def test_methods_list_shows_every_preset(capsys):
+    from deepforcing import methods
+
+    code, out, _ = _run(capsys, "methods", "list")
+    assert code == 0
+    names = methods.available()
+    assert {"self-forcing", "deep-forcing", "rolling-forcing", "sink-longlive", "sink-rolling"} <= set(names)
+    assert len(names) >= 25  # presets + ablation grids
+    shown = json.loads(_run(capsys, "methods", "show", "deep-forcing")[1])
+    assert shown["policy_config"] == {
+        "window_frames": 21,
+        "sink_frames": 10,
+        "budget_frames": 16,
+        "recent_frames": 4,
+        "query_source": "both",
+        "reuse_cap": 7,
+        "unify_topc_rope": False,
+        "sink_placement": "released",
+    }
+
+
+def test_weights_list_verify_download_offline(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, out, _ = _run(capsys, "weights", "list")
+    assert code == 0 and "self-forcing-dmd" in out
+    code, out, _ = _run(capsys, "weights", "verify", "self-forcing-dmd", "--weights-dir", str(tmp_path))
+    assert code == 1 and "self-forcing-dmd" in out  # reported missing, nothing downloaded
+    code, _, err = _run(capsys, "weights", "download", "self-forcing-dmd")
+    assert code == 2 and "offline" in err.lower()
+
+
+def test_real_model_without_weights_names_the_file_and_the_command(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = _run(
+        capsys, "generate", "--model", "wan2.1-t2v-1.3b", "--prompt", "x", "--weights-dir", str(tmp_path / "w")
+    )
+    assert code == 2
+    assert "deepforcing-eval weights download" in err and str(tmp_path / "w") in err

@@ -100,3 +100,19 @@ def test_wrong_keys_are_named(tmp_path, tiny_model):
 def test_missing_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         read_state_dict(tmp_path / "nope.pt")
+
+
+def test_block_causal_forward_equals_chunkwise_cached_forward(tiny_model, tiny_text):
+    """The training view (one call, block-causal mask) equals chunk-by-chunk generation over a full cache."""
+    cfg = tiny_model.cfg
+    x = torch.randn(1, 9, 16, 8, 8)
+    t = torch.rand(1, 9) * 1000
+    masked = tiny_model(x, t, tiny_text, causal_chunk_frames=3)
+    kv = KVCache(cfg.num_layers, 1, 9 * 16, cfg.num_heads, cfg.head_dim, 16, tiny_model.rope, torch.float32, "cpu")
+    outs = []
+    for c in range(3):
+        kv.begin_chunk(ChunkState(c, 3 * c, 3, torch.arange(3 * c, 3 * c + 3)))
+        outs.append(tiny_model(x[:, 3 * c : 3 * c + 3], t[:, 3 * c : 3 * c + 3], tiny_text, kv))
+        kv.end_chunk()
+    torch.testing.assert_close(masked, torch.cat(outs, dim=1), rtol=0, atol=1e-5)
+    assert not torch.allclose(masked, tiny_model(x, t, tiny_text), atol=1e-3)  # the mask matters

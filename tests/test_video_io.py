@@ -123,5 +123,5 @@ def test_read_only_directory(tmp_path):
 
 
 def test_read_missing(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="not found"):
         read_video(Path(tmp_path) / "nope.mp4")

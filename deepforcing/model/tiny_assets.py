@@ -44,6 +44,7 @@ TINY_VAE_CONFIG = {
 TINY_TEXT_LEN = 16
 TINY_TEXT_DIM = 32
 
+
 def _seeded_init_(module: torch.nn.Module, seed: int, embedding_std: float = 1.0) -> None:
     """Overwrite every parameter from a private generator, deterministic in ``seed``.
 

@@ -33,14 +33,21 @@ def sinusoidal_embedding(dim: int, timesteps: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Unmasked multi-head attention: q [B, Lq, N, D], k/v [B, Lk, N, D] -> [B, Lq, N, D].
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-head attention: q [B, Lq, N, D], k/v [B, Lk, N, D] -> [B, Lq, N, D].
 
     Uses ``torch.nn.functional.scaled_dot_product_attention`` (which picks a flash / memory-efficient kernel on
-    GPUs by itself); softmax scale is the default ``1/sqrt(D)``.
+    GPUs by itself); softmax scale is the default ``1/sqrt(D)``. ``mask`` [Lq, Lk] (bool, True = attend) is only
+    used by training-style calls without a cache; inference attends unmasked, as the references do.
     """
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
     return out.transpose(1, 2)
+
+
+def block_causal_mask(num_frames: int, tokens_per_frame: int, chunk_frames: int, device=None) -> torch.Tensor:
+    """Bool [L, L] mask: a token attends to every token of its own chunk and of earlier chunks (L = F·tpf)."""
+    chunk = torch.arange(num_frames, device=device).repeat_interleave(tokens_per_frame) // chunk_frames
+    return chunk.unsqueeze(1) >= chunk.unsqueeze(0)
 
 
 class WanRMSNorm(nn.Module):
@@ -81,8 +88,8 @@ class TextConditioning:
     values: list[torch.Tensor]
 
 
-class CausalSelfAttention(nn.Module):
-    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
+class _AttentionProjections(nn.Module):
+    """Q/K/V/O projections with optional RMS q/k norms (Wan's ``WanSelfAttention`` parameter layout)."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
         super().__init__()
@@ -95,6 +102,10 @@ class CausalSelfAttention(nn.Module):
         self.norm_q = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
         self.norm_k = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
 
+
+class CausalSelfAttention(_AttentionProjections):
+    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
+
     def forward(
         self,
         x: torch.Tensor,
@@ -103,11 +114,13 @@ class CausalSelfAttention(nn.Module):
         rope: RotaryEmbedding,
         kv: KVCache | None,
         layer_idx: int,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """X [B, L, dim] -> [B, L, dim].
 
-        Without a cache the call attends bidirectionally over its own frames. With a cache the chunk's K/V are
-        written to the cache first and the chunk attends to everything the cache then holds (itself included).
+        Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
+        cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
+        holds (itself included).
         """
         b, length, _ = x.shape
         n, d = self.num_heads, self.head_dim
@@ -120,22 +133,11 @@ class CausalSelfAttention(nn.Module):
             k = rope.apply(k, frame_positions, h, w)
         else:
             k, v = kv.update(layer_idx, q, rope.apply_spatial(k, num_frames, h, w), v)
-        return self.o(attention(q, k, v).flatten(2))
+        return self.o(attention(q, k, v, mask).flatten(2))
 
 
-class TextCrossAttention(nn.Module):
+class TextCrossAttention(_AttentionProjections):
     """Cross-attention from video tokens to the (padded) text tokens; no mask, as Wan."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
-        self.norm_k = WanRMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
 
     def project_text(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Embedded text [B, Lt, dim] -> keys, values [B, Lt, N, D]."""
@@ -176,6 +178,7 @@ class CausalWanBlock(nn.Module):
         rope: RotaryEmbedding,
         kv: KVCache | None,
         layer_idx: int,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """X [B, L, dim], e0 [B, F, 6, dim] (per-frame modulation) -> [B, L, dim]."""
         num_frames = e0.shape[1]
@@ -193,6 +196,7 @@ class CausalWanBlock(nn.Module):
             rope,
             kv,
             layer_idx,
+            mask,
         )
         x = x + (frames(y) * gate1).flatten(1, 2)
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
@@ -272,6 +276,7 @@ class CausalWanModel(nn.Module):
         text: TextConditioning,
         kv: KVCache | None = None,
         start_frame: int = 0,
+        causal_chunk_frames: int | None = None,
     ) -> torch.Tensor:
         """Predict the flow for a run of latent frames.
 
@@ -282,6 +287,8 @@ class CausalWanModel(nn.Module):
             kv: The generation's cache. With a cache, the frames are the chunk announced by
                 ``kv.begin_chunk`` and take their temporal positions from it.
             start_frame: Without a cache, the temporal position of the first frame.
+            causal_chunk_frames: Without a cache, attend block-causally in chunks of this many frames (the
+                training view of chunk-wise generation, e.g. teacher / diffusion forcing); None = bidirectional.
 
         Returns:
             Flow prediction [B, F, C, H, W] in the model dtype.
@@ -301,8 +308,13 @@ class CausalWanModel(nn.Module):
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, timestep.flatten()).type_as(x))  # [B*F, dim]
         e0 = self.time_projection(e).unflatten(1, (6, self.cfg.dim)).unflatten(0, (b, num_frames))  # [B, F, 6, dim]
 
+        mask = None
+        if causal_chunk_frames is not None:
+            if kv is not None:
+                raise ValueError("causal_chunk_frames is for calls without a KV cache")
+            mask = block_causal_mask(num_frames, grid[1] * grid[2], causal_chunk_frames, x.device)
         for i, block in enumerate(self.blocks):
-            x = block(x, e0, text.keys[i], text.values[i], grid, frame_positions, self.rope, kv, i)
+            x = block(x, e0, text.keys[i], text.values[i], grid, frame_positions, self.rope, kv, i, mask)
 
         x = self.head(x, e.unflatten(0, (b, num_frames)).unsqueeze(2))  # [B, F, h*w, pt*ph*pw*C]
         return self._unpatchify(x, grid)

@@ -25,6 +25,7 @@ import torch
 
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.policies.base import CachePolicy
+from deepforcing.policies.fifo import evict_to_window
 
 PLACEMENTS = ("released", "paper")
 
@@ -88,18 +89,11 @@ class DeepSinkPolicy(CachePolicy):
     def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
         """Evict the oldest non-sink frames; on a roll, move the sink next to the tail."""
         tpf = kv.tokens_per_frame
-        sink = self.cfg.sink_frames * tpf
-        rolled = False
-        for layer in kv.layers:
-            overflow = layer.length + chunk.num_frames * tpf - min(self.cfg.window_frames * tpf, layer.capacity)
-            if overflow > 0:
-                layer.evict(sink, overflow)
-                rolled = True
-        if not rolled:
+        if not evict_to_window(kv, self.cfg.window_frames, self.cfg.sink_frames, chunk.num_frames):
             return
         cached = kv.layers[0].length // tpf + chunk.num_frames
         start = sink_start_for(self.cfg.placement, chunk.start_frame, chunk.num_frames, cached, self.cfg.sink_frames)
         positions = torch.arange(start, start + self.cfg.sink_frames).repeat_interleave(tpf)
         for layer in kv.layers:
-            layer.positions[:sink] = positions.to(layer.positions.device)
+            layer.set_positions(0, positions)
         self.sink_starts.append((chunk.index, start))

@@ -47,11 +47,20 @@ class FifoPolicy(CachePolicy):
 
     def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
         """Evict the oldest non-sink tokens so the chunk fits the window."""
-        tpf = kv.tokens_per_frame
-        window = self.cfg.window_frames * tpf
-        sink = self.cfg.sink_frames * tpf
-        incoming = chunk.num_frames * tpf
-        for layer in kv.layers:
-            overflow = layer.length + incoming - min(window, layer.capacity)
-            if overflow > 0:
-                layer.evict(sink, overflow)
+        evict_to_window(kv, self.cfg.window_frames, self.cfg.sink_frames, chunk.num_frames)
+
+
+def evict_to_window(kv: KVCache, window_frames: int, sink_frames: int, incoming_frames: int) -> bool:
+    """FIFO-evict the oldest tokens after the first ``sink_frames`` so that ``incoming_frames`` more fit the window.
+
+    Returns:
+        Whether anything was evicted (the window "rolled").
+    """
+    tpf = kv.tokens_per_frame
+    rolled = False
+    for layer in kv.layers:
+        overflow = layer.length + incoming_frames * tpf - min(window_frames * tpf, layer.capacity)
+        if overflow > 0:
+            layer.evict(sink_frames * tpf, overflow)
+            rolled = True
+    return rolled

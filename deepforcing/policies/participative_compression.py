@@ -146,7 +146,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
     def scores(self, layer: LayerCache, queries: torch.Tensor) -> torch.Tensor:
         """φ for every valid token of the layer: (Σ_r q_r)·k_j summed over heads, / (√D·H). -> float32 [valid]."""
         valid = layer.valid
-        keys = self._kv.rope.apply_temporal(layer.k[:, :valid], layer.positions[:valid])  # [B, L, H, D]
+        layer.refresh(self._kv.rope)
+        keys = layer.k_rot[:, :valid]  # [B, L, H, D], rotated to the stored positions
         b, _, heads, dim = keys.shape
         if b != 1:
             raise ValueError("participative compression selects tokens per sample; generate with batch size 1")
@@ -177,7 +178,7 @@ class ParticipativeCompressionPolicy(CachePolicy):
             recent_start = int(layer.positions[sink + take])  # first recent token's (true) position
             block = math.ceil(take / tpf)
             offsets = torch.arange(take, device=layer.positions.device) // tpf
-            layer.positions[sink : sink + take] = recent_start - block + offsets
+            layer.set_positions(sink, recent_start - block + offsets)
         sink_start = self._realign_sink(layer, sink, chunk, tpf)
         self.history.append(Compression(chunk.index, layer_idx, frames_before, selected_frames, sink_start))
 
@@ -187,7 +188,5 @@ class ParticipativeCompressionPolicy(CachePolicy):
             start = chunk.start_frame - layer.valid // tpf
         else:
             start = int(layer.positions[sink : layer.valid].min()) - frames
-        layer.positions[:sink] = (torch.arange(start, start + frames).repeat_interleave(tpf))[:sink].to(
-            layer.positions.device
-        )
+        layer.set_positions(0, torch.arange(start, start + frames).repeat_interleave(tpf)[:sink])
         return start

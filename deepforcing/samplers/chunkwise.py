@@ -19,37 +19,15 @@ from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import RenoiseFn
 from deepforcing.policies.base import CachePolicy
-from deepforcing.samplers.schedule import FlowSchedule
+from deepforcing.samplers.schedule import StepConfig
 
 
 @dataclass(frozen=True)
-class ChunkwiseConfig:
+class ChunkwiseConfig(StepConfig):
     """Chunk-wise sampler settings (defaults: Self-Forcing DMD, ``configs/self_forcing_dmd.yaml``).
 
-    Attributes:
-        chunk_frames: Latent frames denoised together (``num_frame_per_block``).
-        denoising_steps: Nominal timesteps; warped onto the shifted table when ``warp`` is set.
-        warp: Map nominal steps through the shifted schedule (``warp_denoising_step``).
-        shift: Schedule shift.
-        context_timestep: Timestep of the clean pass that writes the chunk's K/V (``context_noise``).
+    ``[1000, 750, 500, 250]`` warped with shift 5 gives ``[1000, 937.5, 833.33, 625]``; see :class:`StepConfig`.
     """
-
-    chunk_frames: int = 3
-    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
-    warp: bool = True
-    shift: float = 5.0
-    context_timestep: int = 0
-
-    @property
-    def schedule(self) -> FlowSchedule:
-        """The flow schedule for this config."""
-        return FlowSchedule(shift=self.shift)
-
-    def timesteps(self) -> torch.Tensor:
-        """The timesteps actually fed to the model, float32 [S]."""
-        if self.warp:
-            return self.schedule.warp(self.denoising_steps)
-        return torch.tensor(self.denoising_steps, dtype=torch.float32)
 
 
 @dataclass
@@ -88,10 +66,15 @@ class ChunkwiseSampler:
 
     def new_cache(self, model: CausalWanModel, policy: CachePolicy, noise: torch.Tensor) -> KVCache:
         """Allocate the KV cache this policy needs for a video shaped like ``noise`` [B, F, C, H, W]."""
+        return self.allocate_cache(model, policy, noise, self.cfg.chunk_frames)
+
+    @staticmethod
+    def allocate_cache(model: CausalWanModel, policy: CachePolicy, noise: torch.Tensor, pass_frames: int) -> KVCache:
+        """Allocate a cache for a video like ``noise`` whose passes cover at most ``pass_frames`` frames."""
         b, num_frames, _, height, width = noise.shape
         cfg = model.cfg
         tpf = cfg.tokens_per_frame(height, width)
-        capacity = policy.capacity_frames(num_frames, self.cfg.chunk_frames) * tpf
+        capacity = policy.capacity_frames(num_frames, pass_frames) * tpf
         return KVCache(
             cfg.num_layers,
             b,

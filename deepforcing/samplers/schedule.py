@@ -42,16 +42,52 @@ class FlowSchedule:
         return extended[index]
 
     def sigma(self, timestep: float | torch.Tensor) -> torch.Tensor:
-        """Sigma of the table entry nearest to ``timestep`` (float32 scalar tensor)."""
+        """Sigma of the table entry nearest to each timestep (float32; scalar in, scalar out; [n] in, [n] out)."""
         sigmas, timesteps = self.table()
-        return sigmas[torch.argmin((timesteps - torch.as_tensor(timestep, dtype=torch.float32)).abs())]
+        t = torch.as_tensor(timestep, dtype=torch.float32).cpu()
+        return sigmas[torch.argmin((timesteps.unsqueeze(0) - t.reshape(-1, 1)).abs(), dim=1)].reshape(t.shape)
+
+    @staticmethod
+    def _per_frame(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Scalar, or one value per frame [n] broadcast over latents [B, n, C, H, W]."""
+        return sigma if sigma.ndim == 0 else sigma.view(1, -1, *([1] * (like.ndim - 2)))
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
-        """``(1 − σ)·x0 + σ·ε`` with σ in float32, returned in the noise dtype."""
-        sigma = self.sigma(timestep).to(x0.device)
+        """``(1 − σ)·x0 + σ·ε`` with σ in float32, returned in the noise dtype (timestep scalar or per frame)."""
+        sigma = self._per_frame(self.sigma(timestep).to(x0.device), x0)
         return ((1 - sigma) * x0 + sigma * noise).type_as(noise)
 
     def flow_to_x0(self, flow: torch.Tensor, x_t: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
-        """``x0 = x_t − σ·v`` computed in float64, returned in the flow dtype."""
-        sigma = self.sigma(timestep).to(torch.float64).to(flow.device)
+        """``x0 = x_t − σ·v`` in float64, returned in the flow dtype (timestep scalar or one per frame)."""
+        sigma = self._per_frame(self.sigma(timestep).to(torch.float64).to(flow.device), flow)
         return (x_t.to(torch.float64) - sigma * flow.to(torch.float64)).to(flow.dtype)
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """Few-step sampler settings shared by the chunk-wise and rolling samplers.
+
+    Attributes:
+        chunk_frames: Latent frames per chunk (``num_frame_per_block``).
+        denoising_steps: Nominal timesteps; warped onto the shifted table when ``warp`` is set.
+        warp: Map nominal steps through the shifted schedule (``warp_denoising_step``).
+        shift: Schedule shift.
+        context_timestep: Timestep of the clean pass that writes a chunk's K/V (``context_noise``).
+    """
+
+    chunk_frames: int = 3
+    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
+    warp: bool = True
+    shift: float = 5.0
+    context_timestep: int = 0
+
+    @property
+    def schedule(self) -> FlowSchedule:
+        """The flow schedule for this config."""
+        return FlowSchedule(shift=self.shift)
+
+    def timesteps(self) -> torch.Tensor:
+        """The timesteps actually fed to the model, float32 [S]."""
+        if self.warp:
+            return self.schedule.warp(self.denoising_steps)
+        return torch.tensor(self.denoising_steps, dtype=torch.float32)

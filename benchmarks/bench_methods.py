@@ -1,0 +1,74 @@
+"""Per-chunk time of every method relative to Self-Forcing on the same config, in one run (CPU).
+
+The paper reports Deep Forcing at 15.75 FPS vs Self-Forcing's 15.78 on an H100 (≤ 1 % overhead); the target
+here is a ratio ≤ 1.05 on CPU. Methods are interleaved round-robin (several rounds) so that machine noise hits
+them alike; the reported figure is the median over rounds of each method's steady-state mean per-chunk time,
+divided by Self-Forcing's. Also prints the attention length (frames) per chunk over time.
+
+    python benchmarks/bench_methods.py [--config medium] [--frames 60] [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from deepforcing.methods import build_policy, build_sampler, get
+from deepforcing.model.config import PRESETS
+from deepforcing.model.tiny import build_random_generator
+from deepforcing.noise import NoiseStream
+
+METHODS = ["self-forcing", "deep-forcing-ds", "deep-forcing", "sink-longlive", "sink-rolling", "rolling-forcing"]
+
+
+def run_once(model, text, preset, method: str, frames: int) -> tuple[float, list[float], list[float]]:
+    cfg = get(method)
+    stream = NoiseStream("bench", 0)
+    noise = stream.initial((1, frames, preset.wan.in_dim, preset.latent_height, preset.latent_width))
+    result = build_sampler(cfg).sample(model, text, build_policy(cfg), noise, stream)
+    secs = [c.seconds for c in result.chunks]
+    steady = secs[len(secs) // 2 :]  # second half: the window is long full
+    per_frame = sum(secs) / frames  # rolling windows and chunks differ in count: compare per latent frame too
+    return per_frame, steady, [c.attended_frames for c in result.chunks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="medium", choices=sorted(PRESETS))
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    preset = PRESETS[args.config]
+    model = build_random_generator(preset.wan, seed=0)
+    text = model.encode_text(torch.randn(1, preset.wan.text_len, preset.wan.text_dim))
+    per_frame: dict[str, list[float]] = {m: [] for m in args.methods}
+    attention: dict[str, list[float]] = {}
+    run_once(model, text, preset, "self-forcing", 9)  # warm-up
+    for _ in range(args.rounds):
+        for method in args.methods:
+            pf, _, att = run_once(model, text, preset, method, args.frames)
+            per_frame[method].append(pf)
+            attention[method] = att
+    base = statistics.median(per_frame["self-forcing"])
+    rows = []
+    for method in args.methods:
+        med = statistics.median(per_frame[method])
+        rows.append({"method": method, "ms_per_latent_frame": 1000 * med, "ratio_vs_self_forcing": med / base})
+        print(f"{method:18s} {1000 * med:9.2f} ms/latent frame   x{med / base:.3f} vs self-forcing")
+    print("attention length (frames) per chunk / window:")
+    for method in args.methods:
+        print(f"  {method:18s} {' '.join(f'{a:g}' for a in attention[method])}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "attention": attention}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
