@@ -77,9 +77,9 @@ def resolve_run_dir(path: str | Path) -> Path:
     raise UserError(f"no results in {p} (results/aggregate.json is missing)", hint)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Run:
-    """One run's result files.
+    """One run's result files (compared and hashed by identity).
 
     Attributes:
         root: The run directory ``<out>/<suite>/<run-id>``.

@@ -583,6 +583,52 @@ def speed_table(runs: Sequence[Run], published: Published | None = None) -> Tabl
     return mark_best(Table("speed", "Speed", tuple(columns), tuple(rows), notes))
 
 
+# -------------------------------------------------------------------------------------------- videos
+def video_table(series: Sequence[Series], prompt_id: str, seed: int, keys: Sequence[str] | None = None) -> Table:
+    """Per-video values of one (prompt, seed): one row per series, one column per metric id (and drift).
+
+    Args:
+        series: The series to show (those without this video get empty cells).
+        prompt_id: Prompt id.
+        seed: Seed.
+        keys: Columns: metric ids, or drift keys ``drift...[metric id]`` (default: every metric id, then the
+            first/last drift of each).
+    """
+    per: dict[str, dict[str, float]] = {}
+    found: list[str] = []
+    for s in series:
+        vals: dict[str, float] = {}
+        for row in s.run.videos:
+            if row.get("method") != s.method or row.get("prompt_id") != prompt_id or row.get("seed") != seed:
+                continue
+            key = row["metric"] if row.get("record") == "video" else f"{row['metric']}[{row.get('of')}]"
+            if row.get("value") is not None:
+                vals[key] = float(row["value"])
+            if key not in found:
+                found.append(key)
+        per[s.label] = vals
+    if keys is None:
+        primary = sorted(k for k in found if split_drift(k) is None)
+        drift = sorted(k for k in found if (d := split_drift(k)) and split_id(d[0])[0] == "drift.first_last")
+        keys = primary + drift
+    runs = list(dict.fromkeys(s.run for s in series))
+    columns = [Column("method", "Method", kind="label")]
+    directions = {}
+    for k in keys:
+        info = describe(k)
+        directions[k] = column_direction(runs, k)
+        columns.append(Column(k, info.label, "ours", direction=directions[k], description=info.description))
+    rows = []
+    for s in series:
+        row = [text(s.label, source=s.source)]
+        for k in keys:
+            info = describe(k)
+            row.append(number(per[s.label].get(k), info.fmt, directions[k], 1, s.source, info.protocol))
+        rows.append(tuple(row))
+    title = f"{prompt_id}, seed {seed}: per-video values"
+    return mark_best(Table(f"video-{prompt_id}-{seed}", title, tuple(columns), tuple(rows)))
+
+
 # ------------------------------------------------------------------------------------------- methods
 def _knobs(config: dict[str, Any]) -> str:
     pc = config.get("policy_config") or {}
@@ -632,4 +678,5 @@ __all__ = [
     "speed_table",
     "summary_table",
     "text",
+    "video_table",
 ]
