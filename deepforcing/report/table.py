@@ -266,7 +266,8 @@ def series_of(runs: Sequence[Run]) -> list[Series]:
     return out
 
 
-def _direction(flag: Any) -> Direction:
+def direction_of(flag: Any) -> Direction:
+    """``higher_is_better`` (True / False / None) as a :data:`Direction`."""
     return "higher" if flag is True else "lower" if flag is False else None
 
 
@@ -278,7 +279,7 @@ def column_direction(runs: Sequence[Run], key: str) -> Direction:
         for m in r.methods:
             entry = r.results(m).get(key)
             if entry is not None:
-                return _direction(entry.get("higher_is_better"))
+                return direction_of(entry.get("higher_is_better"))
     return None
 
 
