@@ -155,7 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_regress(args: argparse.Namespace) -> int:
     """``regress``."""
-    from deepforcing.cli import console
+    from deepforcing.cli import console, err_console
     from deepforcing.report import regress, render
     from deepforcing.report.runs import load_run
 
@@ -167,10 +167,13 @@ def cmd_regress(args: argparse.Namespace) -> int:
     comparison = regress.compare(run, baseline, args.methods, str(path))
     if args.json:
         console.print_json(json.dumps(comparison.to_json()))
-    else:
+    elif args.all or any(f.status != "ok" for f in comparison.findings):
         console.print(render.to_rich(regress.findings_table(comparison, show_all=args.all)))
+    else:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items()))
+        console.print(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
     if comparison.failed:
-        console.print(
+        err_console.print(
             f"[red]regression:[/red] {len(comparison.failed)} change(s) outside the declared tolerances; "
             f"if intended, re-bless: deepforcing-eval regress {args.run} --baseline {path} --update",
             soft_wrap=True,
