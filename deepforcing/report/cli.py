@@ -165,6 +165,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         return _update(run, path, args)
     baseline = regress.read_baseline(path)
     comparison = regress.compare(run, baseline, args.methods, str(path))
+    env_notes = regress.environment_notes(run, baseline)
     if args.json:
         console.print_json(json.dumps(comparison.to_json()))
     elif args.all or any(f.status != "ok" for f in comparison.findings):
@@ -172,6 +173,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
     else:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items()))
         console.print(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
+    for note in env_notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
     if comparison.failed:
         err_console.print(
             f"[red]regression:[/red] {len(comparison.failed)} change(s) outside the declared tolerances; "

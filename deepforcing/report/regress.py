@@ -57,9 +57,11 @@ DEFAULT_TOLERANCES: dict[str, Any] = {
     "rules": [],
 }
 
-Status = Literal["ok", "moved", "missing", "new", "undefined", "n_videos", "config", "protocol", "samples"]
+Status = Literal["ok", "moved", "missing", "new", "undefined", "n_videos", "config", "weights", "protocol", "samples"]
 #: Statuses that fail the gate.
-FAILING: frozenset[str] = frozenset({"moved", "missing", "undefined", "n_videos", "config", "protocol", "samples"})
+FAILING: frozenset[str] = frozenset(
+    {"moved", "missing", "undefined", "n_videos", "config", "weights", "protocol", "samples"}
+)
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,11 @@ def compare(run: Run, baseline: dict[str, Any], methods: list[str] | None = None
             findings.append(
                 Finding(m, "config_hash", "config", b.get("config_hash"), ch, detail="the method's settings changed")
             )
+        wid = ((run.aggregate.get("methods") or {}).get(m) or {}).get("weights_id")
+        if b.get("weights_id") is not None and b.get("weights_id") != wid:
+            findings.append(
+                Finding(m, "weights_id", "weights", b.get("weights_id"), wid, detail="different generator weights")
+            )
         ns_now = (run.aggregate.get("n_samples") or {}).get(m)
         if b.get("n_samples") is not None and b.get("n_samples") != ns_now:
             findings.append(Finding(m, "n_samples", "samples", b.get("n_samples"), ns_now))
@@ -359,6 +366,26 @@ def compare(run: Run, baseline: dict[str, Any], methods: list[str] | None = None
     return Comparison(tuple(findings), path, run.name)
 
 
+def environment_notes(run: Run, baseline: dict[str, Any]) -> list[str]:
+    """Differences between the run's machine and libraries and the blessed run's (never a failure by itself).
+
+    Generator float noise of another CPU or library version can flip a few 8-bit pixel values, and the lossy mp4
+    encoder then changes whole blocks: numbers can move for reasons that are not a regression. These notes say
+    so next to the findings.
+    """
+    blessed = baseline.get("blessed_from") or {}
+    prov = run.aggregate.get("provenance") or {}
+    notes = []
+    dev_b, dev_r = (blessed.get("device") or {}).get("name"), (prov.get("device") or {}).get("name")
+    if dev_b and dev_r and dev_b != dev_r:
+        notes.append(f"device differs from the blessed run's: {dev_b} -> {dev_r}")
+    vb, vr = blessed.get("versions") or {}, prov.get("versions") or {}
+    changed = [f"{k} {vb[k]} -> {vr.get(k)}" for k in sorted(vb) if k in vr and vb[k] != vr[k]]
+    if changed:
+        notes.append("library versions differ from the blessed run's: " + ", ".join(changed))
+    return notes
+
+
 # ---------------------------------------------------------------------------------------------- tables
 def _fmt(v: Any) -> str:
     if v is None:
@@ -386,7 +413,8 @@ def findings_table(comparison: Comparison, show_all: bool = False) -> T.Table:
     for f in comparison.findings:
         if not show_all and f.status == "ok":
             continue
-        label = describe(f.key).label if f.key not in ("*", "config_hash", "n_samples") and "." in f.key else f.key
+        plain = f.key in ("*", "config_hash", "weights_id", "n_samples") or f.key.startswith("protocol.")
+        label = f.key if plain else describe(f.key).label
         d = f.delta
         rel = None if d is None or not f.baseline else d / abs(float(f.baseline))
         status = f.status + (f" ({f.verdict})" if f.verdict and f.status == "moved" else "")
@@ -439,6 +467,7 @@ def make_baseline(run: Run, previous: dict[str, Any] | None = None) -> dict[str,
             metrics[key] = item
         methods[m] = {
             "config_hash": run.config_hash(m),
+            "weights_id": ((run.aggregate.get("methods") or {}).get(m) or {}).get("weights_id"),
             "n_samples": (run.aggregate.get("n_samples") or {}).get(m),
             "metrics": metrics,
         }

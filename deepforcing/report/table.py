@@ -512,9 +512,11 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
             )
     notes = [run_protocol(r) for r in runs]
     notes.append(f"paper: {published.source}; ours converted to the paper's unit (x100 for VBench, ms -> s)")
-    for m in dict.fromkeys(unmatched):
+    if unmatched:
+        notes.append("no published counterpart: " + ", ".join(dict.fromkeys(unmatched)))
         why = [f"{pub}: {reason}" for pub, reason in published.unmatched.items() if reason]
-        notes.append(f"{m}: no published counterpart" + (f" (unmatched on purpose — {'; '.join(why)})" if why else ""))
+        if why:
+            notes.append("published methods without a counterpart here — " + "; ".join(why))
     notes += comparability_notes(runs)
     return Table("paper", "Ours beside the paper's numbers", columns, tuple(rows), tuple(notes), best=None)
 

@@ -161,3 +161,24 @@ def test_update_creates_a_new_baseline(tmp_path, capsys):
     assert code == 0 and "created" in out
     doc = regress.read_baseline(path)
     assert doc["tolerances"] == regress.DEFAULT_TOLERANCES and doc["suite"] == "smoke"
+
+
+def test_other_weights_fail_and_another_machine_is_noted(tmp_path):
+    base_path = _baseline(tmp_path)
+    doc = json.loads(base_path.read_text())
+    doc["methods"]["deep-forcing"]["weights_id"] = "tiny:tiny@000000000000"
+    doc["blessed_from"] = {"device": {"name": "Other CPU"}, "versions": {"torch": "2.0.0", "av": "1"}}
+    base_path.write_text(json.dumps(doc))
+    run = _run(tmp_path)
+    agg = json.loads((run.root / "results" / "aggregate.json").read_text())
+    agg["methods"]["deep-forcing"]["weights_id"] = "tiny:tiny@d033545087a4"
+    agg["provenance"]["versions"] = {"torch": "2.14.1", "av": "1"}
+    (run.root / "results" / "aggregate.json").write_text(json.dumps(agg))
+    run = load_run(run.root)
+    base = regress.read_baseline(base_path)
+    assert _statuses(regress.compare(run, base))[("deep-forcing", "weights_id")] == "weights"
+    notes = regress.environment_notes(run, base)
+    assert notes == [
+        "device differs from the blessed run's: Other CPU -> Test CPU",
+        "library versions differ from the blessed run's: torch 2.0.0 -> 2.14.1",
+    ]
