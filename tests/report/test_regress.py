@@ -182,3 +182,17 @@ def test_other_weights_fail_and_another_machine_is_noted(tmp_path):
         "device differs from the blessed run's: Other CPU -> Test CPU",
         "library versions differ from the blessed run's: torch 2.0.0 -> 2.14.1",
     ]
+
+
+def test_committed_smoke_baseline_is_valid_and_explains_its_tolerances():
+    from report_helpers import ROOT
+
+    base = regress.read_baseline(ROOT / "reports" / "baselines" / "smoke.json")
+    assert base["suite"] == "smoke" and len(base["tolerances"]["why"]) >= 3
+    for rule in base["tolerances"]["rules"]:
+        assert rule["rel"] >= 2.5 * rule["noise_max_rel"], rule  # margin over the measured noise
+        assert rule["knob_rel"], rule
+    keys = {k for m in base["methods"].values() for k in m["metrics"]}
+    assert len(keys) == 42
+    assert all(regress.tolerance_for(base, k).rule != "default" for k in keys)  # every value has a declared rule
+    assert set(base["methods"]) == {"self-forcing", "deep-forcing", "sink-longlive"}

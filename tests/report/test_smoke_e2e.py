@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 from report_helpers import ROOT, cli_env, run_cli
@@ -70,7 +69,9 @@ def test_a_changed_policy_knob_fails_the_gate(smoke_run, tmp_path, capsys):
     for f in doc["findings"]:
         by_status.setdefault(f["status"], []).append(f["key"])
     assert by_status.get("config") == ["config_hash"]
-    assert len(by_status.get("moved", [])) >= 10, by_status  # the numbers themselves moved
+    moved = by_status.get("moved", [])
+    assert len(moved) >= 8, by_status  # the numbers themselves moved (13 when the baseline was blessed) ...
+    assert len([k for k in moved if not k.startswith("drift.")]) >= 4, moved  # ... per-video means among them
     assert not by_status.get("protocol") and not by_status.get("missing")
 
 
