@@ -225,6 +225,7 @@ table.df-table th, table.df-table td { border-bottom: 1px solid var(--line); pad
 table.df-table thead th { background: #f0f2f5; font-weight: 600; vertical-align: bottom; cursor: pointer; }
 table.df-table thead th.group { text-align: center; cursor: default; }
 table.df-table td.num { text-align: right; }
+table.df-table td.txt { white-space: normal; min-width: 90px; max-width: 460px; }
 table.df-table td.paper { color: #4a4f5c; background: #f7f8fb; }
 table.df-table td.delta { color: var(--muted); font-size: 12px; }
 table.df-table .best { color: var(--best); }

@@ -257,6 +257,8 @@ def to_html(table: Table, caption: bool = True) -> str:
                 classes.append("num")
             if col.kind in ("paper", "delta"):
                 classes.append(col.kind)
+            if col.kind == "text":
+                classes.append("txt")
             if cell.best:
                 classes.append("best")
             attrs = f' class="{" ".join(classes)}"' if classes else ""
