@@ -1,7 +1,8 @@
 """Charts of a report as inline SVG (matplotlib, no pyplot state, text kept as text, reproducible ids).
 
 * :func:`drift_curves` — every per-clip metric over time, one line per method (mean over videos, band = range).
-* :func:`ablation_chart` — a knob of an ablation grid (e.g. Deep Sink size) against chosen metrics (paper Fig. 5).
+* :func:`panels_svg` — any grid of panels; the ablation plots (a knob of an ablation grid, e.g. the Deep Sink size,
+  against chosen metrics as in the paper's Fig. 5) use it directly.
 * :func:`speed_chart` — per-chunk latency and attention length (latent frames attended) over the chunk index.
 
 Every function takes plain data (built by :mod:`deepforcing.report.html` from the run files) and returns SVG text
@@ -11,14 +12,11 @@ without the XML prologue, ready to inline.
 from __future__ import annotations
 
 import io
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from deepforcing.errors import UserError
-
-log = logging.getLogger(__name__)
 
 #: Line colours, by series index (matplotlib's tab10).
 COLORS = (
@@ -150,11 +148,6 @@ def strip_prologue(svg: str) -> str:
 def drift_curves(panels: Sequence[Panel]) -> str:
     """Per-clip metric values over time (one panel per metric id)."""
     return panels_svg(panels, "drift-curves", ncols=3)
-
-
-def ablation_chart(panels: Sequence[Panel]) -> str:
-    """Knob value against metrics (one panel per metric)."""
-    return panels_svg(panels, "ablation", ncols=min(3, len(panels)), panel_size=(3.8, 2.8))
 
 
 def speed_chart(panels: Sequence[Panel]) -> str:

@@ -71,28 +71,6 @@ class MetricLink:
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """A published number matched to one of our methods and result columns.
-
-    Attributes:
-        published: The printed number.
-        link: The metric link (scale).
-        ours: Our value converted to the paper's unit (None if we have no number).
-        ours_key: Our result column (full metric id or ``timing.<field>``), None if absent.
-    """
-
-    published: PublishedValue
-    link: MetricLink
-    ours: float | None
-    ours_key: str | None
-
-    @property
-    def delta(self) -> float | None:
-        """Ours minus published, in the paper's unit."""
-        return None if self.ours is None else self.ours - self.published.value
-
-
-@dataclass(frozen=True)
 class Published:
     """All published numbers with the mapping onto our names.
 

@@ -283,10 +283,6 @@ def column_direction(runs: Sequence[Run], key: str) -> Direction:
     return None
 
 
-def _arrow(direction: Direction) -> str:
-    return {"higher": " ↑", "lower": " ↓"}.get(direction or "", "")
-
-
 def result_keys(runs: Sequence[Run]) -> list[str]:
     """Every result column of the runs, in first-seen order."""
     keys: list[str] = []
