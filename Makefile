@@ -43,10 +43,11 @@ example-report: regress
 		--title "deepforcing-eval example report: smoke suite (tiny random model, CPU)" \
 		--markdown reports/examples/smoke-summary.md --latex reports/examples/smoke-summary.tex
 
-# Headless Chromium + driver for the report's browser test (Debian packages; needs root, as in CI).
+# Headless Chromium + driver for the report's browser test (Debian packages; root or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+		($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_chunk_latency.py
