@@ -114,3 +114,22 @@ def test_run_without_results_names_the_score_command(tmp_path, capsys):
     (run / "units").mkdir(parents=True)
     assert main(["report", str(run)]) == 2
     assert "deepforcing-eval score" in capsys.readouterr().err
+
+
+def test_several_runs_in_one_report(tmp_path):
+    import json
+    import shutil
+
+    other = tmp_path / "b" / "smoke" / "cpu2"
+    shutil.copytree(FIXTURE_RUN, other)
+    agg = json.loads((other / "results" / "aggregate.json").read_text())
+    agg["run_id"] = "cpu2"
+    (other / "results" / "aggregate.json").write_text(json.dumps(agg))
+    runs = [load_run(FIXTURE_RUN), load_run(other)]
+    page = _page(runs, tmp_path, filmstrips=False)
+    assert_self_contained(page)
+    assert "deep-forcing · smoke/cpu2" in page and "deep-forcing · smoke/tiny" in page
+    summary = page[page.index('data-table="summary"') : page.index("</table>", page.index('data-table="summary"'))]
+    assert summary[summary.index("<tbody>") :].count("<tr>") == 6  # 2 runs x 3 methods
+    legend = page[page.index('data-chart="drift-curves"') :]
+    assert "sink-longlive · smoke/cpu2" in legend[: legend.index("</figure>")]

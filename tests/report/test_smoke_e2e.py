@@ -149,6 +149,8 @@ def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsy
     links = q("return Array.from(document.querySelectorAll('a[href$=\".mp4\"]')).map(a => a.getAttribute('href'))")
     assert len(links) == 6 and all((out.parent / h).is_file() for h in links)
     assert "Ours beside the paper" in q("return document.body.innerText")
+    fetched = q("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(u.startswith(("data:", "file:")) for u in fetched), fetched  # nothing from the network
 
     height = q("return document.documentElement.scrollHeight")
     browser.set_window_size(1400, min(int(height) + 100, 16000))
@@ -160,8 +162,10 @@ def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsy
     order = "return Array.from(document.querySelectorAll('table[data-table=summary] tbody th')).map(t => t.textContent)"
     assert q(order) == ["self-forcing", "deep-forcing", "sink-longlive"]
     q("document.querySelector('table[data-table=summary] thead th[data-key=\"timing.fps_mean\"]').click()")
-    fps = q("return Array.from(document.querySelectorAll('table[data-table=summary] tbody tr'))"
-            ".map(r => parseFloat(r.cells[r.cells.length - 4].getAttribute('data-value')))")
+    fps = q(
+        "return Array.from(document.querySelectorAll('table[data-table=summary] tbody tr'))"
+        ".map(r => parseFloat(r.cells[r.cells.length - 4].getAttribute('data-value')))"
+    )
     assert fps == sorted(fps), fps
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
