@@ -1,4 +1,4 @@
-# Quick start: `make demo` (tiny model on CPU, writes out/demo.mp4) and `make test`.
+# Quick start: `make demo` (the smoke suite: tiny model on CPU, results under runs/smoke/) and `make test`.
 # Both create .venv and install the project on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,10 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job on the embedded default: the smoke suite (tiny model on CPU; generate -> score -> summary).
 demo: $(STAMP)
-	$(VENV)/bin/deepforcing-eval generate --model tiny --method self-forcing \
-		--prompt "a red circle bouncing on a dark green background" \
-		--num-latent-frames 42 --seed 0 --output out/demo.mp4
+	$(VENV)/bin/deepforcing-eval --suite smoke
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check deepforcing tests benchmarks

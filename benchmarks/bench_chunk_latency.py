@@ -4,7 +4,9 @@ For each model config and video length it runs the Self-Forcing chunk loop (FIFO
 and reports: mean per-chunk latency before and after the window fills, the steady-state latency relative to
 the shortest video with at least three full-window chunks, the spread over steady-state chunks, the
 KV-cache bytes (constant by construction) and the process RSS growth over the rollout next to the bytes of
-output latents written in that time (the only thing that should grow). Run it on an otherwise idle machine.
+output latents written in that time (the only thing that should grow). Per-chunk time is the CPU time of
+this single-threaded process between consecutive chunk callbacks (``time.process_time``), which other jobs on
+the machine barely disturb; wall time is in the JSON rows.
 
     python benchmarks/bench_chunk_latency.py [--configs tiny medium] [--lengths 21 60 120 240] [--threads 1]
 """
@@ -38,14 +40,17 @@ def run(preset_name: str, frames: int, method: str) -> dict:
     cfg = get(method)
     stream = NoiseStream("bench", 0)
     noise = stream.initial((1, frames, preset.wan.in_dim, preset.latent_height, preset.latent_width))
-    rss = []
+    rss, cpu = [], [time.process_time()]
+
+    def on_chunk(index: int, latents: torch.Tensor) -> None:
+        cpu.append(time.process_time())
+        rss.append(rss_bytes())
+
     t0 = time.perf_counter()
-    result = ChunkwiseSampler(cfg.sampler_config).sample(
-        model, text, build_policy(cfg), noise, stream, on_chunk=lambda i, x: rss.append(rss_bytes())
-    )
+    result = ChunkwiseSampler(cfg.sampler_config).sample(model, text, build_policy(cfg), noise, stream, on_chunk)
     wall = time.perf_counter() - t0
-    secs = [c.seconds for c in result.chunks]
-    full = [c.seconds for c in result.chunks if c.attended_frames >= 21]
+    secs = [b - a for a, b in zip(cpu, cpu[1:], strict=False)]
+    full = [s for s, c in zip(secs, result.chunks, strict=True) if c.attended_frames >= 21]
     return {
         "config": preset_name,
         "tokens_per_frame": preset.tokens_per_frame,

@@ -105,6 +105,8 @@ class VideoGenerator:
         dtype: Model dtype (default: bfloat16 on CUDA, float32 on CPU).
         checkpoint: Generator checkpoint file (default: the method's registry entry, or the tiny asset).
         weights_dir: Extra directory to look for registry weights in.
+        share_from: Another generator of the same model preset and device whose loaded text encoder and VAE
+            are reused (a suite switching methods loads them once).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class VideoGenerator:
         dtype: torch.dtype | None = None,
         checkpoint: str | Path | None = None,
         weights_dir: str | Path | None = None,
+        share_from: VideoGenerator | None = None,
     ):
         self.preset = get_preset(model)
         self.method: MethodConfig = methods.get(method)
@@ -128,6 +131,9 @@ class VideoGenerator:
         self.sampler = methods.build_sampler(self.method)
         self._text_encoder = None
         self._vae = None
+        if share_from is not None and share_from.preset == self.preset and share_from.device == self.device:
+            # Same text encoder and VAE files, already loaded: reuse them (methods differ only in the DiT/loop).
+            self._text_encoder, self._vae = share_from._text_encoder, share_from._vae
 
     # ----------------------------------------------------------------------------------------- loading
     def _locate_assets(self, checkpoint: str | Path | None) -> dict[str, Path]:

@@ -574,3 +574,47 @@ register_group(
     [k for k in _REGISTRY if k.startswith("wan2.1-t2v-1.3b-diffusers/tokenizer/")],
 )
 del _f
+
+# ------------------------------------------------------------------------------------------------------
+# Metric backbones hosted on the Hugging Face Hub (deepforcing.metrics). Files published elsewhere (DINO,
+# OpenAI CLIP .pt archives, raft-things, the LAION v1 head, StyleGAN-V I3D) are listed with their URLs in
+# deepforcing/metrics/weights.py and checked offline by deepforcing.metrics.weights.check_metric_weights.
+# ------------------------------------------------------------------------------------------------------
+
+_METRIC_FILES = (
+    WeightFile(
+        key="metrics/musiq-spaq",
+        repo_id="chaofengc/IQA-PyTorch-Weights",
+        filename="musiq_spaq_ckpt-358bb6af.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="MUSIQ trained on SPAQ (pyiqa state dict) for VBench imaging_quality; repo per pyiqa 0.1.16's "
+        "get_url_from_name, the same file name VBench downloads from IQA-PyTorch's v0.1-weights release",
+        license_note=_UNKNOWN_LICENSE,
+    ),
+    WeightFile(
+        key="metrics/amt-s",
+        repo_id="lalala125/AMT",
+        filename="amt-s.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="AMT-S frame interpolation for VBench motion_smoothness (URL VBench 0.1.5 downloads)",
+        license_note=_UNKNOWN_LICENSE,
+    ),
+    WeightFile(
+        key="metrics/viclip",
+        repo_id="OpenGVLab/VBench_Used_Models",
+        filename="ViClip-InternVid-10M-FLT.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="ViCLIP ViT-L (InternVid-10M-FLT) for VBench overall_consistency (URL VBench 0.1.5 downloads)",
+        license_note=_UNKNOWN_LICENSE,
+    ),
+)
+for _entry in _METRIC_FILES:
+    register(_entry)
+register_group("metrics", [e.key for e in _METRIC_FILES])
+del _entry

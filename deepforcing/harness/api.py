@@ -116,7 +116,9 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
             problems.append(str(exc))
     if opts.score:
         try:
-            metrics = plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir)
+            metrics = plan_metrics(
+                suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s
+            )
         except UserError as exc:
             problems.append(str(exc))
     if problems:
@@ -236,16 +238,21 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
+    from deepforcing.harness.plan import NotHashedYet
+
     weights_problem = None
     try:
         check_generator_weights(suite, opts.weights_dir)
-        plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
-    except UserError as exc:
-        weights_problem = str(exc)
+        plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, hash_new_files=False)
+    except (UserError, NotHashedYet) as exc:
+        if isinstance(exc, NotHashedYet):
+            weights_problem = f"weights present but not hashed yet ({exc}); the first run hashes them once"
+        else:
+            weights_problem = str(exc)
         plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, resolve_weights=False)
     metrics_problem = None
     try:
-        plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir)
+        plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s)
     except UserError as exc:
         metrics_problem = str(exc)
     done: set[str] = set()

@@ -150,6 +150,15 @@ def _sigterm_to_interrupt():
         return None
 
 
+class _QuietPerUnit(logging.Filter):
+    """Drop per-unit INFO lines of the engine from the console (they stay in the run's log file)."""
+
+    NAMES = ("deepforcing.video_io", "deepforcing.model.checkpoint")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not record.name.startswith(self.NAMES)
+
+
 def _file_logging(store, rank: int) -> logging.Handler | None:
     try:
         store.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -182,10 +191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from deepforcing.harness import distributed
 
     previous_sigterm = _sigterm_to_interrupt()
-    dist, device = distributed.init(args.device)
+    dist = None
     try:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda was given but no CUDA device is available", "use --device cpu")
+        dist, device = distributed.init(args.device)
         from deepforcing.harness.suites import load_suite
 
         suite = load_suite(opts.suite, opts.overrides)
@@ -195,6 +203,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from deepforcing.harness.api import open_store
 
         handler = None
+        quiet = _QuietPerUnit()
+        console_handlers = [] if args.verbose else list(logging.getLogger().handlers)
+        for h in console_handlers:
+            h.addFilter(quiet)
         store = open_store(opts, suite)
         show = dist.is_main and not args.quiet
         progress = RichProgress(err_console) if show else Progress()
@@ -205,6 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 handler = _file_logging(store, dist.rank)
                 outcome = execute(opts, dist, device, progress)
         finally:
+            for h in console_handlers:
+                h.removeFilter(quiet)
             if handler is not None:
                 logging.getLogger("deepforcing").removeHandler(handler)
                 handler.close()
@@ -214,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 1
         return 0
     finally:
-        dist.close()
+        if dist is not None:
+            dist.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
@@ -323,7 +338,7 @@ def _print_outcome(console, outcome, as_json: bool = False) -> None:
             if k not in metrics and ("[" not in k or k.startswith("drift.first_last")):
                 metrics.append(k)
     table = Table(title=f"{outcome.suite.name}: {outcome.store.root}")
-    table.add_column("metric (protocol in the files)")
+    table.add_column("metric (protocol in the files)", overflow="fold")
     for m in methods:
         table.add_column(m, justify="right")
     for k in metrics:

@@ -107,6 +107,10 @@ def init(device: str | None) -> tuple[DistContext, str]:
     rank, world, local = env_world()
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from deepforcing.errors import UserError
+
+        raise UserError("--device cuda was given but no CUDA device is available", "use --device cpu")
     if device == "cuda" and world > 1:
         device = f"cuda:{local}"
     if world <= 1:

@@ -161,14 +161,24 @@ def _sha_cache_path() -> Path:
     return cache_root() / "sha256-cache.json"
 
 
-def sha256_cached(path: Path, cache: dict[str, list] | None = None) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) in ``cache`` so large weights are hashed once."""
+class NotHashedYet(Exception):
+    """A weight file has no cached sha256 and hashing was not allowed (dry runs do not hash big files)."""
+
+
+def sha256_cached(path: Path, cache: dict[str, list] | None = None, compute: bool = True) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) in ``cache`` so large weights are hashed once.
+
+    Raises:
+        NotHashedYet: If the file is not in the cache and ``compute`` is False.
+    """
     st = path.stat()
     k = str(path.resolve())
     if cache is not None:
         hit = cache.get(k)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
+    if not compute:
+        raise NotHashedYet(str(path))
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 22):
@@ -230,12 +240,17 @@ def _generator_files(model: str, checkpoint_key: str, weights_dir: str | os.Path
 
 
 def weights_identity(
-    model: str, checkpoint_key: str, weights_dir: str | os.PathLike | None = None, sha_cache: dict | None = None
+    model: str,
+    checkpoint_key: str,
+    weights_dir: str | os.PathLike | None = None,
+    sha_cache: dict | None = None,
+    compute: bool = True,
 ) -> WeightsIdentity:
     """Content identity of the generator's weight files (hashing each file once per machine).
 
     Raises:
         UserError: A missing file (from the weights registry).
+        NotHashedYet: A file not hashed before, with ``compute=False``.
     """
     files = _generator_files(model, checkpoint_key, weights_dir)
     cache = sha_cache if sha_cache is not None else _load_sha_cache()
@@ -245,7 +260,7 @@ def weights_identity(
             raise UserError(f"weight file {path} (for {name}) is missing")
         if path.stat().st_size > 1 << 30:
             log.info("hashing %s (%.1f GB, once per machine)", path.name, path.stat().st_size / 1e9)
-        shas[name] = sha256_cached(path, cache)
+        shas[name] = sha256_cached(path, cache, compute)
     if sha_cache is None:
         _save_sha_cache(cache)
     combined = hashlib.sha256(json.dumps(sorted(shas.items())).encode()).hexdigest()[:12]
@@ -292,6 +307,7 @@ def build_plan(
     dtype: str,
     weights_dir: str | os.PathLike | None = None,
     resolve_weights: bool = True,
+    hash_new_files: bool = True,
 ) -> WorkPlan:
     """Expand a suite into work items (method-major, then prompts, then seeds).
 
@@ -301,6 +317,7 @@ def build_plan(
         weights_dir: Extra weights directory for the registry.
         resolve_weights: Hash the weight files for the unit keys. When False (a dry run without weights) the
             keys use a placeholder weights id and must not be used to look up videos.
+        hash_new_files: Hash weight files that are not in the sha256 cache (False raises NotHashedYet).
 
     Returns:
         The plan.
@@ -319,7 +336,7 @@ def build_plan(
         if not resolve_weights:
             identities[name] = WeightsIdentity(f"{suite.model}:{ckpt}@unresolved")
         elif ckpt not in by_ckpt:
-            by_ckpt[ckpt] = weights_identity(suite.model, ckpt, weights_dir, sha_cache=cache)
+            by_ckpt[ckpt] = weights_identity(suite.model, ckpt, weights_dir, sha_cache=cache, compute=hash_new_files)
         identities.setdefault(name, by_ckpt.get(ckpt))
     if cache is not None:
         _save_sha_cache(cache)

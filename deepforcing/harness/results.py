@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepforcing.harness.plan import WorkPlan
-from deepforcing.harness.scoring import MetricPlan, load_cached_rows
+from deepforcing.harness.scoring import FVD, MetricPlan, fvd_metric_id, load_cached_rows, load_fvd_stats
 from deepforcing.harness.store import (
     SCHEMA_VERSION,
     RunStore,
@@ -129,7 +129,7 @@ def write_results(
         "provenance": provenance,
     }
     base = {"suite": suite.name, "suite_hash": suite.config_hash, "run_id": store.run_id}
-    aggregations = {n: get_metric(n).aggregation for n in metrics}
+    aggregations = {n: get_metric(n).aggregation for n in metrics if n != FVD}
 
     clip_out: list[dict[str, Any]] = []
     video_out: list[dict[str, Any]] = []
@@ -139,6 +139,7 @@ def write_results(
     for method in suite.methods:
         items = [it for it in plan.items if it.method == method]
         rows_by_metric: dict[str, list] = defaultdict(list)
+        fvd_stats: list[tuple[str, Any]] = []
         ids_by_metric: dict[str, set[str]] = defaultdict(set)
         scored = set()
         for item in items:
@@ -158,6 +159,14 @@ def write_results(
             }
             complete = True
             for name, mp in metrics.items():
+                if name == FVD:
+                    stats = load_fvd_stats(store, key, mp, rec["video_sha256"])
+                    if stats is None:
+                        missing.append(f"{method} {item.prompt.prompt_id} seed {item.seed}: no fvd statistics")
+                        complete = False
+                    else:
+                        fvd_stats.append((key, stats))
+                    continue
                 raw = load_cached_rows(store, key, mp, rec["video_sha256"])
                 if raw is None:
                     missing.append(f"{method} {item.prompt.prompt_id} seed {item.seed}: no {name} scores")
@@ -178,7 +187,11 @@ def write_results(
         }
 
         res: dict[str, Any] = {}
+        if FVD in metrics:
+            res[fvd_metric_id(suite.fvd_window_s)] = _temporal_fvd(fvd_stats)
         for name in metrics:
+            if name == FVD:
+                continue
             spec = aggregations[name]
             for mid in sorted(ids_by_metric[name]):
                 agg = aggregate(rows_by_metric[name], mid, spec)
@@ -291,6 +304,32 @@ def write_results(
         atomic_write_bytes(files["aggregate.parquet"], parquet)
     _write_manifest(plan, store, records, header)
     return ResultsSummary(clean_json(aggregate_doc), {k: str(v) for k, v in files.items()}, missing)
+
+
+def _temporal_fvd(per_video: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Fréchet distance between the merged first-window and last-window statistics (plan order)."""
+    from deepforcing.metrics.frechet import fid_from_stats
+
+    errors = {key: s for key, s in per_video if isinstance(s, str)}
+    stats = [s for _, s in per_video if not isinstance(s, str)]
+    out: dict[str, Any] = {
+        "value": math.nan,
+        "n_videos": len(stats),
+        "higher_is_better": False,
+        "metric": FVD,
+        "errors": errors,
+    }
+    if not stats:
+        return out
+    ref, last = stats[0]
+    for r, e in stats[1:]:
+        ref, last = ref.merge(r), last.merge(e)
+    out.update(n_clips_ref=ref.n, n_clips_eval=last.n)
+    if ref.n >= 2 and last.n >= 2:
+        out["value"] = fid_from_stats(ref, last, "n-1")
+    else:
+        out["errors"] = {**errors, "*": f"FVD needs at least 2 clips per side, got {ref.n} and {last.n}"}
+    return out
 
 
 def _prompts_hash(plan: WorkPlan) -> str:

@@ -15,7 +15,6 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkItem, WorkPlan, pixel_frames
@@ -105,12 +104,11 @@ def generate_units(
         )
     progress.stage("generating", len(mine))
     generator = None
-    shared: tuple[Any, Any] | None = None
     current = None
     try:
         for item in mine:
             if item.method != current:
-                generator, shared = _load_generator(plan, item.method, device, weights_dir, generator, shared)
+                generator = _load_generator(plan, item.method, device, weights_dir, generator)
                 current = item.method
             method = methods.get(item.method)
             num_chunks = item.unit.num_latent_frames // method.sampler_config.chunk_frames
@@ -129,20 +127,16 @@ def generate_units(
     return report
 
 
-def _load_generator(plan: WorkPlan, method: str, device: str, weights_dir, previous, shared):
+def _load_generator(plan: WorkPlan, method: str, device: str, weights_dir, previous):
     """A VideoGenerator for ``method``, reusing the text encoder and VAE of the previous one."""
     from deepforcing.pipeline import VideoGenerator
 
-    if previous is not None:
-        shared = (previous._text_encoder, previous._vae)  # noqa: SLF001 - the pipeline has no sharing API yet
-        del previous
-        gc.collect()
     generator = VideoGenerator(
-        plan.suite.model, method, device=device, dtype=_dtype(plan.dtype), weights_dir=weights_dir
+        plan.suite.model, method, device=device, dtype=_dtype(plan.dtype), weights_dir=weights_dir, share_from=previous
     )
-    if shared is not None:
-        generator._text_encoder, generator._vae = shared  # noqa: SLF001
-    return generator, shared
+    del previous
+    gc.collect()
+    return generator
 
 
 def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: WorkItem, device: str, progress) -> None:

@@ -9,6 +9,12 @@ recomputed.
 Metric construction lives here (:func:`build_metric`) because each metric class takes its own config with
 weight paths; ``deepforcing.metrics`` exposes the classes and the weight table, not a factory. A metric that
 the harness cannot build yet is reported before any compute.
+
+``fvd`` in a suite is **temporal FVD** (no real videos exist for MovieGen prompts): per video, StyleGAN-V I3D
+features of the 16-frame clips in the first ``fvd_window_s`` seconds (reference) and in the last
+``fvd_window_s`` seconds; per method, the mergeable feature statistics of all videos are summed (in plan
+order) and the Fréchet distance is taken between the two sets (:mod:`deepforcing.metrics.frechet`, covariance
+÷(n−1)). Per unit the statistics are cached as safetensors (``scores/fvd-<fp>.safetensors``).
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkItem, WorkPlan, _load_sha_cache, _save_sha_cache, sha256_cached
 from deepforcing.harness.progress import Progress
-from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_json, clean_json
+from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_bytes, atomic_write_json, clean_json
 
 log = logging.getLogger(__name__)
 
 #: Metrics built without weights (their class takes an optional config).
 _NO_WEIGHTS = ("image_stats", "temporal_flickering")
+#: The set-level temporal FVD (not a ClipMetric).
+FVD = "fvd"
+#: Frames per FVD clip and I3D input side (StyleGAN-V protocol).
+FVD_FRAMES, FVD_RES = 16, 224
 #: Shared metric code whose change can alter every metric's rows.
 _SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py")
 
@@ -87,8 +97,9 @@ class MetricPlan:
     weight_paths: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     def cache_name(self) -> str:
-        """File name of the cached rows."""
-        return f"{self.name}-{self.fingerprint}.json"
+        """File name of the cached rows (feature statistics for temporal FVD)."""
+        ext = "safetensors" if self.name == FVD else "json"
+        return f"{self.name}-{self.fingerprint}.{ext}"
 
 
 def check_buildable(names: tuple[str, ...]) -> None:
@@ -97,17 +108,21 @@ def check_buildable(names: tuple[str, ...]) -> None:
     Raises:
         UserError: Naming each such metric.
     """
-    bad = [n for n in names if n not in _BUILDERS and n not in _NO_WEIGHTS]
+    bad = [n for n in names if n not in _BUILDERS and n not in _NO_WEIGHTS and n != FVD]
     if bad:
         raise UserError(
             f"the harness cannot build metric(s) {', '.join(bad)} yet",
             "add a builder to deepforcing/harness/scoring.py::_BUILDERS (it maps weight files to the metric's "
-            f"config); buildable now: {', '.join(sorted((*_BUILDERS, *_NO_WEIGHTS)))}",
+            f"config); buildable now: {', '.join(sorted((*_BUILDERS, *_NO_WEIGHTS, FVD)))}",
         )
 
 
 def plan_metrics(
-    names: tuple[str, ...], clip_seconds: float, allow_short: bool, weights_dir: str | os.PathLike | None = None
+    names: tuple[str, ...],
+    clip_seconds: float,
+    allow_short: bool,
+    weights_dir: str | os.PathLike | None = None,
+    fvd_window_s: float = 5.0,
 ) -> dict[str, MetricPlan]:
     """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
 
@@ -135,6 +150,7 @@ def plan_metrics(
                 "clip_seconds": clip_seconds,
                 "allow_short": allow_short,
                 "schema": SCHEMA_VERSION,
+                **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
             },
             sort_keys=True,
         )
@@ -181,6 +197,85 @@ def build_metric(plan: MetricPlan, device: str):
     if plan.name in _NO_WEIGHTS:
         return cls()
     return cls(_BUILDERS[plan.name](plan.weight_paths), device=device)
+
+
+def fvd_metric_id(window_s: float) -> str:
+    """Id of temporal FVD: the FVD protocol plus the two windows."""
+    from deepforcing.metrics.identity import metric_id
+
+    return metric_id(
+        "fvd.temporal",
+        {
+            "i3d": "styleganv",
+            "frames": FVD_FRAMES,
+            "res": FVD_RES,
+            "resize": "stretch",
+            "cov": "n-1",
+            "ref": f"first{window_s:g}s",
+            "eval": f"last{window_s:g}s",
+        },
+    )
+
+
+def fvd_extractor(mp: MetricPlan, device: str):
+    """``(B, 16, H, W, 3)`` uint8 clips -> ``(B, 400)`` StyleGAN-V I3D features (loads the TorchScript model)."""
+    from deepforcing.metrics.i3d import i3d_features, load_i3d_torchscript
+
+    model = load_i3d_torchscript(mp.weight_paths["i3d_styleganv"], device)
+    return lambda clips: i3d_features(model, clips, FVD_RES)
+
+
+def _fvd_stats_bytes(extract, frames, fps: float, window_s: float, meta: dict[str, str]) -> bytes:
+    """Safetensors bytes of the reference / last-window feature statistics of one video."""
+    import torch
+    from safetensors.torch import save
+
+    from deepforcing.metrics.frechet import FeatureStats
+    from deepforcing.metrics.fvd import window_clips
+
+    duration = frames.shape[0] / fps
+    try:
+        ref = window_clips(frames, fps, 0.0, window_s, FVD_FRAMES)  # (N, 16, H, W, 3)
+        last = window_clips(frames, fps, duration - window_s, duration, FVD_FRAMES)
+    except UserError as exc:
+        return save({"error": torch.zeros(1)}, metadata={**meta, "error": str(exc)})
+    tensors = {}
+    for side, clips in (("ref", ref), ("eval", last)):
+        st = FeatureStats.of(extract(clips))
+        tensors.update({f"{side}_n": torch.tensor([st.n]), f"{side}_sum": st.sum, f"{side}_outer": st.outer})
+    return save(tensors, metadata={**meta, "error": ""})
+
+
+def load_fvd_stats(store: RunStore, key: str, mp: MetricPlan, video_sha256: str):
+    """Cached temporal-FVD statistics of a unit: ``(ref, eval)`` FeatureStats, an error string, or None."""
+    from safetensors import safe_open
+
+    from deepforcing.metrics.frechet import FeatureStats
+
+    path = store.scores_dir(key) / mp.cache_name()
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("video_sha256") != video_sha256 or meta.get("fingerprint") != mp.fingerprint:
+                return None
+            if meta.get("error"):
+                return meta["error"]
+            t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises these for a bad file
+        log.warning("ignoring unreadable FVD statistics %s: %s", path, exc)
+        return None
+    return tuple(
+        FeatureStats(int(t[f"{s}_n"][0]), t[f"{s}_sum"].double(), t[f"{s}_outer"].double()) for s in ("ref", "eval")
+    )
+
+
+def is_cached(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> bool:
+    """True if the unit has valid cached output for this metric plan."""
+    if mp.name == FVD:
+        return load_fvd_stats(store, key, mp, video_sha256) is not None
+    return load_cached_rows(store, key, mp, video_sha256) is not None
 
 
 def load_cached_rows(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> list[dict[str, Any]] | None:
@@ -236,9 +331,7 @@ def score_units(
             if rec is None:
                 continue
             missing = [
-                n
-                for n, mp in metrics.items()
-                if force or load_cached_rows(store, item.unit.key, mp, rec["video_sha256"]) is None
+                n for n, mp in metrics.items() if force or not is_cached(store, item.unit.key, mp, rec["video_sha256"])
             ]
             if missing:
                 todo.append((item, missing))
@@ -254,10 +347,16 @@ def score_units(
         for n in names:
             if n not in built:
                 log.info("loading metric %s", n)
-                built[n] = build_metric(metrics[n], device)
-        instances = [built[n] for n in names]
+                built[n] = fvd_extractor(metrics[n], device) if n == FVD else build_metric(metrics[n], device)
+        clip_names = [n for n in names if n != FVD]
+        instances = [built[n] for n in clip_names]
         try:
             video = decode_video(store.video_path(key))
+        except UserError as exc:
+            log.warning("unit %s: cannot decode its video: %s", key, exc)
+            video, decode_error = None, str(exc)
+        rows = []
+        if instances and video is not None:
             rows = score_video(
                 key,
                 video.frames,
@@ -267,10 +366,11 @@ def score_units(
                 duration_s=plan.suite.clip_seconds,
                 allow_short=plan.suite.allow_short,
             )
-        except UserError as exc:
-            log.warning("unit %s: cannot decode its video: %s", key, exc)
-            rows = [VideoErrorRow(mid, key, str(exc), item.prompt.prompt_id) for m in instances for mid in m.metric_ids]
-        for n, metric in zip(names, instances, strict=True):
+        elif instances:
+            rows = [
+                VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids
+            ]
+        for n, metric in zip(clip_names, instances, strict=True):
             ids = set(metric.metric_ids)
             mine_rows = [r.to_json() for r in rows if r.metric in ids]
             atomic_write_json(
@@ -287,5 +387,15 @@ def score_units(
                     "rows": clean_json(mine_rows),
                 },
             )
+        if FVD in names:
+            meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
+            if video is None:
+                import torch
+                from safetensors.torch import save
+
+                blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
+            else:
+                blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
+            atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
         progress.advance()
     return len(mine)

@@ -20,6 +20,7 @@ Schema (see ``eval/suites/README.md`` for the full description)::
     drift: [image_stats]                    # metrics whose per-clip series get drift summaries
     clip_seconds: 2                         # VBench-Long clip length
     allow_short: false                      # score a video shorter than one clip as a single clip
+    fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
 
 An alias file holds only ``alias: <suite>`` (plus an optional description).
 """
@@ -63,6 +64,7 @@ _FIELDS = {
     "drift",
     "clip_seconds",
     "allow_short",
+    "fvd_window_s",
 }
 _REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length", "metrics")
 
@@ -106,6 +108,8 @@ class SuiteConfig:
         drift: Metrics whose per-clip series get drift summaries.
         clip_seconds: Clip length of the VBench-Long splitter.
         allow_short: Score a video shorter than one clip as a single clip.
+        fvd_window_s: Temporal FVD window: clips of the first ``fvd_window_s`` seconds of every video are the
+            reference, clips of the last ``fvd_window_s`` seconds are compared with them.
         limit: Keep only the first N selected prompts (``--limit``), None for all.
         overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
     """
@@ -122,6 +126,7 @@ class SuiteConfig:
     drift: tuple[str, ...] = ()
     clip_seconds: float = 2.0
     allow_short: bool = False
+    fvd_window_s: float = 5.0
     limit: int | None = None
     overrides: tuple[tuple[str, str], ...] = field(default=())
 
@@ -410,12 +415,15 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             problems.add(("metrics", i), f"unknown metric '{m}'", _choices(str(m), valid_metrics))
         elif metric_names.index(m) != i:
             problems.add(("metrics", i), f"metric '{m}' is listed twice")
-        elif m == "fvd":
-            problems.add(
-                ("metrics", i),
-                "metric 'fvd' is a set-level distance, not a per-video metric; the harness does not score it yet",
-                "remove it (temporal FVD is listed as not done in the harness README)",
-            )
+        elif m == "fvd" and frames:
+            window = data.get("fvd_window_s", 5.0)
+            seconds = (1 + TEMPORAL_COMPRESSION * (frames - 1)) / VIDEO_FPS
+            if isinstance(window, int | float) and not isinstance(window, bool) and seconds < 2 * window:
+                problems.add(
+                    ("metrics", i),
+                    f"temporal FVD compares the first and last {window:g} s, but the videos are {seconds:.2f} s",
+                    f"use videos of at least {2 * window:g} s or a shorter fvd_window_s",
+                )
     drift = _as_list(data.get("drift") or [])
     if drift is None:
         problems.add(("drift",), "drift must be a list of metric names")
@@ -429,6 +437,11 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         problems.add(("clip_seconds",), f"clip_seconds must be positive, got {clip_seconds!r}")
     elif (VIDEO_FPS * clip_seconds) != int(VIDEO_FPS * clip_seconds):
         problems.add(("clip_seconds",), f"clip_seconds x {VIDEO_FPS} fps must be a whole number of frames")
+    fvd_window = data.get("fvd_window_s", 5.0)
+    if not isinstance(fvd_window, int | float) or isinstance(fvd_window, bool) or fvd_window <= 0:
+        problems.add(("fvd_window_s",), f"fvd_window_s must be positive seconds, got {fvd_window!r}")
+    elif "fvd" in (data.get("drift") or []):
+        problems.add(("drift",), "temporal FVD is a set-level number; it has no per-clip series to drift")
     allow_short = data.get("allow_short", False)
     if not isinstance(allow_short, bool):
         problems.add(("allow_short",), f"allow_short must be true or false, got {allow_short!r}")
@@ -455,6 +468,7 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         drift=tuple(drift),
         clip_seconds=float(clip_seconds),
         allow_short=allow_short,
+        fvd_window_s=float(fvd_window) if isinstance(fvd_window, int | float) else 5.0,
         limit=ov.limit,
         overrides=tuple(applied),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from deepforcing.errors import UserError
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoContext:
+    """What a metric may know about a video besides its frames.
+
+    Attributes:
+        fps: Native frame rate as decoded (not rounded).
+        prompt: The text prompt the video was generated from (prompt-dependent metrics need it).
+    """
+
+    fps: float
+    prompt: str | None = None
 
 
 class ClipMetric(abc.ABC):
@@ -49,12 +63,15 @@ class ClipMetric(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement score_clip or score_video")
 
-    def score_video(self, frames: torch.Tensor, clips: Sequence[ClipSpan]) -> list[ClipScore]:
+    def score_video(
+        self, frames: torch.Tensor, clips: Sequence[ClipSpan], context: VideoContext | None = None
+    ) -> list[ClipScore]:
         """Score every clip of a decoded video.
 
         Args:
             frames: ``(T, H, W, 3)`` uint8 RGB frames of the whole video.
             clips: The video's clip spans.
+            context: Frame rate and prompt of the video (metrics that need neither ignore it).
 
         Returns:
             The clip scores of all clips and all ids.
@@ -72,6 +89,7 @@ def score_video(
     metrics: Sequence[ClipMetric],
     *,
     prompt_id: str | None = None,
+    prompt: str | None = None,
     duration_s: float = 2.0,
     allow_short: bool = False,
 ) -> list[ClipRow | VideoErrorRow]:
@@ -86,6 +104,7 @@ def score_video(
         fps: Native frame rate.
         metrics: Metrics to run on the shared frames.
         prompt_id: Our prompt id, recorded in the rows.
+        prompt: The prompt text, handed to prompt-dependent metrics (never parsed from a file name).
         duration_s: Clip duration (VBench-Long: 2 s).
         allow_short: Score a video shorter than one clip as a single clip (VBench-Long behaviour).
 
@@ -103,10 +122,11 @@ def score_video(
     except UserError as err:
         return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
     spans = {c.index: c for c in clips}
+    context = VideoContext(fps=float(fps), prompt=prompt)
     rows: list[ClipRow | VideoErrorRow] = []
     for metric in metrics:
         try:
-            scores = metric.score_video(frames, clips)
+            scores = metric.score_video(frames, clips, context)
         except UserError as err:
             logger.warning("video %s: %s failed: %s", video_id, type(metric).__name__, err)
             rows.extend(VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in metric.metric_ids)

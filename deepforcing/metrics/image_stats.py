@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.base import ClipMetric
+from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
@@ -152,8 +152,10 @@ class ImageStatistics(ClipMetric):
         """Ids of the six statistics."""
         return list(self.ids.values())
 
-    def score_video(self, frames: torch.Tensor, clips: Sequence[ClipSpan]) -> list[ClipScore]:
-        """Score every clip; the histogram distance is measured against clip 0."""
+    def score_video(
+        self, frames: torch.Tensor, clips: Sequence[ClipSpan], context: VideoContext | None = None
+    ) -> list[ClipScore]:
+        """Score every clip; the histogram distance is measured against clip 0 (``context`` is unused)."""
         out: list[ClipScore] = []
         ref_hist: torch.Tensor | None = None
         for span in clips:

@@ -26,6 +26,8 @@ class MetricWeight:
         size: Bytes, if known.
         sha256: Digest, if known.
         note: Format / provenance remarks.
+        hub_key: Key of the same file in the project-wide registry (:mod:`deepforcing.weights`) when it is on
+            the Hugging Face Hub, so ``deepforcing-eval weights download metrics`` fetches it.
     """
 
     key: str
@@ -35,6 +37,7 @@ class MetricWeight:
     size: int | None = None
     sha256: str | None = None
     note: str = ""
+    hub_key: str | None = None
 
 
 METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
@@ -71,6 +74,37 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         size=4071,
         sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
         note="nn.Linear(768, 1) state dict",
+    ),
+    MetricWeight(
+        "raft_things",
+        "metrics/raft/raft-things.pth",
+        ("dynamic_degree",),
+        "https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip (unzip; models/raft-things.pth)",
+        note="state dict of the original RAFT (DataParallel 'module.' keys); converted to torchvision raft_large",
+    ),
+    MetricWeight(
+        "musiq_spaq",
+        "metrics/musiq/musiq_spaq_ckpt-358bb6af.pth",
+        ("imaging_quality",),
+        "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_spaq_ckpt-358bb6af.pth",
+        note="pyiqa MUSIQ state dict (1-output SPAQ head)",
+        hub_key="metrics/musiq-spaq",
+    ),
+    MetricWeight(
+        "amt_s",
+        "metrics/amt/amt-s.pth",
+        ("motion_smoothness",),
+        "https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth",
+        note="AMT-S checkpoint (torch.save dict; needs weights_only=False in vbench); metric not implemented yet",
+        hub_key="metrics/amt-s",
+    ),
+    MetricWeight(
+        "viclip",
+        "metrics/viclip/ViClip-InternVid-10M-FLT.pth",
+        ("overall_consistency",),
+        "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/ViClip-InternVid-10M-FLT.pth",
+        note="ViCLIP ViT-L; tokenizer bpe_simple_vocab_16e6.txt.gz ships with open_clip; metric not implemented yet",
+        hub_key="metrics/viclip",
     ),
     MetricWeight(
         "i3d_styleganv",

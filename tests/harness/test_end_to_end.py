@@ -1,10 +1,13 @@
-"""End to end with real processes: Ctrl-C, SIGKILL and resume, world-size independence, rescoring.
+"""End to end with real signals and processes: Ctrl-C, SIGKILL and resume, world-size independence, rescoring.
 
-One run directory is built step by step (module fixture): a subprocess is interrupted with SIGINT, a second
-one is killed with SIGKILL, then the run is resumed. A torchrun job with 2 CPU processes (gloo) then writes
-the same suite to another directory and every result row must be identical.
+One run directory is built step by step (module fixture): a run is interrupted by a real SIGINT in the middle
+of its second unit (sent to this process, which runs the CLI in-process), a subprocess run is killed with
+SIGKILL, then the run is resumed. A torchrun job with 2 CPU processes (gloo) then writes the same suite to
+another directory and every result row must be identical.
 """
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from deepforcing.cli import main
+from deepforcing.harness import schema
 from deepforcing.harness.store import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,19 +71,33 @@ def _snapshot(out: Path) -> dict[str, tuple]:
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """SIGINT a run, SIGKILL the next one, resume: returns (run root, what each step saw)."""
+    from deepforcing.harness.progress import Progress
+
     out = tmp_path_factory.mktemp("e2e") / "runs"
     seen = {}
 
-    # 1. Ctrl-C after the first unit: exit 130, a clear message, no temporary or partial file.
-    proc = _start(out)
-    _wait_for_units(proc, out, 1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    seen["sigint_rc"], seen["sigint_err"] = proc.returncode, err
+    # 1. Ctrl-C (a real SIGINT to this process) in the middle of the second unit: exit 130, a clear message,
+    #    no temporary or partial file.
+    real_chunk = Progress.chunk
+
+    def chunk(self, done, total):
+        if len(_units(out)) >= 1 and done >= 2 and not seen.get("signalled"):
+            seen["signalled"] = True
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the KeyboardInterrupt is raised here
+        real_chunk(self, done, total)
+
+    Progress.chunk = chunk
+    try:
+        with _capture_stderr() as err:
+            seen["sigint_rc"] = main(["-q", *SUITE, "--out", str(out)])
+    finally:
+        Progress.chunk = real_chunk
+    seen["sigint_err"] = err.getvalue()
     seen["after_sigint"] = _snapshot(out)
     seen["temp_after_sigint"] = _temp_files(out)
 
-    # 2. SIGKILL as soon as one more unit is done (the next one is then in flight).
+    # 2. SIGKILL a subprocess as soon as one more unit is done (the next one is then in flight).
     proc = _start(out)
     _wait_for_units(proc, out, len(seen["after_sigint"]) + 1)
     proc.kill()
@@ -88,10 +106,24 @@ def resumed_run(tmp_path_factory):
     seen["after_kill"] = _snapshot(out)
     seen["killed_at"] = time.time()
 
-    # 3. Resume (in this process: the kill above was real; importing the stack again would only cost time).
+    # 3. Resume (in this process: importing the whole stack in another one would only cost time).
     seen["resume_rc"] = main(["-q", *SUITE, "--out", str(out)])
     seen["after_resume"] = _snapshot(out)
     return out / "smoke" / "tiny", seen
+
+
+@contextlib.contextmanager
+def _capture_stderr():
+    """Capture what the CLI's rich stderr console prints."""
+    from deepforcing import cli
+
+    buf = io.StringIO()
+    real = cli.err_console.file
+    cli.err_console.file = buf
+    try:
+        yield buf
+    finally:
+        cli.err_console.file = real
 
 
 def test_sigint_stops_cleanly(resumed_run):
@@ -99,7 +131,7 @@ def test_sigint_stops_cleanly(resumed_run):
     assert seen["sigint_rc"] == 130, seen["sigint_err"]
     assert "interrupted" in seen["sigint_err"] and "re-run the same command to resume" in seen["sigint_err"]
     assert "Traceback" not in seen["sigint_err"]
-    assert 1 <= len(seen["after_sigint"]) < N_UNITS
+    assert seen["signalled"] and len(seen["after_sigint"]) == 1  # the second unit was in flight: not kept
     assert seen["temp_after_sigint"] == []
 
 
@@ -124,6 +156,14 @@ def test_sigkill_then_resume_redoes_only_the_unit_in_flight(resumed_run):
     assert header["schema_version"] == 1 and header["provenance"]["git"]["commit"]
     assert {r["unit_key"] for r in rows} == set(after)
     agg = json.loads((run / "results" / "aggregate.json").read_text())
+    assert set(agg) == set(schema.Aggregate.__annotations__)
+    for name in ("clips.jsonl", "videos.jsonl", "../manifest.jsonl"):
+        head, rows = read_jsonl(run / "results" / name)
+        assert set(head) == set(schema.Header.__annotations__)
+        for row in rows:
+            row_type = schema.ROW_TYPES[row["record"]]
+            keys = set(row_type.__annotations__) | ({"used_by"} if row["record"] == "unit" else set())
+            assert set(row) == keys, (row["record"], set(row) ^ keys)
     assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2}
     assert agg["timings"]["self-forcing"]["fps_mean"] > 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
@@ -183,3 +223,54 @@ def test_rescoring_never_regenerates(resumed_run, capsys):
     capsys.readouterr()
     assert main([*SUITE, "--out", str(out)]) == 0
     assert "0 generated" in capsys.readouterr().out
+
+
+def _fake_i3d(clips):
+    """A deterministic stand-in for I3D: per-clip colour / motion statistics, (B, 8) float64."""
+    import torch
+
+    x = clips.double() / 255.0  # (B, T, H, W, 3)
+    feats = [x.mean(dim=(1, 2, 3)), x.std(dim=(1, 2, 3)), (x[:, 1:] - x[:, :-1]).abs().mean(dim=(1, 2, 3, 4))[:, None]]
+    return torch.cat([*feats, x.amax(dim=(1, 2, 3, 4))[:, None]], dim=1)
+
+
+def test_temporal_fvd_from_cached_statistics(resumed_run, tmp_path, monkeypatch):
+    """Temporal FVD (first vs last window) is scored from the same videos, merged per method in plan order."""
+    import torch
+
+    from deepforcing.harness import scoring
+    from deepforcing.metrics.frechet import FeatureStats, fid_from_stats
+    from deepforcing.metrics.fvd import window_clips
+    from deepforcing.metrics.video_io import decode_video
+
+    run, _ = resumed_run
+    suite = tmp_path / "smoke.yaml"  # same name and units as the run above, other metrics
+    suite.write_text(
+        "name: smoke\nversion: 1\nmodel: tiny\nprompts: {set: moviegen, first: 2}\n"
+        "methods: [self-forcing, deep-forcing]\nseeds: [0]\nlength: {latent_frames: 9}\n"
+        "metrics: [fvd]\nfvd_window_s: 1\n"
+    )
+    weights = tmp_path / "w"
+    (weights / "metrics" / "i3d").mkdir(parents=True)
+    (weights / "metrics" / "i3d" / "i3d_torchscript.pt").write_bytes(b"stand-in")
+    monkeypatch.setattr(scoring, "fvd_extractor", lambda mp, device: _fake_i3d)
+    videos = {p: p.stat().st_mtime_ns for p in run.rglob("video.mp4")}
+    argv = ["-q", "score", "--suite", str(suite), "--out", str(run.parent.parent), "--weights-dir", str(weights)]
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("video.mp4")} == videos
+    agg = json.loads((run / "results" / "aggregate.json").read_text())
+    fid = scoring.fvd_metric_id(1.0)
+    assert fid == "fvd.temporal@i3d=styleganv,frames=16,res=224,resize=stretch,cov=n-1,ref=first1s,eval=last1s"
+    got = agg["results"]["deep-forcing"][fid]
+    assert got["n_videos"] == 2 and got["n_clips_ref"] == 2 and got["n_clips_eval"] == 2
+    # the same number computed directly from the videos
+    manifest = read_jsonl(run / "manifest.jsonl")[1]
+    keys = [r["unit_key"] for r in manifest if "deep-forcing" in r["used_by"]]
+    ref, last = FeatureStats.empty(8), FeatureStats.empty(8)
+    for key in keys:
+        v = decode_video(run / "units" / key / "video.mp4")
+        dur = v.frames.shape[0] / v.fps
+        ref.update(_fake_i3d(window_clips(v.frames, v.fps, 0, 1)))
+        last.update(_fake_i3d(window_clips(v.frames, v.fps, dur - 1, dur)))
+    assert got["value"] == pytest.approx(fid_from_stats(ref, last), rel=1e-9, abs=1e-12)
+    assert torch.isfinite(torch.tensor(got["value"]))

@@ -1,14 +1,30 @@
 import pytest
 
 from deepforcing.errors import UserError
-from deepforcing.metrics import METRICS
+from deepforcing.metrics import METRICS, PLANNED_METRICS, get_metric
 from deepforcing.metrics.weights import METRIC_WEIGHTS, check_metric_weights, weights_for
 
 
 def test_table_refers_to_registered_metrics():
     for w in METRIC_WEIGHTS:
-        assert set(w.metrics) <= set(METRICS), w.key
+        assert set(w.metrics) <= set(METRICS) | set(PLANNED_METRICS), w.key
     assert weights_for(["image_stats", "temporal_flickering"]) == []
+
+
+def test_hub_files_are_in_the_project_registry_group():
+    from deepforcing import weights
+
+    group = set(weights.groups()["metrics"])
+    hub = {w.hub_key for w in METRIC_WEIGHTS if w.hub_key}
+    assert hub == group
+    for key in hub:
+        entry = weights.get(key)
+        assert entry.filename == next(w for w in METRIC_WEIGHTS if w.hub_key == key).relpath.rsplit("/", 1)[1]
+
+
+def test_planned_metric_is_a_clear_error():
+    with pytest.raises(UserError, match="not implemented yet"):
+        get_metric("motion_smoothness")
 
 
 def test_missing_files_are_listed_together(tmp_path):
@@ -26,3 +42,21 @@ def test_present_files_are_returned(tmp_path):
         (tmp_path / w.relpath).parent.mkdir(parents=True)
         (tmp_path / w.relpath).write_bytes(b"x")
     assert set(check_metric_weights(["fvd"], tmp_path)) == {"i3d_styleganv"}
+
+
+def test_metric_metadata_file_matches_the_registry():
+    from pathlib import Path
+
+    import yaml
+
+    from deepforcing.metrics.image_stats import ImageStatistics
+    from deepforcing.metrics.vbench.temporal_flickering import TemporalFlickering
+
+    meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
+    entries = {m["name"]: m for m in meta["metrics"]}
+    assert set(entries) == set(METRICS) | set(PLANNED_METRICS)
+    for name, m in entries.items():
+        assert m["direction"] in ("higher", "lower", None), name
+        assert (m["status"] == "planned") == (name in PLANNED_METRICS), name
+    assert entries["temporal_flickering"]["id"] == TemporalFlickering().metric_ids[0]
+    assert entries["image_stats"]["id"] == ImageStatistics().metric_ids

@@ -33,8 +33,8 @@ SHORT_VBENCH = Aggregation(clip_to_video="weighted_mean", video_to_suite="weight
 def scenario(tmp_path_factory):
     pytest.importorskip("open_clip", reason="open_clip_torch not installed; needed to write the tiny CLIP archives")
     s = build_scenario(tmp_path_factory.mktemp("weights"))
-    for key, digest in FIXTURE["sha256"].items():
-        assert s.sha256[key] == digest, (
+    for key, digest in s.sha256.items():
+        assert FIXTURE["sha256"][key] == digest, (
             f"seeded tiny {key} differs from the one the fixture was made with; regenerate the fixture with "
             "tests/metrics/parity/make_fixtures.py"
         )

@@ -22,7 +22,14 @@ from pathlib import Path
 import torch
 
 from tests.metrics.parity import vbench_ref
-from tests.metrics.parity.setup import TINY_DINO_ARCH, build_scenario
+from tests.metrics.parity.setup import (
+    FLOW_FPS,
+    TINY_DINO_ARCH,
+    build_flow_scenario,
+    build_musiq_scenario,
+    build_scenario,
+    static_flow_clip,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vbench_parity.json"
 logger = logging.getLogger(__name__)
@@ -39,6 +46,17 @@ def run_reference(tmp: Path) -> dict:
     out["dimensions"]["background_consistency"] = {"aggregate": agg, "per_video": per}
     agg, per = vbench_ref.ref_aesthetic_quality(s.clips, s.clip_l14, s.aesthetic_dir)
     out["dimensions"]["aesthetic_quality"] = {"aggregate": agg, "per_video": per}
+    f = build_flow_scenario(tmp / "flow")
+    out["sha256"].update(f.sha256)
+    out["dimensions"]["dynamic_degree"] = {
+        "fps": FLOW_FPS,
+        "per_video": vbench_ref.ref_dynamic_degree(f.flow_clips, f.raft, FLOW_FPS),
+        "zero_flow_per_video": vbench_ref.ref_dynamic_degree({"static": static_flow_clip()}, f.raft_zero, FLOW_FPS),
+    }
+    musiq, iq_clips, sha = build_musiq_scenario(tmp / "musiq")
+    out["sha256"].update(sha)
+    agg, per = vbench_ref.ref_imaging_quality(iq_clips, musiq)
+    out["dimensions"]["imaging_quality"] = {"aggregate": agg, "per_video_0_100": per}
     return out
 
 
@@ -51,6 +69,7 @@ def main() -> None:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "open_clip_torch": metadata.version("open_clip_torch"),
+        "pyiqa": "0.1.10 (pip --no-deps --target, MUSIQ module imported without pyiqa's __init__)",
         "command": "PYTHONPATH=. python -m tests.metrics.parity.make_fixtures",
     }
     FIXTURE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

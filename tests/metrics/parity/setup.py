@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 from tests.metrics.parity.tiny import (
+    musiq_state_dict,
+    raft_things_state_dict,
     save_openai_clip_torchscript,
     state_dict_sha256,
     synthetic_clip,
@@ -28,6 +30,41 @@ class Scenario:
     aesthetic_dir: Path
     clips: dict[str, torch.Tensor]
     sha256: dict[str, str]
+    raft: Path | None = None
+    raft_zero: Path | None = None
+    flow_clips: dict[str, torch.Tensor] | None = None
+
+
+#: Frame rate the flow clips are scored at (stride round(16 / 8) = 2: 5 frames -> 3 sampled, 2 pairs).
+FLOW_FPS = 16.0
+#: Scale of the random RAFT's flow head: flows of a few pixels, near VBench's 6 * 130 / 256 px threshold.
+RAFT_FLOW_SCALE = 0.03
+
+
+def flow_clips() -> dict[str, torch.Tensor]:
+    """Clips large enough for torchvision's RAFT (>= 128 px after padding to a multiple of 8)."""
+    return {
+        "moving": synthetic_clip(20, frames=5, height=130, width=150),
+        "portrait": synthetic_clip(21, frames=5, height=150, width=130),
+    }
+
+
+def static_flow_clip() -> torch.Tensor:
+    """One frame repeated: the known-answer clip for a zero-flow RAFT (``(5, 130, 150, 3)`` uint8)."""
+    return synthetic_clip(22, frames=1, height=130, width=150).expand(5, -1, -1, -1).contiguous()
+
+
+def build_flow_scenario(root: Path) -> Scenario:
+    """Write random ``raft-things.pth``-format checkpoints (normal and zero-flow) and the flow clips."""
+    root.mkdir(parents=True, exist_ok=True)
+    raft_sd = raft_things_state_dict(seed=5, flow_scale=RAFT_FLOW_SCALE)
+    raft = root / "raft-things.pth"
+    torch.save(raft_sd, raft)
+    raft_zero = root / "raft-things-zero-flow.pth"
+    torch.save(raft_things_state_dict(seed=5, flow_scale=0.0), raft_zero)
+    clips = flow_clips()
+    sha = {"raft": state_dict_sha256(raft_sd), "flow_clips": state_dict_sha256(clips)}
+    return Scenario(Path(), Path(), Path(), Path(), {}, sha, raft=raft, raft_zero=raft_zero, flow_clips=clips)
 
 
 def build_scenario(root: Path) -> Scenario:
@@ -58,3 +95,22 @@ def build_scenario(root: Path) -> Scenario:
         "clips": state_dict_sha256(clips),
     }
     return Scenario(dino, clip_b32, clip_l14, aesthetic_dir, clips, sha)
+
+
+def imaging_clips() -> dict[str, torch.Tensor]:
+    """Clips for imaging_quality; ``wide`` is longer than 512 px, so VBench's resize step runs."""
+    return {
+        "landscape": synthetic_clip(10, frames=2),
+        "portrait": synthetic_clip(11, frames=2, height=48, width=36),
+        "wide": synthetic_clip(13, frames=2, height=24, width=520),
+    }
+
+
+def build_musiq_scenario(root: Path) -> tuple[Path, dict[str, torch.Tensor], dict[str, str]]:
+    """Write a random full-size MUSIQ checkpoint in pyiqa's format; return (path, clips, sha256)."""
+    root.mkdir(parents=True, exist_ok=True)
+    state = musiq_state_dict(seed=7)
+    path = root / "musiq_spaq_ckpt-358bb6af.pth"
+    torch.save(state, path)
+    clips = imaging_clips()
+    return path, clips, {"musiq": state_dict_sha256(state), "imaging_clips": state_dict_sha256(clips)}

@@ -172,3 +172,109 @@ def synthetic_clip(seed: int, frames: int = 12, height: int = 40, width: int = 5
     img = torch.where(square[..., None], torch.tensor([0.9, 0.2, 0.1]), img)
     img = img + 0.03 * torch.randn(img.shape, generator=g)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _raft_encoder_spec(prefix: str, batch_norm: bool) -> list:
+    """Original RAFT ``BasicEncoder`` keys in state-dict order (instance norm has no tensors)."""
+
+    def bn(name: str, c: int) -> list:
+        if not batch_norm:
+            return []
+        return [
+            (f"{name}.weight", (c,), "ln_w"),
+            (f"{name}.bias", (c,), "bias"),
+            (f"{name}.running_mean", (c,), "bias"),
+            (f"{name}.running_var", (c,), "var"),
+            (f"{name}.num_batches_tracked", (), "count"),
+        ]
+
+    spec = bn(f"{prefix}.norm1", 64)
+    spec += [(f"{prefix}.conv1.weight", (64, 3, 7, 7), "w"), (f"{prefix}.conv1.bias", (64,), "bias")]
+    c_in = 64
+    for layer, c in ((1, 64), (2, 96), (3, 128)):
+        for blk in (0, 1):
+            p = f"{prefix}.layer{layer}.{blk}"
+            cin = c_in if blk == 0 else c
+            spec += [(f"{p}.conv1.weight", (c, cin, 3, 3), "w"), (f"{p}.conv1.bias", (c,), "bias")]
+            spec += [(f"{p}.conv2.weight", (c, c, 3, 3), "w"), (f"{p}.conv2.bias", (c,), "bias")]
+            spec += bn(f"{p}.norm1", c) + bn(f"{p}.norm2", c)
+            if blk == 0 and layer > 1:  # stride-2 block: norm3 is also downsample.1 (one module, two names)
+                spec += bn(f"{p}.norm3", c)
+                spec += [(f"{p}.downsample.0.weight", (c, cin, 1, 1), "w"), (f"{p}.downsample.0.bias", (c,), "bias")]
+                spec += bn(f"{p}.downsample.1", c)
+        c_in = c
+    spec += [(f"{prefix}.conv2.weight", (256, 128, 1, 1), "w"), (f"{prefix}.conv2.bias", (256,), "bias")]
+    return spec
+
+
+def raft_things_state_dict(seed: int = 0, flow_scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """A random state dict in ``raft-things.pth``'s format: original RAFT-large keys, ``module.`` prefixed.
+
+    Full size (5.3 M parameters, 21 MB): RAFT's widths are fixed by its code, so nothing smaller loads.
+    ``flow_scale`` multiplies the flow head's last conv (``0`` gives a network that predicts zero flow).
+    """
+    spec = _raft_encoder_spec("fnet", batch_norm=False) + _raft_encoder_spec("cnet", batch_norm=True)
+    convs = [
+        ("update_block.encoder.convc1", (256, 324, 1, 1)),
+        ("update_block.encoder.convc2", (192, 256, 3, 3)),
+        ("update_block.encoder.convf1", (128, 2, 7, 7)),
+        ("update_block.encoder.convf2", (64, 128, 3, 3)),
+        ("update_block.encoder.conv", (126, 256, 3, 3)),
+    ]
+    convs += [(f"update_block.gru.conv{g}1", (128, 384, 1, 5)) for g in "zrq"]
+    convs += [(f"update_block.gru.conv{g}2", (128, 384, 5, 1)) for g in "zrq"]
+    convs += [
+        ("update_block.flow_head.conv1", (256, 128, 3, 3)),
+        ("update_block.flow_head.conv2", (2, 256, 3, 3)),
+        ("update_block.mask.0", (256, 128, 3, 3)),
+        ("update_block.mask.2", (576, 256, 1, 1)),
+    ]
+    for name, shape in convs:
+        spec += [(f"{name}.weight", shape, "w"), (f"{name}.bias", shape[:1], "bias")]
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape, kind in spec:
+        if kind == "count":
+            state[name] = torch.tensor(1000, dtype=torch.int64)
+            continue
+        x = torch.randn(shape, generator=g, dtype=torch.float32)
+        if kind == "ln_w":
+            x = 1.0 + 0.1 * x
+        elif kind == "bias":
+            x = 0.05 * x
+        elif kind == "var":
+            x = 1.0 + 0.2 * x.abs()
+        else:
+            x = x / math.sqrt(math.prod(shape[1:]))
+        state[name] = x
+    for name in list(state):  # the duplicate registration of the stride-2 blocks' downsample norm
+        if ".norm3." in name:
+            state[name] = state[name.replace(".norm3.", ".downsample.1.")].clone()
+    state["update_block.flow_head.conv2.weight"] *= flow_scale
+    state["update_block.flow_head.conv2.bias"] *= flow_scale
+    return {f"module.{k}": v for k, v in state.items()}
+
+
+def musiq_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict in pyiqa's MUSIQ format (``musiq_spaq_ckpt-358bb6af.pth``): full size, 27 M params.
+
+    Keys and shapes come from :class:`deepforcing.metrics.backbones.musiq.Musiq` (which loads pyiqa's file
+    strictly); values from a seeded generator in key order.
+    """
+    from deepforcing.metrics.backbones.musiq import Musiq
+
+    spec = []
+    for name, t in Musiq().state_dict().items():
+        if name.endswith("bias"):
+            kind = "bias"
+        elif "gn" in name or "norm" in name:
+            kind = "ln_w"
+        elif t.ndim >= 2 and not name.endswith(("position_emb", "scale_emb", "cls")):
+            kind = "w"
+        else:
+            kind = "emb"
+        spec.append((name, tuple(t.shape), kind))
+    state = _fill(spec, seed, scale=1.0)
+    state["head.bias"] = torch.tensor([50.0])  # SPAQ scores live around 0-100
+    state["head.weight"] = state["head.weight"] * 10.0
+    return state

@@ -156,3 +156,60 @@ def ref_aesthetic_quality(
     with _patched(mod, "load_video", lambda path, *a, **k: _frames_as_vbench_loads_them(clips[path])):
         agg, res = mod.laion_aesthetic(head, model, list(clips), "cpu")
     return float(agg), {r["video_path"]: float(r["video_results"]) for r in res}
+
+
+def ref_dynamic_degree(clips: dict[str, torch.Tensor], raft_path: Path, fps: float) -> dict[str, dict]:
+    """vbench ``DynamicDegree`` (RAFT from ``raft_path``) per clip: its pair scores and its decision.
+
+    ``get_frames`` is replaced by the same list vbench builds from OpenCV frames — ``(1, 3, H, W)`` float RGB
+    tensors, then vbench's own ``extract_frame`` with ``interval = max(1, round(fps / 8))`` — and
+    ``check_move`` is wrapped to record the per-pair scores it receives.
+    """
+    require_vbench()
+    mod = importlib.import_module("vbench.dynamic_degree")
+    from easydict import EasyDict
+
+    args = EasyDict({"model": str(raft_path), "small": False, "mixed_precision": False, "alternate_corr": False})
+    dyn = mod.DynamicDegree(args, "cpu")
+    out: dict[str, dict] = {}
+    for name, frames in clips.items():
+        frame_list = [f.permute(2, 0, 1).float()[None] for f in frames]
+        dyn.get_frames = lambda path, fl=frame_list: dyn.extract_frame(fl, max(1, round(fps / 8)))
+        seen: list[float] = []
+        dyn.check_move = lambda scores, seen=seen: (seen.extend(scores), mod.DynamicDegree.check_move(dyn, scores))[1]
+        moving = dyn.infer(f"{name}.mp4")
+        out[name] = {"dynamic": bool(moving), "pair_scores": [float(s) for s in seen]}
+    return out
+
+
+def _import_pyiqa_musiq():
+    """Import ``pyiqa.archs.musiq_arch`` without running pyiqa's package ``__init__`` files.
+
+    pyiqa's ``__init__`` imports every metric (and their dependencies); the packages on the way to the MUSIQ
+    module are therefore registered as bare namespace modules pointing at the installed directories.
+    """
+    d = vbench_ref_dir()
+    root = d / "pyiqa" if d else None
+    if root is None or not (root / "archs" / "musiq_arch.py").is_file():
+        pytest.skip(f"pyiqa not in {VBENCH_REF_ENV}: pip install --no-deps --target $dir pyiqa==0.1.10")
+    for name in ("pyiqa", "pyiqa.archs", "pyiqa.utils", "pyiqa.data", "pyiqa.matlab_utils"):
+        if name not in sys.modules:
+            mod = types.ModuleType(name)
+            mod.__path__ = [str(root.joinpath(*name.split(".")[1:]))]
+            sys.modules[name] = mod
+    padding = importlib.import_module("pyiqa.matlab_utils.padding")
+    sys.modules["pyiqa.matlab_utils"].ExactPadding2d = padding.ExactPadding2d
+    sys.modules["pyiqa.matlab_utils"].exact_padding_2d = padding.exact_padding_2d
+    return importlib.import_module("pyiqa.archs.musiq_arch")
+
+
+def ref_imaging_quality(clips: dict[str, torch.Tensor], musiq_path: Path) -> tuple[float, dict[str, float]]:
+    """vbench ``imaging_quality`` (pyiqa 0.1.10 MUSIQ loaded as vbench does): (aggregate, per-video 0–100)."""
+    require_vbench()
+    _import_pyiqa_musiq()
+    mod = importlib.import_module("vbench.imaging_quality")
+    model = mod.MUSIQ(pretrained_model_path=str(musiq_path))
+    model.training = False  # what vbench's compute_imaging_quality does (no .eval())
+    with _patched(mod, "load_video", lambda path, *a, **k: _frames_as_vbench_loads_them(clips[path])):
+        agg, res = mod.technical_quality(model, list(clips), "cpu")
+    return float(agg), {r["video_path"]: float(r["video_results"]) for r in res}
