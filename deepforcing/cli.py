@@ -1,4 +1,4 @@
-"""``deepforcing-eval`` command line: generate | methods | weights, and the harness: run | score | suites.
+"""``deepforcing-eval`` command line: generate | methods | weights, harness run | score | suites, report | regress.
 
 ``deepforcing-eval --suite NAME`` is ``deepforcing-eval run --suite NAME`` (see :mod:`deepforcing.harness.cli`).
 
@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deepforcing.harness.cli import add_commands
 
     add_commands(sub)
+    from deepforcing.report.cli import add_commands as add_report_commands
+
+    add_report_commands(sub)
     return parser
 
 

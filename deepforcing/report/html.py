@@ -1,0 +1,522 @@
+"""The self-contained HTML report: one file, inline CSS, JS, SVG charts and JPEG filmstrips; no network.
+
+Sections (``id`` in brackets): summary table with the paper's numbers beside ours [summary], every published
+number of the methods [paper], drift over time and drift summaries [drift], ablation plots [ablation], speed
+[speed], per-prompt filmstrips with per-video values and links to the mp4s [prompts], provenance [provenance].
+The tables come from :mod:`deepforcing.report.table` through :func:`deepforcing.report.render.to_html`; the summary
+is also embedded as Markdown, LaTeX and CSV for copying.
+
+The output depends only on the run files (no clock), so re-rendering the same runs gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deepforcing import __version__
+from deepforcing.paths import baselines_dir
+from deepforcing.report import charts, render
+from deepforcing.report import table as T
+from deepforcing.report.catalog import describe, split_drift, split_id
+from deepforcing.report.filmstrip import filmstrip
+from deepforcing.report.published import Published
+from deepforcing.report.runs import Run
+
+log = logging.getLogger(__name__)
+
+#: Metrics plotted against an ablation knob, in order of preference (Deep Forcing Fig. 5 first).
+ABLATION_METRICS = (
+    "vbench.overall_consistency",
+    "drift.first_last[vbench.aesthetic_quality]",
+    "vbench.aesthetic_quality",
+    "vbench.imaging_quality",
+    "vbench.dynamic_degree",
+    "vbench.subject_consistency",
+)
+#: Fallback when none of the above was measured (e.g. the weight-free smoke suite).
+ABLATION_FALLBACK = (
+    "drift.first_last[image_stats.mean_luma]",
+    "drift.first_last[image_stats.saturation]",
+    "vbench.temporal_flickering",
+)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to put in the report.
+
+    Attributes:
+        title: Page title (default from the runs).
+        filmstrips: Include filmstrips (decodes the mp4s).
+        filmstrip_every: Seconds between filmstrip frames (default by video length).
+        max_prompts: Most (prompt, seed) sections shown.
+        copy_videos: Copy the mp4s next to the report (``<stem>_videos/``) and link the copies.
+        published: Published numbers (None: ours only).
+    """
+
+    title: str | None = None
+    filmstrips: bool = True
+    filmstrip_every: float | None = None
+    max_prompts: int = 8
+    copy_videos: bool = False
+    published: Published | None = field(default=None, compare=False)
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _generic(key: str) -> str:
+    """``vbench.x@p`` -> ``vbench.x``; ``drift.a@p[m@q]`` -> ``drift.a[m]``."""
+    d = split_drift(key)
+    if d is None:
+        return split_id(key)[0]
+    return f"{split_id(d[0])[0]}[{split_id(d[1])[0]}]"
+
+
+def drift_panels(series: Sequence[T.Series]) -> list[charts.Panel]:
+    """One panel per per-clip metric id: mean over videos per clip (band = min..max), x = clip centre in s."""
+    data: dict[str, dict[int, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for i, s in enumerate(series):
+        for row in s.run.clips:
+            if row.get("record") != "clip" or row.get("method") != s.method or row.get("value") is None:
+                continue
+            t = (row["start_frame"] + row["stop_frame"]) / 2 / row["fps"]
+            data[row["metric"]][i][round(t, 6)].append(float(row["value"]))
+    panels = []
+    for mid in sorted(data, key=lambda m: (not m.startswith("vbench."), m)):
+        info = describe(mid)
+        curves = []
+        for i in sorted(data[mid]):
+            x, y, lo, hi = charts.band(data[mid][i])
+            curves.append(charts.Curve(series[i].label, x, y, lo, hi, i))
+        panels.append(charts.Panel(info.label, tuple(curves), xlabel="time (s)", note=info.protocol))
+    return panels
+
+
+def _grids() -> list[dict[str, Any]]:
+    path = baselines_dir() / "methods" / "ablations.yaml"
+    try:
+        return list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("grids") or [])
+    except OSError:
+        return []
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Series of one ablation grid present in the runs.
+
+    Attributes:
+        knob: The varied setting (``policy_config.sink_frames``).
+        base: The grid's base method.
+        points: ``(knob value, series index)`` sorted by value.
+    """
+
+    knob: str
+    base: str
+    points: tuple[tuple[Any, int], ...]
+
+
+def find_ablations(series: Sequence[T.Series]) -> list[Ablation]:
+    """Ablation grids (``baselines/methods/ablations.yaml``) with at least two members among the series."""
+    out = []
+    for grid in _grids():
+        names = {str(grid["name"]).format(value=v): v for v in grid.get("values") or []}
+        points = [(names[s.method], i) for i, s in enumerate(series) if s.method in names]
+        numeric = all(isinstance(v, int | float) for v, _ in points)
+        if len({v for v, _ in points}) >= 2:
+            points.sort(key=lambda p: (p[0] if numeric else str(p[0]), p[1]))
+            out.append(Ablation(str(grid["knob"]), str(grid["base"]), tuple(points)))
+    return out
+
+
+def ablation_panels(series: Sequence[T.Series], ab: Ablation) -> list[charts.Panel]:
+    """Knob value (x) against the preferred metrics (one panel each), one line per run."""
+    keys_by_generic: dict[str, str] = {}
+    for _, i in ab.points:
+        s = series[i]
+        for k in s.run.results(s.method):
+            keys_by_generic.setdefault(_generic(k), k)
+    chosen = [keys_by_generic[g] for g in ABLATION_METRICS if g in keys_by_generic]
+    if not chosen:
+        chosen = [keys_by_generic[g] for g in ABLATION_FALLBACK if g in keys_by_generic]
+    numeric = all(isinstance(v, int | float) for v, _ in ab.points)
+    categories = list(dict.fromkeys(v for v, _ in ab.points))
+    knob = ab.knob.split(".")[-1]
+    panels = []
+    for key in chosen:
+        info = describe(key)
+        by_run: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        names: dict[int, str] = {}
+        for v, i in ab.points:
+            s = series[i]
+            x = float(v) if numeric else float(categories.index(v))
+            val = s.run.value(s.method, key)
+            by_run[id(s.run)].append((x, math.nan if val is None else val))
+            names.setdefault(id(s.run), s.run.name)
+        curves = []
+        for k, (rid, pts) in enumerate(by_run.items()):
+            label = names[rid] if len(by_run) > 1 else f"{ab.base}: {knob}"
+            curves.append(charts.Curve(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), color_index=k))
+        xl = knob.replace("_", " ") + ("" if numeric else f" ({', '.join(map(str, categories))})")
+        panels.append(charts.Panel(info.label, tuple(curves), xlabel=xl, note=info.protocol, markers=True))
+    return panels
+
+
+def speed_panels(series: Sequence[T.Series]) -> list[charts.Panel]:
+    """Per-chunk latency (ms) and attended latent frames over the chunk index, mean over videos per method."""
+    lat, att = [], []
+    for i, s in enumerate(series):
+        per_lat: dict[float, list[float]] = defaultdict(list)
+        per_att: dict[float, list[float]] = defaultdict(list)
+        for u in s.run.units:
+            if s.method not in (u.get("used_by") or [u.get("method")]):
+                continue
+            for k, sec in enumerate((u.get("timings") or {}).get("chunk_seconds") or []):
+                per_lat[k].append(1000.0 * sec)
+            for k, n in enumerate(u.get("attended_frames") or []):
+                per_att[k].append(float(n))
+        if per_lat:
+            x, y, lo, hi = charts.band(per_lat)
+            lat.append(charts.Curve(s.label, x, y, lo, hi, i))
+        if per_att:
+            x, y, lo, hi = charts.band(per_att)
+            att.append(charts.Curve(s.label, x, y, lo, hi, i))
+    panels = []
+    if lat:
+        panels.append(charts.Panel("Per-chunk latency", tuple(lat), "ms", "chunk", "sampling only, this machine"))
+    if att:
+        panels.append(
+            charts.Panel("Attention length", tuple(att), "latent frames attended", "chunk", "cache + current chunk")
+        )
+    return panels
+
+
+# ---------------------------------------------------------------------------------------------- page
+_CSS = """
+:root { --fg:#1d2330; --muted:#5b6475; --line:#d9dde5; --bg:#fff; --accent:#2a5bd7; --best:#0b6b2f; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+       background: var(--bg); margin: 0; }
+header { padding: 18px 28px 8px; border-bottom: 1px solid var(--line); }
+header h1 { font-size: 22px; margin: 0 0 4px; }
+header p { margin: 2px 0; color: var(--muted); }
+nav { position: sticky; top: 0; background: #f6f7f9; border-bottom: 1px solid var(--line); padding: 6px 28px;
+      z-index: 2; }
+nav a { margin-right: 16px; color: var(--accent); text-decoration: none; font-weight: 600; }
+main { padding: 8px 28px 40px; max-width: 1500px; }
+section { margin: 26px 0; }
+h2 { font-size: 18px; border-bottom: 2px solid var(--fg); padding-bottom: 3px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.banner { background: #fff6dd; border: 1px solid #e8c869; padding: 8px 12px; border-radius: 4px; margin: 10px 0; }
+.scroll { overflow-x: auto; }
+table.df-table { border-collapse: collapse; margin: 6px 0; font-variant-numeric: tabular-nums; }
+table.df-table caption { text-align: left; font-weight: 600; padding: 4px 0; }
+table.df-table th, table.df-table td { border-bottom: 1px solid var(--line); padding: 3px 8px; white-space: nowrap; }
+table.df-table thead th { background: #f0f2f5; font-weight: 600; vertical-align: bottom; cursor: pointer; }
+table.df-table thead th.group { text-align: center; cursor: default; }
+table.df-table td.num { text-align: right; }
+table.df-table td.txt { white-space: normal; min-width: 90px; max-width: 460px; }
+table.df-table td.paper { color: #4a4f5c; background: #f7f8fb; }
+table.df-table td.delta { color: var(--muted); font-size: 12px; }
+table.df-table .best { color: var(--best); }
+table.df-table tbody th { text-align: left; font-weight: 600; }
+ul.notes { color: var(--muted); font-size: 12px; margin: 4px 0 0; padding-left: 18px; }
+figure { margin: 10px 0; }
+figure svg { max-width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 12px; }
+.strip { display: flex; gap: 4px; align-items: flex-end; flex-wrap: wrap; }
+.strip figure { margin: 0; text-align: center; }
+.strip img { height: 72px; image-rendering: pixelated; border: 1px solid var(--line); display: block; }
+.strip figcaption { font-size: 11px; }
+.film { display: grid; grid-template-columns: 200px 1fr; gap: 6px 14px; align-items: center; margin: 6px 0; }
+.film .who { font-weight: 600; }
+.film .who a { font-weight: 400; font-size: 12px; display: block; }
+.prompt-text { color: var(--muted); font-style: italic; max-width: 1100px; }
+details { margin: 6px 0; }
+details summary { cursor: pointer; color: var(--accent); }
+pre { background: #f6f7f9; border: 1px solid var(--line); padding: 8px; overflow-x: auto; font-size: 12px; }
+.muted { color: var(--muted); }
+dl.prov { display: grid; grid-template-columns: 170px 1fr; gap: 2px 12px; margin: 6px 0; }
+dl.prov dt { font-weight: 600; }
+dl.prov dd { margin: 0; word-break: break-all; }
+"""
+
+_JS = """
+(function () {
+  'use strict';
+  // Click a column header to sort the rows by that column (numbers by their raw value in data-value).
+  function sortBy(table, col, th) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.getAttribute('data-sort') !== 'asc';
+    rows.sort(function (a, b) {
+      var x = a.cells[col], y = b.cells[col];
+      if (!x || !y) { return 0; }
+      var vx = x.getAttribute('data-value'), vy = y.getAttribute('data-value');
+      var r;
+      if (vx !== null && vy !== null) { r = parseFloat(vx) - parseFloat(vy); }
+      else if (vx !== null) { r = -1; } else if (vy !== null) { r = 1; }
+      else { r = x.textContent.localeCompare(y.textContent); }
+      return asc ? r : -r;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    th.setAttribute('data-sort', asc ? 'asc' : 'desc');
+  }
+  function bind(table, col, th) {
+    if (th) { th.addEventListener('click', function () { sortBy(table, col, th); }); }
+  }
+  document.querySelectorAll('table.df-table').forEach(function (table) {
+    if (!table.tHead || !table.tBodies.length) { return; }
+    var first = table.tHead.rows[0], second = table.tHead.rows[1];
+    var subs = second ? Array.prototype.slice.call(second.cells) : [];
+    var col = 0;
+    Array.prototype.forEach.call(first.cells, function (th) {
+      var span = parseInt(th.getAttribute('colspan') || '1', 10);
+      if (th.classList.contains('group')) {
+        for (var k = 0; k < span; k++) { bind(table, col + k, subs.shift()); }
+      } else { bind(table, col, th); }
+      col += span;
+    });
+  });
+  document.documentElement.setAttribute('data-report-ready', '1');
+})();
+"""
+
+
+def _esc(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _pre_json(obj: Any) -> str:
+    return f"<pre>{_esc(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))}</pre>"
+
+
+def _table(t: T.Table) -> str:
+    return f'<div class="scroll">{render.to_html(t)}</div>'
+
+
+def _section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{_esc(title)}</h2>\n{body}\n</section>'
+
+
+def _figure(svg: str, name: str, caption: str) -> str:
+    return f'<figure data-chart="{_esc(name)}">{svg}<figcaption>{_esc(caption)}</figcaption></figure>'
+
+
+def _summary_section(runs: Sequence[Run], published: Published | None) -> str:
+    t = T.summary_table(runs, published)
+    body = [_table(t)]
+    for fmt, text in (
+        ("Markdown", render.to_markdown(t)),
+        ("LaTeX (booktabs)", render.to_latex(t)),
+        ("CSV", render.to_csv(t)),
+    ):
+        body.append(f"<details><summary>{_esc(fmt)}</summary><pre>{_esc(text)}</pre></details>")
+    return _section("summary", "Summary", "\n".join(body))
+
+
+def _paper_section(runs: Sequence[Run], published: Published | None) -> str:
+    if published is None:
+        return _section("paper", "Published numbers", '<p class="muted">No published numbers loaded.</p>')
+    return _section("paper", "Ours beside the paper", _table(T.paper_table(runs, published)))
+
+
+def _drift_section(series: Sequence[T.Series], runs: Sequence[Run]) -> str:
+    body = []
+    panels = drift_panels(series)
+    if panels:
+        svg = charts.drift_curves(panels)
+        body.append(
+            _figure(svg, "drift-curves", "Per-clip values over time (clip centre), mean over videos; band: min..max.")
+        )
+    else:
+        body.append('<p class="muted">No per-clip rows (results/clips.jsonl) in these runs.</p>')
+    body.append(_table(T.drift_table(runs)))
+    return _section("drift", "Drift over time", "\n".join(body))
+
+
+def _ablation_section(series: Sequence[T.Series]) -> str:
+    found = find_ablations(series)
+    if not found:
+        msg = (
+            "No ablation grid in these runs (a grid of baselines/methods/ablations.yaml needs two or more of its "
+            "methods, e.g. the ablation-sink suite: deep-forcing-ds-sink0 … sink18)."
+        )
+        return _section("ablation", "Ablations", f'<p class="muted">{_esc(msg)}</p>')
+    body = []
+    for ab in found:
+        panels = ablation_panels(series, ab)
+        if not panels:
+            continue
+        name = f"ablation-{ab.base}-{ab.knob.split('.')[-1]}"
+        cap = f"{ab.base}: {ab.knob} against the metrics (Deep Forcing Fig. 5 plots sink size against overall "
+        cap += "consistency and aesthetic drift)."
+        svg = charts.panels_svg(panels, name, ncols=min(3, len(panels)), panel_size=(3.8, 2.8))
+        body.append(f"<h3>{_esc(ab.base)} — {_esc(ab.knob)}</h3>" + _figure(svg, name, cap))
+    return _section("ablation", "Ablations", "\n".join(body))
+
+
+def _speed_section(series: Sequence[T.Series], runs: Sequence[Run], published: Published | None) -> str:
+    body = [_table(T.speed_table(runs, published))]
+    panels = speed_panels(series)
+    if panels:
+        body.append(_figure(charts.speed_chart(panels), "speed", "Mean over videos per chunk; band: min..max."))
+    return _section("speed", "Speed", "\n".join(body))
+
+
+def _video_link(path: Path, out: Path, copy_dir: Path | None, name: str) -> str | None:
+    if not path.is_file():
+        return None
+    if copy_dir is not None:
+        copy_dir.mkdir(parents=True, exist_ok=True)
+        target = copy_dir / name
+        shutil.copyfile(path, target)
+        path = target
+    return Path(os.path.relpath(path.resolve(), out.parent.resolve())).as_posix()
+
+
+def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions) -> str:
+    units: dict[tuple[str, int], dict[int, dict[str, Any]]] = defaultdict(dict)
+    texts: dict[str, str] = {}
+    for i, s in enumerate(series):
+        for u in s.run.units:
+            if s.method not in (u.get("used_by") or [u.get("method")]):
+                continue
+            unit = u.get("unit") or {}
+            key = (str(unit.get("prompt_id")), int(unit.get("seed", 0)))
+            units[key][i] = u
+            texts.setdefault(key[0], (u.get("prompt") or {}).get("text", ""))
+    if not units:
+        return _section("prompts", "Prompts", '<p class="muted">No generated units (manifest.jsonl) found.</p>')
+    keys = sorted(units)
+    shown = keys[: opts.max_prompts]
+    copy_dir = out.parent / f"{out.stem}_videos" if opts.copy_videos else None
+    body = []
+    if len(keys) > len(shown):
+        body.append(f'<p class="muted">{len(keys) - len(shown)} more (prompt, seed) not shown (--max-prompts).</p>')
+    for prompt_id, seed in shown:
+        parts = [f'<article class="prompt" id="prompt-{_esc(prompt_id)}-{seed}">']
+        parts.append(f"<h3>{_esc(prompt_id)} · seed {seed}</h3>")
+        parts.append(f'<p class="prompt-text">{_esc(texts.get(prompt_id, ""))}</p>')
+        for i, s in enumerate(series):
+            u = units[(prompt_id, seed)].get(i)
+            if u is None:
+                continue
+            video = s.run.video_path(u["unit_key"])
+            link = _video_link(video, out, copy_dir, f"{s.run.run_id}-{s.method}-{prompt_id}-s{seed}.mp4")
+            link_html = f'<a href="{_esc(link)}">mp4</a>' if link else '<span class="muted">mp4 missing</span>'
+            strip = ""
+            if opts.filmstrips:
+                stills = filmstrip(video, opts.filmstrip_every)
+                strip = "".join(
+                    f'<figure><img src="{st.data_uri}" width="{st.width}" height="{st.height}" '
+                    f'alt="{_esc(s.label)} at {st.t:.1f} s"><figcaption>{st.t:.1f} s</figcaption></figure>'
+                    for st in stills
+                )
+            parts.append(
+                f'<div class="film"><div class="who">{_esc(s.label)}{link_html}</div>'
+                f'<div class="strip" data-method="{_esc(s.method)}">{strip}</div></div>'
+            )
+        parts.append(_table(T.video_table(series, prompt_id, seed)))
+        parts.append("</article>")
+        body.append("\n".join(parts))
+    return _section("prompts", "Prompts", "\n".join(body))
+
+
+def _provenance_section(runs: Sequence[Run]) -> str:
+    body = [_table(T.methods_table(runs))]
+    for r in runs:
+        agg = r.aggregate
+        prov = agg.get("provenance") or {}
+        git = prov.get("git") or {}
+        device = prov.get("device") or {}
+        items = [
+            ("run directory", str(r.root)),
+            ("suite", f"{r.suite} v{agg.get('suite_version')} (hash {agg.get('suite_hash')})"),
+            ("created", prov.get("created_at", "?")),
+            ("git", f"{git.get('commit', '?')}{' (dirty)' if git.get('dirty') else ''}"),
+            ("device", f"{device.get('name', '?')} ({device.get('device', '?')}, {device.get('platform', '?')})"),
+            ("dtype / world size", f"{prov.get('dtype', '?')} / {prov.get('world_size', '?')}"),
+            ("versions", ", ".join(f"{k} {v}" for k, v in sorted((prov.get("versions") or {}).items()))),
+            (
+                "prompts",
+                f"{(agg.get('prompts') or {}).get('count')} (sha256 {(agg.get('prompts') or {}).get('sha256')})",
+            ),
+            ("command", " ".join(prov.get("argv") or [])),
+        ]
+        dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in items)
+        weights = {
+            m: {"weights_id": c.get("weights_id"), "files": c.get("weights")}
+            for m, c in (agg.get("methods") or {}).items()
+        }
+        body.append(
+            f'<h3>{_esc(r.name)}</h3><dl class="prov">{dl}</dl>'
+            f"<details><summary>suite config</summary>{_pre_json(agg.get('suite_config'))}</details>"
+            f"<details><summary>method configs</summary>"
+            f"{_pre_json({m: c.get('config') for m, c in (agg.get('methods') or {}).items()})}</details>"
+            f"<details><summary>weights (sha256)</summary>{_pre_json(weights)}</details>"
+            f"<details><summary>metrics (fingerprints, weights)</summary>{_pre_json(agg.get('metrics'))}</details>"
+            f"<details><summary>samples</summary>{_pre_json(agg.get('n_samples'))}</details>"
+        )
+    return _section("provenance", "Provenance", "\n".join(body))
+
+
+def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | None = None) -> str:
+    """Render the HTML report of ``runs`` (the page text; the caller writes it to ``out``).
+
+    Args:
+        runs: One or more loaded runs.
+        out: Where the page will be written (links to the mp4s are relative to its folder).
+        opts: Options.
+
+    Returns:
+        The HTML page.
+    """
+    opts = opts or ReportOptions()
+    out = Path(out)
+    series = T.series_of(runs)
+    title = opts.title or "deepforcing-eval report: " + ", ".join(r.name for r in runs)
+    banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in T.comparability_notes(runs))
+    nav = "".join(
+        f'<a href="#{sid}">{_esc(label)}</a>'
+        for sid, label in (
+            ("summary", "Summary"),
+            ("paper", "Paper"),
+            ("drift", "Drift"),
+            ("ablation", "Ablations"),
+            ("speed", "Speed"),
+            ("prompts", "Prompts"),
+            ("provenance", "Provenance"),
+        )
+    )
+    runs_line = "; ".join(T.run_protocol(r) for r in runs)
+    sections = [
+        _summary_section(runs, opts.published),
+        _paper_section(runs, opts.published),
+        _drift_section(series, runs),
+        _ablation_section(series),
+        _speed_section(series, runs, opts.published),
+        _prompts_section(series, out, opts),
+        _provenance_section(runs),
+    ]
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="deepforcing-eval {_esc(__version__)}">'
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style></head>\n<body>\n"
+        f"<header><h1>{_esc(title)}</h1><p>{_esc(runs_line)}</p>"
+        f"<p>deepforcing-eval {_esc(__version__)}; hover a number for its raw value, n and source.</p>"
+        f"{banner}</header>\n"
+        f"<nav>{nav}</nav>\n<main>\n" + "\n".join(sections) + f"\n</main>\n<script>{_JS}</script>\n</body></html>\n"
+    )

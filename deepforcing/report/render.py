@@ -1,0 +1,294 @@
+"""Renderers of the table model: Markdown, LaTeX (booktabs), CSV, HTML and a rich console table.
+
+Each renderer reads only a :class:`~deepforcing.report.table.Table`; none computes or rounds a number itself
+(the display string is the cell's). Best cells (:attr:`Cell.best`) are bold everywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from typing import TYPE_CHECKING
+
+from deepforcing.report.table import Cell, Column, Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import rich.table
+
+
+def _arrow(col: Column) -> str:
+    return {"higher": " ↑", "lower": " ↓"}.get(col.direction or "", "")
+
+
+# ------------------------------------------------------------------------------------------ markdown
+def _md_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
+
+
+def to_markdown(table: Table, title_level: int = 3) -> str:
+    """GitHub-flavoured Markdown: a heading, the table (numbers right-aligned), the notes as a list.
+
+    Args:
+        table: The table.
+        title_level: Heading level of the title (0: no heading).
+    """
+    out = []
+    if title_level:
+        out += ["#" * title_level + " " + table.title, ""]
+    out.append("| " + " | ".join(_md_escape(c.label + _arrow(c)) for c in table.columns) + " |")
+    out.append("|" + "|".join("---:" if c.kind in ("ours", "paper", "delta") else "---" for c in table.columns) + "|")
+    for row in table.rows:
+        cells = []
+        for cell in row:
+            s = _md_escape(cell.display)
+            cells.append(f"**{s}**" if cell.best else s)
+        out.append("| " + " | ".join(cells) + " |")
+    if table.notes:
+        out.append("")
+        out += [f"- {_md_escape(n)}" for n in table.notes]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- latex
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "|": r"\textbar{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "Δ": r"$\Delta$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "—": "--",
+    "−": "-",
+    "×": r"$\times$",
+    "·": r"$\cdot$",
+    "∞": r"$\infty$",
+    "…": r"\ldots{}",
+}
+
+
+def latex_escape(s: str) -> str:
+    """Escape text for LaTeX (special characters and the few symbols the report uses)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
+
+
+def _latex_cell(cell: Cell) -> str:
+    s = latex_escape(cell.display)
+    return rf"\textbf{{{s}}}" if cell.best else s
+
+
+def to_latex(table: Table, label: str | None = None, environment: bool = True) -> str:
+    r"""A booktabs table (``\toprule``/``\midrule``/``\bottomrule``), best per column in bold.
+
+    Grouped columns (ours / paper / delta of one metric) get a ``\multicolumn`` header with a ``\cmidrule``.
+    Needs ``\usepackage{booktabs}`` in the preamble.
+
+    Args:
+        table: The table.
+        label: ``\label`` (default ``tab:<table name>``).
+        environment: Wrap the tabular in a ``table`` float with caption, label and the notes.
+    """
+    align = "".join("r" if c.kind in ("ours", "paper", "delta") else "l" for c in table.columns)
+    lines = []
+    if environment:
+        lines += [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{latex_escape(table.title)}}}"]
+        lines.append(rf"\label{{{label or 'tab:' + table.name}}}")
+    lines += [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    if table.grouped:
+        top, rules = [], []
+        j = 0
+        cols = table.columns
+        while j < len(cols):
+            g = cols[j].group
+            k = j
+            while g and k + 1 < len(cols) and cols[k + 1].group == g:
+                k += 1
+            if g:
+                top.append(rf"\multicolumn{{{k - j + 1}}}{{c}}{{{latex_escape(g + _arrow(cols[j]))}}}")
+                rules.append(rf"\cmidrule(lr){{{j + 1}-{k + 1}}}")
+            else:
+                top.append("")
+            j = k + 1
+        lines.append(" & ".join(top) + r" \\")
+        lines.append(" ".join(rules))
+        sub = [latex_escape(c.sub if c.group else c.label + _arrow(c)) for c in cols]
+        lines.append(" & ".join(sub) + r" \\")
+    else:
+        lines.append(" & ".join(latex_escape(c.label + _arrow(c)) for c in table.columns) + r" \\")
+    lines.append(r"\midrule")
+    for row in table.rows:
+        lines.append(" & ".join(_latex_cell(c) for c in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if environment:
+        if table.notes:
+            lines.append(r"\par\smallskip\footnotesize")
+            lines += [latex_escape(n) + r"\par" for n in table.notes]
+        lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- csv
+def _csv_value(cell: Cell) -> str:
+    if cell.value is None:
+        return ""
+    return repr(cell.value) if isinstance(cell.value, float) else str(cell.value)
+
+
+def to_csv(table: Table, layout: str = "wide") -> str:
+    """CSV of raw values (full precision; empty when missing).
+
+    Args:
+        table: The table.
+        layout: ``wide`` — one line per row, one column per table column (headers are the column keys);
+            ``long`` — one line per cell with display, direction, n, best and source.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if layout == "wide":
+        w.writerow([c.key for c in table.columns])
+        for row in table.rows:
+            w.writerow([_csv_value(c) for c in row])
+        return buf.getvalue()
+    if layout != "long":
+        raise ValueError(f"layout must be 'wide' or 'long', got {layout!r}")
+    w.writerow(
+        [
+            "table",
+            "row",
+            "column",
+            "kind",
+            "value",
+            "display",
+            "direction",
+            "n",
+            "best",
+            "method",
+            "config_hash",
+            "run",
+            "reference",
+        ]
+    )
+    for row in table.rows:
+        for col, cell in zip(table.columns, row, strict=True):
+            src = cell.source
+            w.writerow(
+                [
+                    table.name,
+                    row[0].display,
+                    col.key,
+                    col.kind,
+                    _csv_value(cell),
+                    cell.display,
+                    cell.direction or "",
+                    "" if cell.n is None else cell.n,
+                    int(cell.best),
+                    src.method if src else "",
+                    src.config_hash if src and src.config_hash else "",
+                    src.run if src and src.run else "",
+                    src.reference if src and src.reference else "",
+                ]
+            )
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- html
+def _attr(s: str) -> str:
+    return html.escape(s, quote=True)
+
+
+def to_html(table: Table, caption: bool = True) -> str:
+    """An HTML ``<table>`` (classes ``df-table``, ``num``, ``best``; tooltips carry raw value, n and source).
+
+    Numeric cells carry ``data-value`` (raw) so the report's script can sort columns.
+    """
+    out = [f'<table class="df-table" data-table="{_attr(table.name)}">']
+    if caption:
+        out.append(f"<caption>{html.escape(table.title)}</caption>")
+    out.append("<thead>")
+    cols = table.columns
+    if table.grouped:
+        out.append("<tr>")
+        j = 0
+        while j < len(cols):
+            g = cols[j].group
+            k = j
+            while g and k + 1 < len(cols) and cols[k + 1].group == g:
+                k += 1
+            if g:
+                desc = _attr(cols[j].description or g)
+                label = html.escape(g + _arrow(cols[j]))
+                out.append(f'<th colspan="{k - j + 1}" class="group" title="{desc}">{label}</th>')
+            else:
+                c = cols[j]
+                out.append(
+                    f'<th rowspan="2" data-key="{_attr(c.key)}" title="{_attr(c.description or c.label)}">'
+                    f"{html.escape(c.label + _arrow(c))}</th>"
+                )
+            j = k + 1
+        out.append("</tr><tr>")
+        for c in cols:
+            if c.group:
+                out.append(f'<th class="sub" data-key="{_attr(c.key)}">{html.escape(c.sub)}</th>')
+        out.append("</tr>")
+    else:
+        out.append("<tr>")
+        for c in cols:
+            out.append(
+                f'<th data-key="{_attr(c.key)}" title="{_attr(c.description or c.label)}">'
+                f"{html.escape(c.label + _arrow(c))}</th>"
+            )
+        out.append("</tr>")
+    out.append("</thead><tbody>")
+    for row in table.rows:
+        out.append("<tr>")
+        for j, (col, cell) in enumerate(zip(cols, row, strict=True)):
+            classes = []
+            if col.kind in ("ours", "paper", "delta"):
+                classes.append("num")
+            if col.kind in ("paper", "delta"):
+                classes.append(col.kind)
+            if col.kind == "text":
+                classes.append("txt")
+            if cell.best:
+                classes.append("best")
+            attrs = f' class="{" ".join(classes)}"' if classes else ""
+            if cell.number is not None:
+                attrs += f' data-value="{cell.number!r}"'
+            tip = cell.tooltip()
+            if tip:
+                attrs += f' title="{_attr(tip)}"'
+            content = html.escape(cell.display)
+            if cell.best:
+                content = f"<strong>{content}</strong>"
+            tag = "th" if j == 0 and col.kind == "label" else "td"
+            scope = ' scope="row"' if tag == "th" else ""
+            out.append(f"<{tag}{scope}{attrs}>{content}</{tag}>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if table.notes:
+        out.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in table.notes) + "</ul>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------- rich
+def to_rich(table: Table) -> rich.table.Table:
+    """A :class:`rich.table.Table` for the console (best cells bold; notes as the caption)."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    t = RichTable(title=table.title, caption="\n".join(table.notes) or None, caption_justify="left")
+    for c in table.columns:
+        t.add_column(escape(c.label + _arrow(c)), justify="right" if c.kind in ("ours", "paper", "delta") else "left")
+    for row in table.rows:
+        t.add_row(*(f"[bold]{escape(c.display)}[/bold]" if c.best else escape(c.display) for c in row))
+    return t

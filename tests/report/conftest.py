@@ -1,0 +1,42 @@
+"""Session fixtures of the report tests (helpers in ``report_helpers``)."""
+
+import os
+from pathlib import Path
+
+import pytest
+from report_helpers import run_cli
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """A real run of the smoke suite (tiny model, CPU), generated once per session."""
+    given = os.environ.get("DEEPFORCING_SMOKE_RUN")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("smoke") / "runs"
+    proc = run_cli("-q", "--suite", "smoke", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out / "smoke" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(tmp_path_factory) -> Path:
+    """Where tests leave artifacts (screenshots, reports): ``$DEEPFORCING_TEST_ARTIFACTS`` or a session tmp dir."""
+    given = os.environ.get("DEEPFORCING_TEST_ARTIFACTS")
+    path = Path(given) if given else tmp_path_factory.mktemp("artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _cli_consoles_follow_capture():
+    """Let the CLI's rich consoles write to the current sys.stdout/stderr (what capsys captures).
+
+    A test elsewhere that swaps ``err_console.file`` and restores the captured stream object it saw pins the
+    console to that old stream; ``file = None`` restores rich's default (follow sys.stderr / sys.stdout).
+    """
+    from deepforcing import cli
+
+    cli.console.file = None
+    cli.err_console.file = None
+    yield

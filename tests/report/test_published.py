@@ -1,0 +1,84 @@
+"""The published numbers: byte-identical to the source, every row mapped or explained, names that exist."""
+
+import csv
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepforcing import methods
+from deepforcing.paths import project_root
+from deepforcing.report.published import load_published, published_dir
+
+CSV = published_dir() / "deep_forcing_2512.05081v1.csv"
+
+
+def test_csv_matches_the_recorded_sha256():
+    sources = (published_dir() / "SOURCES.md").read_text()
+    recorded = re.search(r"`deep_forcing_2512\.05081v1\.csv` \| `([0-9a-f]{64})`", sources).group(1)
+    assert hashlib.sha256(CSV.read_bytes()).hexdigest() == recorded
+
+
+def test_csv_is_identical_to_the_shared_copy_when_present():
+    shared = project_root().parent / "shared" / "data" / "published_results.csv"
+    if not shared.is_file():
+        pytest.skip(f"no shared copy at {shared} (outside the project workspace)")
+    assert CSV.read_bytes() == shared.read_bytes()
+
+
+def test_every_published_method_and_metric_is_mapped_or_explained():
+    pub = load_published()
+    rows = list(csv.DictReader(CSV.open()))
+    assert len(rows) == len(pub.values) == 109
+    for name in {r["method"] for r in rows}:
+        assert name in pub.methods or name in pub.unmatched, f"{name} is neither mapped nor explained"
+    for name, why in pub.unmatched.items():
+        assert why, f"{name}: an unmatched method needs a reason"
+    for metric in {r["metric"] for r in rows}:
+        link = pub.metrics.get(metric)
+        assert link is not None, f"metric {metric} has no mapping"
+        assert link.ours or link.why
+    mapped = {n for names, _ in pub.methods.values() for n in names}
+    assert mapped <= set(methods.available()), mapped - set(methods.available())
+    tables = {r["table"] for r in rows}
+    for _names, only in pub.methods.values():
+        assert set(only) <= tables
+
+
+def test_lookup_prefers_table_1_at_the_nearest_duration():
+    pub = load_published()
+    by_metric = {v.metric: v for v in pub.for_method("deep-forcing", 60.0)}
+    assert by_metric["overall_consistency"].value == 20.38 and by_metric["overall_consistency"].table == "Table 1"
+    by_metric = {v.metric: v for v in pub.for_method("deep-forcing", 10.3)}
+    assert by_metric["overall_consistency"].value == 20.54 and by_metric["overall_consistency"].duration_s == 30
+    assert by_metric["chunk_latency_min_s"].value == 0.747  # only Table 6 (60 s) has latency
+    sink = {v.metric: v for v in pub.for_method("deep-forcing-ds-sink10", 30.0)}
+    assert sink["dynamic_degree"].value == 48.58 and sink["dynamic_degree"].table.startswith("Table 4")
+    assert pub.for_method("sink-longlive", 30.0) == []
+
+
+def test_paper_columns_agree_with_the_metric_metadata_when_present():
+    meta = project_root() / "eval" / "metrics.yaml"
+    if not meta.is_file():
+        pytest.skip("eval/metrics.yaml (metric metadata) is not in this checkout yet")
+    pub = load_published()
+    for m in yaml.safe_load(meta.read_text())["metrics"]:
+        paper = m.get("paper")
+        if not paper:
+            continue
+        link = pub.metrics[paper["column"]]
+        ids = m["id"] if isinstance(m["id"], list) else [m["id"]]
+        assert link.scale == paper["scale"], m["name"]
+        if ids[0]:
+            assert link.ours == ids[0].split("@")[0], m["name"]
+
+
+def test_numbers_are_never_edited():
+    """Spot-check a few printed numbers (arXiv 2512.05081v1 Table 1 and Table 6)."""
+    rows = {(r["table"], r["duration_s"], r["method"], r["metric"]): r["value"] for r in csv.DictReader(CSV.open())}
+    assert rows[("Table 1", "30", "Deep Forcing", "dynamic_degree")] == "57.56"
+    assert rows[("Table 1", "60", "Self Forcing", "aesthetic_quality")] == "56.45"
+    assert rows[("Table 6 (speed)", "60", "Deep Forcing", "chunk_latency_max_s")] == "0.797"
+    assert Path(CSV).read_text().startswith("source,table,duration_s,method,metric,value,note\n")

@@ -1,0 +1,172 @@
+"""End to end on a real smoke run: the CI regression gate, proof that it fails, and the report in a browser.
+
+* The session's smoke run (tiny model, CPU) must match ``reports/baselines/smoke.json`` — the same check CI runs
+  with ``make regress``.
+* Changing one policy knob (Deep Forcing's sink 10 -> 4 latent frames, through a copy of the method presets
+  under ``DEEPFORCING_HOME``) must make ``regress`` exit 1 because numbers moved, not only the config hash.
+* The report opens in headless Chromium from disk: no console error, the key tables, charts and filmstrips are
+  there, every image decodes, the mp4 links resolve; a full-page screenshot is left in the artifacts folder.
+  Needs Debian's ``chromium`` + ``chromium-driver`` and ``selenium``: outside CI the test skips (with the reason)
+  when they are missing; with ``CI`` or ``DEEPFORCING_REQUIRE_BROWSER`` set it fails instead.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+from report_helpers import ROOT, cli_env, run_cli
+
+from deepforcing.cli import main
+
+BASELINE = ROOT / "reports" / "baselines" / "smoke.json"
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_run_matches_the_committed_baseline(smoke_run, capsys):
+    code = main(["regress", str(smoke_run), "--baseline", str(BASELINE), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0, [f for f in doc["findings"] if f["status"] != "ok"]
+    assert doc["counts"] == {"ok": 3 * 42}  # 3 methods x 42 result values, nothing new, nothing missing
+
+
+def test_a_changed_policy_knob_fails_the_gate(smoke_run, tmp_path, capsys):
+    home = tmp_path / "home"
+    (home / "baselines").mkdir(parents=True)
+    for name in ("eval", "prompts"):
+        (home / name).symlink_to(ROOT / name)
+    (home / "baselines" / "published").symlink_to(ROOT / "baselines" / "published")
+    shutil.copytree(ROOT / "baselines" / "methods", home / "baselines" / "methods")
+    preset = home / "baselines" / "methods" / "deep-forcing.yaml"
+    text = preset.read_text()
+    assert "  sink_frames: 10\n" in text
+    preset.write_text(text.replace("  sink_frames: 10\n", "  sink_frames: 4\n"))
+
+    out = tmp_path / "runs"
+    proc = run_cli(
+        "-q",
+        "--suite",
+        "smoke",
+        "--methods",
+        "deep-forcing",
+        "--out",
+        str(out),
+        env=cli_env(DEEPFORCING_HOME=str(home)),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    # Control: the same comparison on the unchanged method passes.
+    assert main(["regress", str(smoke_run), "--baseline", str(BASELINE), "--methods", "deep-forcing"]) == 0
+    capsys.readouterr()
+    code = main(
+        ["regress", str(out / "smoke" / "tiny"), "--baseline", str(BASELINE), "--methods", "deep-forcing", "--json"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["ok"] is False
+    by_status: dict[str, list[str]] = {}
+    for f in doc["findings"]:
+        by_status.setdefault(f["status"], []).append(f["key"])
+    assert by_status.get("config") == ["config_hash"]
+    moved = by_status.get("moved", [])
+    assert len(moved) >= 8, by_status  # the numbers themselves moved (13 when the baseline was blessed) ...
+    assert len([k for k in moved if not k.startswith("drift.")]) >= 4, moved  # ... per-video means among them
+    assert not by_status.get("protocol") and not by_status.get("missing")
+
+
+# ------------------------------------------------------------------------------------------------ browser
+def _require(reason: str):
+    if os.environ.get("CI") or os.environ.get("DEEPFORCING_REQUIRE_BROWSER"):
+        pytest.fail(f"browser test required in CI: {reason}")
+    pytest.skip(f"{reason} (install: apt-get install chromium chromium-driver; pip install selenium)")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _require("selenium is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        _require("chromium or chromedriver not found on PATH")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, script: str, timeout: float = 30.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
+def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsys):
+    out = artifacts_dir / "smoke-report.html"
+    assert main(["-q", "report", str(smoke_run), "--out", str(out), "--copy-videos"]) == 0
+    capsys.readouterr()
+    browser.get(out.resolve().as_uri())
+    _wait(browser, "return document.documentElement.getAttribute('data-report-ready') === '1'")
+    _wait(browser, "return Array.from(document.images).every(i => i.complete)")
+
+    q = browser.execute_script
+    assert q("return document.querySelectorAll('table[data-table=summary] tbody tr').length") == 3
+    for name in ("paper", "drift", "speed", "methods"):
+        assert q(f"return document.querySelectorAll('table[data-table={name}] tbody tr').length") > 0, name
+    assert q("return document.querySelectorAll('table.df-table').length") >= 7  # + one per-video table per prompt
+    for chart in ("drift-curves", "speed"):
+        box = q(
+            f"const s = document.querySelector('figure[data-chart=\"{chart}\"] svg');"
+            "const r = s && s.getBoundingClientRect(); return r ? [r.width, r.height] : null"
+        )
+        assert box and box[0] > 300 and box[1] > 150, (chart, box)
+    assert q("return document.querySelectorAll('#drift svg path').length") > 20  # the curves were drawn
+    stills = q("return Array.from(document.querySelectorAll('.strip img')).map(i => i.naturalWidth)")
+    assert len(stills) == 6 * 7 and all(w > 0 for w in stills)  # 6 videos x 7 frames (every 2 s of 10.3 s)
+    links = q("return Array.from(document.querySelectorAll('a[href$=\".mp4\"]')).map(a => a.getAttribute('href'))")
+    assert len(links) == 6 and all((out.parent / h).is_file() for h in links)
+    assert "Ours beside the paper" in q("return document.body.innerText")
+    fetched = q("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(u.startswith(("data:", "file:")) for u in fetched), fetched  # nothing from the network
+
+    height = q("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, min(int(height) + 100, 16000))
+    shot = artifacts_dir / "smoke-report.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 50_000
+    print(f"screenshot: {shot}")
+
+    # Sorting by a column (the table's script) reorders the rows by raw value.
+    order = "return Array.from(document.querySelectorAll('table[data-table=summary] tbody th')).map(t => t.textContent)"
+    assert q(order) == ["self-forcing", "deep-forcing", "sink-longlive"]
+    q("document.querySelector('table[data-table=summary] thead th[data-key=\"timing.fps_mean\"]').click()")
+    fps = q(
+        "return Array.from(document.querySelectorAll('table[data-table=summary] tbody tr'))"
+        ".map(r => parseFloat(r.cells[r.cells.length - 4].getAttribute('data-value')))"
+    )
+    assert fps == sorted(fps), fps
+
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
