@@ -229,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     wts.add_argument("keys", nargs="*", help="registry keys or groups (default: all)")
     wts.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
     wts.set_defaults(func=_cmd_weights)
+
+    from deepforcing.toyworld.cli import add_parser as add_toyworld_parser
+
+    add_toyworld_parser(sub)
     return parser
 
 

@@ -118,3 +118,24 @@ def write_preview(frames: torch.Tensor, path: str | Path, scale: int = 4, fps: i
     with Mp4Writer(path, fps=fps) as writer:
         writer.write(big)
     return path
+
+
+def generate_and_score(
+    caption: str,
+    method: str = "self-forcing",
+    *,
+    num_frames: int = 10 * TRAINED_HORIZON,
+    seed: int = 0,
+    prompt_id: str | None = None,
+    model: ToyModel | None = None,
+    segment_frames: int = TRAINED_HORIZON,
+) -> tuple[ToyVideo, list[dict[str, float]]]:
+    """Generate a toy video with ``method`` and score it with the oracle in segments of the trained horizon.
+
+    Returns:
+        The video and one oracle row per segment (see :func:`deepforcing.toyworld.oracle.score_video`).
+    """
+    from deepforcing.toyworld.oracle import score_video
+
+    video = generate_toy_video(caption, method, num_frames=num_frames, seed=seed, prompt_id=prompt_id, model=model)
+    return video, score_video(video.frames, caption, segment_frames=segment_frames)

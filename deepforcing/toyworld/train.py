@@ -20,7 +20,8 @@ zero-initialised (it first predicts v = 0); the shipped weights are an exponenti
 
 Everything is deterministic for a seed on one thread: scene ``i`` of step ``s`` is drawn from seed
 ``seed·10⁹ + s·batch + i``, noise and timesteps from one ``torch.Generator``. Training can resume from its
-checkpoint (``--resume``) and then continues exactly as an uninterrupted run would.
+checkpoint (``--resume``, same options) and then continues exactly as an uninterrupted run would; a larger
+``--steps`` extends the run but changes the learning-rate schedule from the resume point on.
 """
 
 from __future__ import annotations
@@ -76,14 +77,14 @@ class TrainConfig:
         checkpoint_every: Steps between resumable checkpoints.
     """
 
-    steps: int = 4000
+    steps: int = 3000
     batch_size: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.998
     seed: int = 0
     num_frames: int = 21
     chunk_frames: int = 3
@@ -342,7 +343,7 @@ def train(
         _ema_update(state.ema_dit, state.dit, decay)
         _ema_update(state.ema_text, state.text, decay)
         state.step = s + 1
-        value = float(loss)
+        value = float(loss.detach())
         smooth = value if math.isnan(smooth) else 0.98 * smooth + 0.02 * value
         row = {
             "step": state.step,
@@ -356,11 +357,11 @@ def train(
             row["val_loss"] = validation_loss(state.ema_dit, state.ema_text, cfg, world)
         state.history.append(row)
         state.seconds = row["seconds"]
-        if on_step is not None:
-            on_step(state.step, row)
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
             _save_checkpoint(state, cfg, ckpt)
             write_loss_curve(state.history, out)
+        if on_step is not None:
+            on_step(state.step, row)
     card = model_card(cfg, world, state, command)
     save_bundle(out, state.ema_dit, state.ema_text, card)
     write_loss_curve(state.history, out)
