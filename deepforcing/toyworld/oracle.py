@@ -24,8 +24,8 @@ box-downsampled first):
 Per segment (default: back-to-back segments of the trained horizon, 21 frames), the means of the above plus:
 
 * **motion** — mean centroid speed (pixels/frame) over consecutive frames where a shape is present in both,
-  averaged over shapes; ``frozen`` — fraction of the caption's shapes whose speed in the segment is below
-  ``frozen_speed`` (or that are never present in consecutive frames, which counts as frozen);
+  averaged over shapes with at least ``min_motion_pairs`` such pairs (NaN if none); ``frozen`` — fraction of
+  those shapes whose speed in the segment is below ``frozen_speed``;
 * **frame_change** — mean absolute difference of consecutive frames (0–1), object-agnostic motion;
 * **repetition** — fraction of the segment's frames whose scene state (every shape's centroid and velocity) is
   within ``repeat_position_px`` / ``repeat_velocity_px`` of a state at least ``repeat_lag`` frames earlier
@@ -93,6 +93,8 @@ class OracleConfig:
             4-neighbour cross, to count as a spurious object (erosion removes thin blended edges; the smallest
             triangle keeps 3).
         frozen_speed: Shapes slower than this (pixels/frame) over a segment count as frozen.
+        min_motion_pairs: Consecutive-frame pairs (shape present in both) a shape needs in a segment to get a
+            speed; shapes with fewer are left out of ``motion`` and ``frozen`` (absence is ``presence``'s job).
         repeat_lag: Earliest lag (frames) at which a recurring state counts as repetition.
         repeat_position_px: Centroid tolerance of a recurring state.
         repeat_velocity_px: Velocity tolerance of a recurring state (pixels/frame).
@@ -102,6 +104,7 @@ class OracleConfig:
     min_area_fraction: float = 0.4
     spurious_min_area: int = 3
     frozen_speed: float = 0.2
+    min_motion_pairs: int = 3
     repeat_lag: int = 21
     repeat_position_px: float = 1.0
     repeat_velocity_px: float = 0.5
@@ -291,19 +294,19 @@ def segment_scores(a: FrameAnalysis, start: int, stop: int, cfg: OracleConfig | 
     both = a.present[t] & a.present[t - 1]  # [n, K]
     step = (a.centroid[t] - a.centroid[t - 1]).norm(dim=-1)  # [n, K]
     speeds = []
-    frozen = 0
     for k in range(k_count):
         s = step[both[:, k], k]
-        speed = float(s.mean()) if s.numel() else 0.0
-        speeds.append(speed if s.numel() else math.nan)
-        frozen += speed < cfg.frozen_speed
+        # Too few measured steps (absent or occluded most of the segment): no speed; presence reports absence.
+        speeds.append(float(s.mean()) if s.numel() >= cfg.min_motion_pairs else math.nan)
+    measured = [v for v in speeds if math.isfinite(v)]
+    frozen = sum(v < cfg.frozen_speed for v in measured) / len(measured) if measured else math.nan
     return {
         "presence": float(a.present[sl].to(torch.float64).mean()),
         "colour_error": _nanmean(a.colour_error[sl]),
         "background_error": _nanmean(a.background_error[sl]),
         "spurious": float(a.spurious[sl].mean()),
         "motion": _nanmean(torch.tensor(speeds, dtype=torch.float64)),
-        "frozen": frozen / k_count,
+        "frozen": frozen,
         "frame_change": _nanmean(a.frame_change[sl]),
         "repetition": _repetition(a, start, stop, cfg),
     }

@@ -4,13 +4,21 @@ A scene is drawn from a small grammar:
 
 * a background — a solid named colour, or a horizontal cosine gradient between two named colours, optionally
   scrolling sideways (the "camera pan");
-* 1–3 shapes (circle, square, triangle), each of a distinct named colour, moving with constant velocity and
-  bouncing off the walls (shapes pass through each other; later shapes are drawn on top);
+* 1–3 shapes (circle, square, triangle), each of a distinct named colour, starting in a distinct named region
+  of a 3×3 grid ("from the top left"), moving with constant velocity and bouncing off the walls (shapes pass
+  through each other; later shapes are drawn on top);
 * optionally a slow periodic lighting change (all colours scaled by ``1 + a·sin(2πt/P)``).
 
-Everything the caption says is in :class:`CaptionSpec` (colours, shapes, background, pan, lighting): a caption
-parses back into the same spec, so metrics can check a generated video against its prompt alone. What the
-caption leaves open (sizes, initial positions, velocities) is in :class:`Scene`, drawn from a seed.
+Everything the caption says is in :class:`CaptionSpec` (colours, shapes, starting regions, background, pan,
+lighting): a caption parses back into the same spec, so metrics can check a generated video against its prompt
+alone. What the caption leaves open (sizes, exact start within ±``start_jitter`` pixels of the region centre,
+velocities) is in :class:`Scene`, drawn from a seed.
+
+Why starting regions: the toy model is a plain flow-matching model sampled by the engine's few-step chunk loop,
+which re-noises its x0 prediction with fresh noise at every step. With a free starting position the first
+chunk's posterior mean is a smear of every possible position, and fresh re-noising never commits to one: the
+first attempt (free starts) produced backgrounds without shapes. Naming the start makes the first frame nearly
+determined by the caption, as the rest of the video is by its past.
 
 Time is in frames; one video frame is one latent frame of the toy model (see ``deepforcing.toyworld.latent``).
 Frame ``t`` of a scene is a closed-form function of ``t`` (positions fold back into the box), so any frame
@@ -48,6 +56,18 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (60, 25, 85),
 }
 SHAPE_KINDS = ("circle", "square", "triangle")
+#: Named starting regions of a shape: (column, row) of the region centre as fractions of the frame size.
+START_REGIONS: dict[str, tuple[float, float]] = {
+    "top left": (0.25, 0.25),
+    "top": (0.5, 0.25),
+    "top right": (0.75, 0.25),
+    "left": (0.25, 0.5),
+    "center": (0.5, 0.5),
+    "right": (0.75, 0.5),
+    "bottom left": (0.25, 0.75),
+    "bottom": (0.5, 0.75),
+    "bottom right": (0.75, 0.75),
+}
 PAN_DIRECTIONS = ("left", "right")
 #: Every caption word; the toy text encoder's vocabulary is built from this tuple (order matters).
 CAPTION_WORDS: tuple[str, ...] = (
@@ -68,6 +88,9 @@ CAPTION_WORDS: tuple[str, ...] = (
     "dark",
     *SHAPE_KINDS,
     *PAN_DIRECTIONS,
+    "top",
+    "bottom",
+    "center",
     *sorted({w for name in (*SHAPE_COLOURS, *BACKGROUND_COLOURS) for w in name.split()} - {"dark"}),
 )
 
@@ -80,6 +103,7 @@ class WorldConfig:
         size: Frame width and height in pixels.
         supersample: Each pixel is the mean of ``supersample²`` point samples (anti-aliased edges).
         radius_range: Shape radius in pixels (circumradius; a square's half side is 0.85·r).
+        start_jitter: A shape starts within ± this many pixels (each axis) of its region's centre.
         speed_range: Shape speed in pixels per frame.
         max_shapes: At most this many shapes (at least one).
         p_gradient: Probability of a gradient background.
@@ -93,6 +117,7 @@ class WorldConfig:
     size: int = 32
     supersample: int = 2
     radius_range: tuple[float, float] = (4.0, 6.0)
+    start_jitter: float = 1.5
     speed_range: tuple[float, float] = (0.6, 1.4)
     max_shapes: int = 3
     p_gradient: float = 0.3
@@ -105,18 +130,25 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if self.size < 8 or self.size % 4:
             raise ValueError(f"size must be a multiple of 4 and >= 8, got {self.size}")
-        if not 1 <= self.max_shapes <= len(SHAPE_COLOURS):
-            raise ValueError(f"max_shapes must be in 1..{len(SHAPE_COLOURS)}, got {self.max_shapes}")
+        if not 1 <= self.max_shapes <= min(len(SHAPE_COLOURS), len(START_REGIONS)):
+            raise ValueError(f"max_shapes must be in 1..{len(START_REGIONS)}, got {self.max_shapes}")
         if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2:
             raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2)")
 
 
 @dataclass(frozen=True)
 class ShapeSpec:
-    """A shape as the caption names it."""
+    """A shape as the caption names it.
+
+    Attributes:
+        kind: ``circle``, ``square`` or ``triangle``.
+        colour: A name in :data:`SHAPE_COLOURS`.
+        start: A region name in :data:`START_REGIONS`.
+    """
 
     kind: str
     colour: str
+    start: str
 
 
 @dataclass(frozen=True)
@@ -124,7 +156,7 @@ class CaptionSpec:
     """Everything a caption states about a scene.
 
     Attributes:
-        shapes: The shapes, in drawing order (later on top); colours are distinct.
+        shapes: The shapes, in drawing order (later on top); colours and starting regions are distinct.
         background: Background colour name (the left colour of a gradient).
         background_to: Right colour of a gradient, or None for a solid background.
         pan: ``left`` / ``right`` for a scrolling gradient, None for a still one.
@@ -143,11 +175,16 @@ class CaptionSpec:
         colours = [s.colour for s in self.shapes]
         if len(set(colours)) != len(colours):
             raise UserError(f"shape colours must be distinct, got {colours}")
+        starts = [s.start for s in self.shapes]
+        if len(set(starts)) != len(starts):
+            raise UserError(f"shape starting regions must be distinct, got {starts}")
         for s in self.shapes:
             if s.kind not in SHAPE_KINDS:
                 raise UserError(f"unknown shape '{s.kind}'", f"choose one of: {', '.join(SHAPE_KINDS)}")
             if s.colour not in SHAPE_COLOURS:
                 raise UserError(f"unknown shape colour '{s.colour}'", f"choose one of: {', '.join(SHAPE_COLOURS)}")
+            if s.start not in START_REGIONS:
+                raise UserError(f"unknown starting region '{s.start}'", f"choose one of: {', '.join(START_REGIONS)}")
         for bg in (self.background, self.background_to):
             if bg is not None and bg not in BACKGROUND_COLOURS:
                 raise UserError(f"unknown background colour '{bg}'", f"choose one of: {', '.join(BACKGROUND_COLOURS)}")
@@ -156,8 +193,8 @@ class CaptionSpec:
 
     @property
     def caption(self) -> str:
-        """The scene's caption, e.g. ``a red circle and a blue square bouncing on a dark green background``."""
-        objects = [f"{_article(s.colour)} {s.colour} {s.kind}" for s in self.shapes]
+        """The caption, e.g. ``a red circle from the top left and a blue square from the center bouncing on …``."""
+        objects = [f"{_article(s.colour)} {s.colour} {s.kind} from the {s.start}" for s in self.shapes]
         listed = objects[0] if len(objects) == 1 else ", ".join(objects[:-1]) + " and " + objects[-1]
         if self.background_to is None:
             where = f"on a {self.background} background"
@@ -177,7 +214,7 @@ class ShapeState:
 
     Attributes:
         radius: Circumradius in pixels.
-        x0: Centre column at frame 0 (pixels, inside ``[radius, size − radius]``).
+        x0: Centre column at frame 0 (pixels, inside ``[radius, size − radius]``, near the start region).
         y0: Centre row at frame 0.
         vx: Velocity in pixels per frame along columns.
         vy: Velocity in pixels per frame along rows.
@@ -308,7 +345,8 @@ def sample_spec(rng: random.Random, world: WorldConfig) -> CaptionSpec:
     """Draw a caption spec from the grammar with ``rng``."""
     count = rng.randint(1, world.max_shapes)
     colours = rng.sample(sorted(SHAPE_COLOURS), count)
-    shapes = tuple(ShapeSpec(rng.choice(SHAPE_KINDS), c) for c in colours)
+    starts = rng.sample(sorted(START_REGIONS), count)
+    shapes = tuple(ShapeSpec(rng.choice(SHAPE_KINDS), c, r) for c, r in zip(colours, starts, strict=True))
     background = rng.choice(sorted(BACKGROUND_COLOURS))
     background_to = pan = None
     if rng.random() < world.p_gradient:
@@ -322,19 +360,15 @@ def sample_spec(rng: random.Random, world: WorldConfig) -> CaptionSpec:
 def sample_states(rng: random.Random, spec: CaptionSpec, world: WorldConfig) -> tuple[ShapeState, ...]:
     """Draw sizes, initial positions and velocities for the shapes of ``spec``."""
     states = []
-    for _ in spec.shapes:
+    j = world.start_jitter
+    for shape in spec.shapes:
         r = rng.uniform(*world.radius_range)
         speed = rng.uniform(*world.speed_range)
         angle = rng.uniform(0, 2 * math.pi)
-        states.append(
-            ShapeState(
-                radius=r,
-                x0=rng.uniform(r, world.size - r),
-                y0=rng.uniform(r, world.size - r),
-                vx=speed * math.cos(angle),
-                vy=speed * math.sin(angle),
-            )
-        )
+        fx, fy = START_REGIONS[shape.start]
+        x0 = min(max(fx * world.size + rng.uniform(-j, j), r), world.size - r)
+        y0 = min(max(fy * world.size + rng.uniform(-j, j), r), world.size - r)
+        states.append(ShapeState(radius=r, x0=x0, y0=y0, vx=speed * math.cos(angle), vy=speed * math.sin(angle)))
     return tuple(states)
 
 
@@ -373,7 +407,7 @@ def parse_caption(caption: str) -> CaptionSpec:
             raise UserError(f"toy caption: expected '{word}' at word {pos + 1}, got '{got}'", _GRAMMAR_HINT)
         pos += 1
 
-    def colour(table: dict[str, tuple[int, int, int]]) -> str:
+    def colour(table: dict[str, tuple[float, ...]]) -> str:
         nonlocal pos
         for n in (2, 1):
             name = " ".join(words[pos : pos + n])
@@ -381,7 +415,8 @@ def parse_caption(caption: str) -> CaptionSpec:
                 pos += n
                 return name
         got = words[pos] if pos < len(words) else "end of caption"
-        raise UserError(f"toy caption: expected a colour ({', '.join(table)}), got '{got}'", _GRAMMAR_HINT)
+        what = "a starting region" if table is START_REGIONS else "a colour"
+        raise UserError(f"toy caption: expected {what} ({', '.join(table)}), got '{got}'", _GRAMMAR_HINT)
 
     shapes = []
     while True:
@@ -392,8 +427,11 @@ def parse_caption(caption: str) -> CaptionSpec:
         c = colour(SHAPE_COLOURS)
         if pos >= len(words) or words[pos] not in SHAPE_KINDS:
             raise UserError(f"toy caption: expected a shape ({', '.join(SHAPE_KINDS)}) after '{c}'", _GRAMMAR_HINT)
-        shapes.append(ShapeSpec(words[pos], c))
+        kind = words[pos]
         pos += 1
+        expect("from")
+        expect("the")
+        shapes.append(ShapeSpec(kind, c, colour(START_REGIONS)))
         if pos < len(words) and words[pos] == "and":
             pos += 1
             continue
@@ -431,6 +469,7 @@ def parse_caption(caption: str) -> CaptionSpec:
 
 
 _GRAMMAR_HINT = (
-    "toy captions read like 'a red circle and a blue square bouncing on a dark green background' "
+    "toy captions read like 'a red circle from the top left and a blue square from the center bouncing on a "
+    "dark green background' "
     "(see `deepforcing-eval toyworld captions`)"
 )

@@ -9,6 +9,7 @@ from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 from deepforcing.toyworld.world import (
     BACKGROUND_COLOURS,
     SHAPE_COLOURS,
+    START_REGIONS,
     CaptionSpec,
     Scene,
     ShapeSpec,
@@ -43,8 +44,11 @@ def test_caption_round_trips_and_names_the_parameters(seed):
     spec = scene.spec
     assert parse_caption(scene.caption) == spec
     words = scene.caption.replace(",", "").split()
-    for shape in spec.shapes:
-        assert f"{shape.colour} {shape.kind}" in scene.caption
+    for shape, state in zip(spec.shapes, scene.states, strict=True):
+        assert f"{shape.colour} {shape.kind} from the {shape.start}" in scene.caption
+        fx, fy = START_REGIONS[shape.start]
+        assert abs(state.x0 - 32 * fx) <= 1.5 + 1e-9 or state.x0 in (state.radius, 32 - state.radius)
+        assert abs(state.y0 - 32 * fy) <= 1.5 + 1e-9 or state.y0 in (state.radius, 32 - state.radius)
     assert len(spec.shapes) == len(scene.states) == sum(w in ("circle", "square", "triangle") for w in words)
     assert spec.background in scene.caption
     assert ("gradient" in words) == (spec.background_to is not None)
@@ -53,23 +57,31 @@ def test_caption_round_trips_and_names_the_parameters(seed):
 
 
 def test_caption_text_and_colours_in_the_image():
-    spec = CaptionSpec((ShapeSpec("circle", "red"), ShapeSpec("square", "blue")), "dark green")
-    assert spec.caption == "a red circle and a blue square bouncing on a dark green background"
+    spec = CaptionSpec(
+        (ShapeSpec("circle", "red", "top left"), ShapeSpec("square", "blue", "bottom right")), "dark green"
+    )
+    assert spec.caption == (
+        "a red circle from the top left and a blue square from the bottom right bouncing on a dark green background"
+    )
     states = (ShapeState(5, 8, 8, 1, 0), ShapeState(5, 24, 24, 0, 1))
     frame = Scene(spec, states).render(1)[0]
     assert frame[8, 8].tolist() == list(SHAPE_COLOURS["red"])
     assert frame[24, 24].tolist() == list(SHAPE_COLOURS["blue"])
     assert frame[0, 31].tolist() == list(BACKGROUND_COLOURS["dark green"])
     three = CaptionSpec(
-        (ShapeSpec("circle", "orange"), ShapeSpec("square", "blue"), ShapeSpec("triangle", "red")),
+        (
+            ShapeSpec("circle", "orange", "top"),
+            ShapeSpec("square", "blue", "left"),
+            ShapeSpec("triangle", "red", "center"),
+        ),
         "black",
         "gray",
         "left",
         True,
     )
     assert three.caption == (
-        "an orange circle, a blue square and a red triangle bouncing on a gradient from black "
-        "to gray, the camera pans left, the light pulses"
+        "an orange circle from the top, a blue square from the left and a red triangle from the center bouncing on a "
+        "gradient from black to gray, the camera pans left, the light pulses"
     )
     assert parse_caption(three.caption) == three
 
@@ -87,12 +99,15 @@ def test_shapes_bounce_inside_the_frame():
 @pytest.mark.parametrize(
     ("caption", "needle"),
     [
-        ("a red blob bouncing on a black background", "expected a shape"),
-        ("a pink circle bouncing on a black background", "expected a colour"),
-        ("a red circle bouncing on a red background", "expected a colour"),
-        ("a red circle and a red square bouncing on a black background", "distinct"),
-        ("a red circle bouncing on a black background, the camera pans left", "gradient"),
-        ("a red circle jumping on a black background", "expected 'bouncing'"),
+        ("a red blob from the top bouncing on a black background", "expected a shape"),
+        ("a pink circle from the top bouncing on a black background", "expected a colour"),
+        ("a red circle from the top bouncing on a red background", "expected a colour"),
+        ("a red circle from the top and a red square from the left bouncing on a black background", "distinct"),
+        ("a red circle from the top and a blue square from the top bouncing on a black background", "distinct"),
+        ("a red circle from the middle bouncing on a black background", "expected a starting region"),
+        ("a red circle bouncing on a black background", "expected 'from'"),
+        ("a red circle from the top bouncing on a black background, the camera pans left", "gradient"),
+        ("a red circle from the top jumping on a black background", "expected 'bouncing'"),
     ],
 )
 def test_bad_captions_fail_loudly(caption, needle):
@@ -111,12 +126,12 @@ def test_latent_round_trip_is_exact():
 
 
 def test_text_encoder_tokenizes_every_caption_and_rejects_unknown_words():
-    enc = ToyTextEncoder(default_vocab(), 8, 32)
+    enc = ToyTextEncoder(default_vocab(), 8, 48)
     captions = [sample_scene(s).caption for s in range(50)]
     ids = enc.tokenize(captions)
-    assert ids.shape == (50, 32)
+    assert ids.shape == (50, 48)
     out = enc(ids)
-    assert out.shape == (50, 32, 8)
+    assert out.shape == (50, 48, 8)
     assert torch.all(out[ids == 0] == 0)
     with pytest.raises(UserError, match="does not know"):
         enc.tokenize(["a purple elephant"])
