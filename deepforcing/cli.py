@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deepforcing.report.cli import add_commands as add_report_commands
 
     add_report_commands(sub)
+    from deepforcing.toyworld.cli import add_parser as add_toyworld_parser
+
+    add_toyworld_parser(sub)
     return parser
 
 

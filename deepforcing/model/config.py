@@ -94,6 +94,14 @@ TINY = WanConfig(dim=64, ffn_dim=128, num_heads=2, num_layers=2, freq_dim=32, te
 #: Medium config for CPU benchmarks only (random weights).
 MEDIUM = WanConfig(dim=512, ffn_dim=1536, num_heads=8, num_layers=8, freq_dim=256, text_dim=32, text_len=16)
 
+#: Toy-world model (deepforcing.toyworld): trained in-repo on 32x32 synthetic videos; the latent is a 4x4
+#: pixel-unshuffle (48 channels at 8x8, one latent frame per video frame), text is a learned caption embedding.
+#: A token carries a 2x2 patch of 48 channels = 192 values; the model predicts the flow v = noise - x0, so the
+#: noise has to pass through each token: dim must exceed 192 (at dim 128 training stalls at loss ~0.5).
+TOYWORLD = WanConfig(
+    dim=256, ffn_dim=512, num_heads=4, num_layers=3, freq_dim=64, text_dim=64, text_len=48, in_dim=48, out_dim=48
+)
+
 PRESETS: dict[str, ModelPreset] = {
     "wan2.1-t2v-1.3b": ModelPreset(
         "wan2.1-t2v-1.3b",
@@ -104,4 +112,7 @@ PRESETS: dict[str, ModelPreset] = {
     ),
     "tiny": ModelPreset("tiny", TINY, 8, 8, "tiny random-weight model on CPU (64x64 px), same code paths"),
     "medium": ModelPreset("medium", MEDIUM, 16, 16, "medium random-weight model for CPU benchmarks"),
+    "toyworld": ModelPreset(
+        "toyworld", TOYWORLD, 8, 8, "toy-world model trained in-repo (32x32 px bouncing shapes), CPU; see toyworld"
+    ),
 }

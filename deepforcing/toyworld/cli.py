@@ -1,0 +1,199 @@
+"""``deepforcing-eval toyworld …``: train the toy model, render and generate toy videos, measure drift.
+
+Registered by :func:`add_parser` from ``deepforcing.cli``; heavy imports happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+
+log = logging.getLogger("deepforcing.toyworld")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _threads(n: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(n or 1)
+
+
+# ------------------------------------------------------------------------------------------------- train
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from deepforcing.toyworld.train import TrainConfig, train
+
+    _threads(args.threads)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    command = "deepforcing-eval " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    with Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        disable=args.quiet,
+    ) as progress:
+        task = progress.add_task("train", total=cfg.steps, loss=float("nan"), val="-")
+
+        def on_step(step: int, row: dict[str, float]) -> None:
+            fields = {"loss": row["loss_smooth"]}
+            if "val_loss" in row:
+                fields["val"] = f"{row['val_loss']:.4f}"
+                log.info("step %d: train loss %.4f, validation loss %.4f", step, row["loss_smooth"], row["val_loss"])
+            progress.update(task, completed=step, **fields)
+
+        card = train(cfg, args.out, resume=args.resume, on_step=on_step, command=command)
+    run = card["run"]
+    _console().print(
+        f"wrote {args.out}: {run['steps']} steps in {run['wall_seconds']} s, final loss "
+        f"{run['final_loss_mean_last_100']} (validation {run['final_val_loss']}); loss curve in loss.csv / loss.svg"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- captions/render
+def _cmd_captions(args: argparse.Namespace) -> int:
+    from deepforcing.toyworld.world import sample_scene
+
+    for seed in range(args.seed, args.seed + args.n):
+        print(f"{seed}\t{sample_scene(seed).caption}")  # noqa: T201 - plain output for pipes
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from deepforcing.toyworld.generate import write_preview
+    from deepforcing.toyworld.world import sample_scene
+
+    scene = sample_scene(args.scene_seed)
+    path = write_preview(scene.render(args.frames), args.out, scale=args.scale)
+    _console().print(f"wrote {path}: {scene.caption}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- generate
+def _caption(args: argparse.Namespace) -> str:
+    from deepforcing.toyworld.world import parse_caption, sample_scene
+
+    if args.caption:
+        parse_caption(args.caption)  # fail before any compute
+        return args.caption
+    return sample_scene(args.scene_seed).caption
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from deepforcing.toyworld.generate import generate_toy_video, write_preview
+    from deepforcing.toyworld.model import load_toy_model
+    from deepforcing.toyworld.oracle import SEGMENT_METRICS, score_video
+
+    _threads(args.threads)
+    caption = _caption(args)
+    model = load_toy_model(args.weights)
+    video = generate_toy_video(caption, args.method, num_frames=args.frames, seed=args.seed, model=model)
+    rows = score_video(video.frames, caption, segment_frames=args.segment)
+    if args.out:
+        write_preview(video.frames, args.out)
+    if args.json:
+        print(json.dumps({"caption": caption, "method": args.method, "seed": args.seed, "segments": rows}))  # noqa: T201
+        return 0
+    table = Table(title=f"{args.method}, seed {args.seed}: {caption}")
+    table.add_column("frames")
+    for name in SEGMENT_METRICS:
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(f"{r['start']}-{r['stop'] - 1}", *(f"{r[n]:.3f}" for n in SEGMENT_METRICS))
+    con = _console()
+    con.print(table)
+    con.print(f"{args.frames} frames in {video.seconds:.1f} s" + (f", wrote {args.out}" if args.out else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- drift
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from deepforcing.toyworld.drift import DriftStudy, run_study
+
+    _threads(args.threads)
+    study = DriftStudy(
+        methods=tuple(args.methods.split(",")),
+        prompts=args.prompts,
+        seeds=args.seeds,
+        num_frames=args.frames,
+        prompt_seed_base=args.prompt_seed_base,
+    )
+    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet)
+    _console().print(summary["markdown"])
+    return 0
+
+
+# -------------------------------------------------------------------------------------------------- parser
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``toyworld`` subcommand (with its own subcommands) to the main parser's subparsers."""
+    toy = sub.add_parser("toyworld", help="toy world: train the embedded model, render, generate, measure drift")
+    tsub = toy.add_subparsers(dest="toy_command", required=True)
+
+    tr = tsub.add_parser("train", help="train the toy model (reproduces deepforcing/toyworld/weights)")
+    tr.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    tr.add_argument("--out", required=True, help="output directory (bundle, loss.csv, loss.svg, checkpoint.pt)")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.set_defaults(func=_cmd_train, argv=None)
+
+    cap = tsub.add_parser("captions", help="print captions drawn from the grammar")
+    cap.add_argument("-n", type=int, default=10)
+    cap.add_argument("--seed", type=int, default=0, help="first scene seed")
+    cap.set_defaults(func=_cmd_captions)
+
+    ren = tsub.add_parser("render", help="render a ground-truth scene to mp4")
+    ren.add_argument("--scene-seed", type=int, default=0)
+    ren.add_argument("--frames", type=int, default=210)
+    ren.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale of the 32x32 frames")
+    ren.add_argument("--out", required=True, help="mp4 path")
+    ren.set_defaults(func=_cmd_render)
+
+    gen = tsub.add_parser("generate", help="generate a toy video with a method and score it with the oracle")
+    what = gen.add_mutually_exclusive_group()
+    what.add_argument("--caption", help="a caption of the toy grammar (see `toyworld captions`)")
+    what.add_argument("--scene-seed", type=int, default=0, help="use the caption of this scene seed")
+    gen.add_argument("--method", default="self-forcing", help="any method (see `methods list`)")
+    gen.add_argument("--frames", type=int, default=210, help="frames (= latent frames), a multiple of 3")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--segment", type=int, default=21, help="frames per oracle segment")
+    gen.add_argument("--weights", help="toy bundle directory (default: the shipped weights)")
+    gen.add_argument("--out", help="mp4 preview path (4x upscaled)")
+    gen.add_argument("--threads", type=int, default=1)
+    gen.add_argument("--json", action="store_true", help="print the oracle rows as JSON")
+    gen.set_defaults(func=_cmd_generate)
+
+    dr = tsub.add_parser("drift", help="oracle drift of several methods over prompts x seeds, with 95%% CIs")
+    dr.add_argument("--methods", default="self-forcing,deep-forcing,deep-forcing-ds,sink-longlive")
+    dr.add_argument("--prompts", type=int, default=6, help="number of prompts (held-out scene seeds)")
+    dr.add_argument("--seeds", type=int, default=2, help="noise seeds per prompt")
+    dr.add_argument("--frames", type=int, default=210)
+    dr.add_argument("--prompt-seed-base", type=int, default=2 * 10**12, help="first scene seed of the prompts")
+    dr.add_argument("--weights", help="toy bundle directory (default: the shipped weights)")
+    dr.add_argument("--out", required=True, help="directory for rows.jsonl and summary.json/.md")
+    dr.add_argument("--threads", type=int, default=1)
+    dr.set_defaults(func=_cmd_drift)

@@ -1,0 +1,226 @@
+"""Drift study on the toy model: several methods × prompts × seeds, oracle numbers per segment, 95% CIs.
+
+For each prompt (the caption of a held-out scene seed) and noise seed, every method generates ``num_frames``
+frames from the same initial noise (``NoiseStream(prompt_id, seed)``; re-noising draws follow the same stream, so
+methods see identical noise until their caches differ). Each video is scored by the oracle in segments of the
+trained horizon (21 frames). The ground-truth render of the prompt's scene is scored the same way, as the
+reference level of every oracle number.
+
+Summary per method and oracle number: the mean over the first segment (inside the trained horizon), the mean
+over the last ``late_segments`` segments, their difference (drift), and the paired difference of the late value
+to the reference method (``self-forcing``). Confidence intervals are 95% Student-t intervals over prompts (seeds
+are averaged within a prompt first, so the unit of replication is the prompt).
+
+Rows go to ``rows.jsonl`` as they are produced (one per video and segment), so an interrupted study resumes
+where it stopped; ``summary.json`` and ``summary.md`` are written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepforcing.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (larger df: 1.96).
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+GROUND_TRUTH = "ground-truth"
+
+
+@dataclass(frozen=True)
+class DriftStudy:
+    """What a drift study generates.
+
+    Attributes:
+        methods: Method names; the first is the reference of the paired differences.
+        prompts: Number of prompts (captions of scene seeds ``prompt_seed_base + i``).
+        seeds: Noise seeds per prompt.
+        num_frames: Frames per video (10× the trained horizon by default).
+        segment_frames: Frames per oracle segment (the trained horizon).
+        late_segments: Segments at the end averaged as the "late" value.
+        prompt_seed_base: First scene seed of the prompts (held out from training seeds).
+    """
+
+    methods: tuple[str, ...] = ("self-forcing", "deep-forcing", "deep-forcing-ds", "sink-longlive")
+    prompts: int = 6
+    seeds: int = 2
+    num_frames: int = 210
+    segment_frames: int = 21
+    late_segments: int = 3
+    prompt_seed_base: int = 2 * 10**12
+
+    def __post_init__(self) -> None:
+        if not self.methods or self.prompts < 1 or self.seeds < 1:
+            raise UserError("a drift study needs at least one method, prompt and seed")
+        if self.num_frames < self.segment_frames * (1 + self.late_segments):
+            raise UserError(
+                f"{self.num_frames} frames leave no late segments",
+                f"use at least {self.segment_frames * (1 + self.late_segments)} frames",
+            )
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t interval (NaN half-width for fewer than two finite values)."""
+    v = [x for x in values if math.isfinite(x)]
+    if not v:
+        return math.nan, math.nan
+    m = statistics.fmean(v)
+    if len(v) < 2:
+        return m, math.nan
+    t = _T975[len(v) - 2] if len(v) - 1 <= len(_T975) else 1.96
+    return m, t * statistics.stdev(v) / math.sqrt(len(v))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_study(
+    study: DriftStudy, out: str | Path, *, weights: str | Path | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Generate, score and summarise (resumes from ``out/rows.jsonl``); returns the summary."""
+    from deepforcing import methods as registry
+    from deepforcing.toyworld.generate import generate_toy_video
+    from deepforcing.toyworld.model import load_toy_model
+    from deepforcing.toyworld.oracle import score_video
+    from deepforcing.toyworld.world import sample_scene
+
+    for m in study.methods:
+        registry.get(m)  # unknown names fail before any compute
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "rows.jsonl"
+    rows = _read_rows(rows_path)
+    done = {(r["method"], r["prompt"], r["seed"]) for r in rows}
+    model = load_toy_model(weights)
+    units = [
+        (method, p, s)
+        for p in range(study.prompts)
+        for s in range(study.seeds)
+        for method in (GROUND_TRUTH, *study.methods)
+        if not (method == GROUND_TRUTH and s > 0)
+    ]
+    todo = [u for u in units if u not in done]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with (
+        Progress(
+            TextColumn("[bold]drift study"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeRemainingColumn(),
+            disable=not progress,
+        ) as bar,
+        rows_path.open("a") as fh,
+    ):
+        task = bar.add_task("videos", total=len(todo), unit="")
+        for method, p, s in todo:
+            scene = sample_scene(study.prompt_seed_base + p)
+            bar.update(task, unit=f"{method} prompt {p} seed {s}")
+            t0 = time.perf_counter()
+            if method == GROUND_TRUTH:
+                frames = scene.render(study.num_frames)
+            else:
+                frames = generate_toy_video(
+                    scene.caption, method, num_frames=study.num_frames, seed=s, prompt_id=f"toy-{p}", model=model
+                ).frames
+            seconds = time.perf_counter() - t0
+            for seg in score_video(frames, scene.caption, segment_frames=study.segment_frames):
+                row = {"method": method, "prompt": p, "seed": s, "caption": scene.caption, "seconds": seconds, **seg}
+                rows.append(row)
+                fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            bar.advance(task)
+    summary = summarise(rows, study)
+    (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=1))
+    (out / "summary.md").write_text(summary["markdown"])
+    return summary
+
+
+def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:
+    """Per method and oracle number: early / late / drift / paired difference to the reference, with 95% CIs."""
+    from deepforcing.toyworld.oracle import SEGMENT_METRICS
+
+    n_seg = math.ceil(study.num_frames / study.segment_frames)
+    late = set(range(n_seg - study.late_segments, n_seg))
+    reference = study.methods[0]
+
+    def per_prompt(method: str, metric: str, segs: set[int]) -> dict[int, float]:
+        """Prompt -> mean over seeds and the given segments."""
+        acc: dict[int, list[float]] = {}
+        for r in rows:
+            if r["method"] == method and r["segment"] in segs and math.isfinite(r[metric]):
+                acc.setdefault(r["prompt"], []).append(r[metric])
+        return {p: statistics.fmean(v) for p, v in acc.items()}
+
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for method in (GROUND_TRUTH, *study.methods):
+        table[method] = {}
+        for metric in SEGMENT_METRICS:
+            early = per_prompt(method, metric, {0})
+            lat = per_prompt(method, metric, late)
+            ref = per_prompt(reference, metric, late)
+            common = sorted(set(early) & set(lat))
+            paired = sorted(set(lat) & set(ref))
+            table[method][metric] = {
+                "early": list(mean_ci([early[p] for p in common])),
+                "late": list(mean_ci([lat[p] for p in common])),
+                "drift": list(mean_ci([lat[p] - early[p] for p in common])),
+                f"late_minus_{reference}": list(mean_ci([lat[p] - ref[p] for p in paired])),
+                "prompts": [len(common)],
+            }
+    seconds = {
+        m: statistics.fmean([r["seconds"] for r in rows if r["method"] == m and r["segment"] == 0] or [math.nan])
+        for m in table
+    }
+    md = _markdown(table, study, reference, seconds)
+    return {"study": study.__dict__, "table": table, "seconds_per_video": seconds, "markdown": md}
+
+
+def _fmt(mc: list[float]) -> str:
+    m, h = mc
+    if not math.isfinite(m):
+        return "–"
+    return f"{m:.3f} ± {h:.3f}" if math.isfinite(h) else f"{m:.3f}"
+
+
+def _markdown(table: dict[str, Any], study: DriftStudy, reference: str, seconds: dict[str, float]) -> str:
+    from deepforcing.toyworld.oracle import SEGMENT_METRICS
+
+    n_seg = math.ceil(study.num_frames / study.segment_frames)
+    lines = [
+        f"Toy-world drift: {study.prompts} prompts × {study.seeds} seeds, {study.num_frames} frames "
+        f"({n_seg} segments of {study.segment_frames}); early = segment 0, late = last {study.late_segments} "
+        f"segments; mean ± 95% t-interval over prompts.",
+        "",
+    ]
+    for metric in SEGMENT_METRICS:
+        lines += [
+            f"**{metric}**",
+            "",
+            f"| method | early | late | drift (late − early) | late − {reference} (paired) |",
+            "|---|---|---|---|---|",
+        ]
+        for method, by_metric in table.items():
+            v = by_metric[metric]
+            lines.append(
+                f"| {method} | {_fmt(v['early'])} | {_fmt(v['late'])} | {_fmt(v['drift'])} | "
+                f"{_fmt(v[f'late_minus_{reference}'])} |"
+            )
+        lines.append("")
+    lines.append("seconds per video: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,157 @@
+"""The toy-world generator bundle: causal Wan DiT + caption embedding + vocabulary + model card, on disk and loaded.
+
+Files of a bundle directory (the shipped one is ``deepforcing/toyworld/weights/``):
+
+* ``generator.safetensors`` — the DiT in original Wan parameter names (loaded strictly through
+  ``deepforcing.model.checkpoint``), stored as float16, loaded as float32;
+* ``text_encoder.safetensors`` — ``token_embedding.weight`` and ``position_embedding`` of the caption embedding;
+* ``vocab.json`` — the caption vocabulary (index 0 = padding);
+* ``card.json`` — machine-readable model card: model preset, world and training configs, the sampling
+  settings the model is meant to be used with, and what the training run did (steps, time, final loss);
+* ``MODEL_CARD.md`` — the same, for people.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepforcing.errors import UserError
+from deepforcing.methods import MethodConfig
+from deepforcing.model.checkpoint import load_weights, read_state_dict
+from deepforcing.model.config import PRESETS, ModelPreset
+from deepforcing.model.wan import CausalWanModel
+from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
+
+log = logging.getLogger(__name__)
+
+#: The shipped bundle.
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+PRESET_NAME = "toyworld"
+GENERATOR_FILE = "generator.safetensors"
+TEXT_FILE = "text_encoder.safetensors"
+VOCAB_FILE = "vocab.json"
+CARD_FILE = "card.json"
+
+
+@dataclass(frozen=True)
+class ToySampling:
+    """How the (non-distilled) toy model is sampled with the chunk-wise engine.
+
+    A flow-matching model trained without distillation needs more than the 4 steps of the DMD checkpoints; every
+    method run on the toy model keeps its cache policy and chunk size and takes these sampler settings instead.
+
+    Attributes:
+        denoising_steps: Nominal timesteps, warped onto the shifted schedule.
+        shift: Schedule shift (the same shift the model was trained with).
+        warp: Warp the nominal steps (as Self-Forcing).
+    """
+
+    denoising_steps: tuple[int, ...] = (1000, 900, 800, 700, 600, 500, 400, 300, 200, 100)
+    shift: float = 3.0
+    warp: bool = True
+
+
+def toy_preset() -> ModelPreset:
+    """The ``toyworld`` model preset."""
+    return PRESETS[PRESET_NAME]
+
+
+def toy_method(method: MethodConfig, sampling: ToySampling) -> MethodConfig:
+    """The same method with the toy model's sampler settings (policy, chunking and context timestep kept).
+
+    The rolling sampler holds one chunk per step in its window, so for it only ``shift`` and ``warp`` are
+    replaced (the toy model was not trained for rolling-window denoising; results are for curiosity).
+    """
+    cfg = method.sampler_config
+    if method.sampler == "rolling":
+        new = dataclasses.replace(cfg, shift=sampling.shift, warp=sampling.warp)
+    else:
+        new = dataclasses.replace(
+            cfg, denoising_steps=tuple(sampling.denoising_steps), shift=sampling.shift, warp=sampling.warp
+        )
+    return dataclasses.replace(method, sampler_config=new, checkpoint="toyworld")
+
+
+@dataclass
+class ToyModel:
+    """A loaded toy generator.
+
+    Attributes:
+        dit: The causal Wan DiT (``toyworld`` preset), eval mode, no grad.
+        text_encoder: The caption embedding.
+        card: The bundle's ``card.json`` contents.
+        sampling: Sampler settings the model is used with.
+        path: Where it was loaded from.
+    """
+
+    dit: CausalWanModel
+    text_encoder: ToyTextEncoder
+    card: dict[str, Any]
+    sampling: ToySampling
+    path: Path
+
+    @torch.no_grad()
+    def context(self, captions: list[str]) -> torch.Tensor:
+        """Text context [B, text_len, text_dim] for ``dit.encode_text``."""
+        return self.text_encoder.encode(captions).to(self.dit.dtype)
+
+
+def new_text_encoder(preset: ModelPreset | None = None) -> ToyTextEncoder:
+    """A freshly initialised caption embedding for the preset's text size."""
+    cfg = (preset or toy_preset()).wan
+    return ToyTextEncoder(default_vocab(), cfg.text_dim, cfg.text_len)
+
+
+def save_bundle(directory: str | Path, dit: CausalWanModel, text_encoder: ToyTextEncoder, card: dict[str, Any]) -> Path:
+    """Write a bundle (weights as float16 safetensors, vocabulary, card); returns the directory."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    half = {k: v.detach().to(torch.float16).contiguous() for k, v in dit.state_dict().items()}
+    save_file(half, str(directory / GENERATOR_FILE), metadata={"format": "pt", "preset": PRESET_NAME})
+    text = {k: v.detach().to(torch.float16).contiguous() for k, v in text_encoder.state_dict().items()}
+    save_file(text, str(directory / TEXT_FILE), metadata={"format": "pt"})
+    (directory / VOCAB_FILE).write_text(json.dumps(list(text_encoder.vocab), indent=1) + "\n")
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+def load_toy_model(directory: str | Path | None = None, device: str | torch.device = "cpu") -> ToyModel:
+    """Load a toy bundle (default: the shipped weights) with strict key and shape checks.
+
+    Raises:
+        UserError: A file is missing, or the weights / vocabulary do not match the ``toyworld`` preset.
+    """
+    directory = Path(directory) if directory is not None else SHIPPED_DIR
+    for name in (GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE):
+        if not (directory / name).is_file():
+            raise UserError(
+                f"toy model file {directory / name} is missing",
+                "train one with `deepforcing-eval toyworld train --out DIR` or use the shipped weights",
+            )
+    preset = toy_preset()
+    card = json.loads((directory / CARD_FILE).read_text())
+    if card.get("preset") != PRESET_NAME or card.get("wan") != json.loads(json.dumps(dataclasses.asdict(preset.wan))):
+        raise UserError(
+            f"{directory / CARD_FILE} describes a different model than the '{PRESET_NAME}' preset",
+            "retrain with this version of deepforcing (`deepforcing-eval toyworld train`)",
+        )
+    vocab = json.loads((directory / VOCAB_FILE).read_text())
+    if tuple(vocab) != default_vocab():
+        raise UserError(f"{directory / VOCAB_FILE} does not match this version's caption vocabulary")
+    dit = CausalWanModel(preset.wan)
+    load_weights(dit, read_state_dict(directory / GENERATOR_FILE), source=str(directory / GENERATOR_FILE))
+    text = new_text_encoder(preset)
+    load_weights(text, read_state_dict(directory / TEXT_FILE), source=str(directory / TEXT_FILE))
+    sampling = ToySampling(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["sampling"].items()})
+    dit = dit.to(device).eval().requires_grad_(False)
+    text = text.to(device).eval().requires_grad_(False)
+    return ToyModel(dit, text, card, sampling, directory)

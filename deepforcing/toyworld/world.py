@@ -1,0 +1,475 @@
+"""The toy world: procedural scenes of bouncing coloured shapes, their captions, and a deterministic renderer.
+
+A scene is drawn from a small grammar:
+
+* a background — a solid named colour, or a horizontal cosine gradient between two named colours, optionally
+  scrolling sideways (the "camera pan");
+* 1–3 shapes (circle, square, triangle), each of a distinct named colour, starting in a distinct named region
+  of a 3×3 grid ("from the top left"), moving with constant velocity and bouncing off the walls (shapes pass
+  through each other; later shapes are drawn on top);
+* optionally a slow periodic lighting change (all colours scaled by ``1 + a·sin(2πt/P)``).
+
+Everything the caption says is in :class:`CaptionSpec` (colours, shapes, starting regions, background, pan,
+lighting): a caption parses back into the same spec, so metrics can check a generated video against its prompt
+alone. What the caption leaves open (sizes, exact start within ±``start_jitter`` pixels of the region centre,
+velocities) is in :class:`Scene`, drawn from a seed.
+
+Why starting regions: the toy model is a plain flow-matching model sampled by the engine's few-step chunk loop,
+which re-noises its x0 prediction with fresh noise at every step. With a free starting position the first
+chunk's posterior mean is a smear of every possible position, and fresh re-noising never commits to one: the
+first attempt (free starts) produced backgrounds without shapes. Naming the start makes the first frame nearly
+determined by the caption, as the rest of the video is by its past.
+
+Time is in frames; one video frame is one latent frame of the toy model (see ``deepforcing.toyworld.latent``).
+Frame ``t`` of a scene is a closed-form function of ``t`` (positions fold back into the box), so any frame
+range renders directly and identically.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+
+from deepforcing.errors import UserError
+
+#: Bright named colours of the shapes (RGB 0–255).
+SHAPE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (60, 90, 245),
+    "yellow": (240, 220, 40),
+    "cyan": (40, 220, 230),
+    "magenta": (225, 50, 225),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+}
+#: Dark named colours of the background (RGB 0–255); two words where the name has two.
+BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (12, 12, 12),
+    "dark blue": (20, 28, 90),
+    "dark green": (18, 70, 32),
+    "dark red": (85, 20, 20),
+    "gray": (100, 100, 100),
+    "purple": (60, 25, 85),
+}
+SHAPE_KINDS = ("circle", "square", "triangle")
+#: Named starting regions of a shape: (column, row) of the region centre as fractions of the frame size.
+START_REGIONS: dict[str, tuple[float, float]] = {
+    "top left": (0.25, 0.25),
+    "top": (0.5, 0.25),
+    "top right": (0.75, 0.25),
+    "left": (0.25, 0.5),
+    "center": (0.5, 0.5),
+    "right": (0.75, 0.5),
+    "bottom left": (0.25, 0.75),
+    "bottom": (0.5, 0.75),
+    "bottom right": (0.75, 0.75),
+}
+PAN_DIRECTIONS = ("left", "right")
+#: Every caption word; the toy text encoder's vocabulary is built from this tuple (order matters).
+CAPTION_WORDS: tuple[str, ...] = (
+    "a",
+    "an",
+    "and",
+    "bouncing",
+    "on",
+    "background",
+    "gradient",
+    "from",
+    "to",
+    "the",
+    "camera",
+    "pans",
+    "light",
+    "pulses",
+    "dark",
+    *SHAPE_KINDS,
+    *PAN_DIRECTIONS,
+    "top",
+    "bottom",
+    "center",
+    *sorted({w for name in (*SHAPE_COLOURS, *BACKGROUND_COLOURS) for w in name.split()} - {"dark"}),
+)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Rendering and sampling settings of the world (the distribution the toy model is trained on).
+
+    Attributes:
+        size: Frame width and height in pixels.
+        supersample: Each pixel is the mean of ``supersample²`` point samples (anti-aliased edges).
+        radius_range: Shape radius in pixels (circumradius; a square's half side is 0.85·r).
+        start_jitter: A shape starts within ± this many pixels (each axis) of its region's centre.
+        speed_range: Shape speed in pixels per frame.
+        max_shapes: At most this many shapes (at least one).
+        p_gradient: Probability of a gradient background.
+        p_pan: Probability that a gradient background scrolls (camera pan).
+        p_lighting: Probability of the periodic lighting change.
+        pan_speed: Gradient scroll speed in pixels per frame.
+        lighting_amplitude: Relative amplitude ``a`` of the lighting change.
+        lighting_period: Period ``P`` of the lighting change in frames.
+    """
+
+    size: int = 32
+    supersample: int = 2
+    radius_range: tuple[float, float] = (4.0, 6.0)
+    start_jitter: float = 1.5
+    speed_range: tuple[float, float] = (0.6, 1.4)
+    max_shapes: int = 3
+    p_gradient: float = 0.3
+    p_pan: float = 0.5
+    p_lighting: float = 0.2
+    pan_speed: float = 0.5
+    lighting_amplitude: float = 0.2
+    lighting_period: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.size % 4:
+            raise ValueError(f"size must be a multiple of 4 and >= 8, got {self.size}")
+        if not 1 <= self.max_shapes <= min(len(SHAPE_COLOURS), len(START_REGIONS)):
+            raise ValueError(f"max_shapes must be in 1..{len(START_REGIONS)}, got {self.max_shapes}")
+        if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2:
+            raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2)")
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """A shape as the caption names it.
+
+    Attributes:
+        kind: ``circle``, ``square`` or ``triangle``.
+        colour: A name in :data:`SHAPE_COLOURS`.
+        start: A region name in :data:`START_REGIONS`.
+    """
+
+    kind: str
+    colour: str
+    start: str
+
+
+@dataclass(frozen=True)
+class CaptionSpec:
+    """Everything a caption states about a scene.
+
+    Attributes:
+        shapes: The shapes, in drawing order (later on top); colours and starting regions are distinct.
+        background: Background colour name (the left colour of a gradient).
+        background_to: Right colour of a gradient, or None for a solid background.
+        pan: ``left`` / ``right`` for a scrolling gradient, None for a still one.
+        lighting: Whether the periodic lighting change is on.
+    """
+
+    shapes: tuple[ShapeSpec, ...]
+    background: str
+    background_to: str | None = None
+    pan: str | None = None
+    lighting: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.shapes:
+            raise UserError("a scene needs at least one shape")
+        colours = [s.colour for s in self.shapes]
+        if len(set(colours)) != len(colours):
+            raise UserError(f"shape colours must be distinct, got {colours}")
+        starts = [s.start for s in self.shapes]
+        if len(set(starts)) != len(starts):
+            raise UserError(f"shape starting regions must be distinct, got {starts}")
+        for s in self.shapes:
+            if s.kind not in SHAPE_KINDS:
+                raise UserError(f"unknown shape '{s.kind}'", f"choose one of: {', '.join(SHAPE_KINDS)}")
+            if s.colour not in SHAPE_COLOURS:
+                raise UserError(f"unknown shape colour '{s.colour}'", f"choose one of: {', '.join(SHAPE_COLOURS)}")
+            if s.start not in START_REGIONS:
+                raise UserError(f"unknown starting region '{s.start}'", f"choose one of: {', '.join(START_REGIONS)}")
+        for bg in (self.background, self.background_to):
+            if bg is not None and bg not in BACKGROUND_COLOURS:
+                raise UserError(f"unknown background colour '{bg}'", f"choose one of: {', '.join(BACKGROUND_COLOURS)}")
+        if self.pan is not None and (self.background_to is None or self.pan not in PAN_DIRECTIONS):
+            raise UserError("a camera pan needs a gradient background and a direction 'left' or 'right'")
+
+    @property
+    def caption(self) -> str:
+        """The caption, e.g. ``a red circle from the top left and a blue square from the center bouncing on …``."""
+        objects = [f"{_article(s.colour)} {s.colour} {s.kind} from the {s.start}" for s in self.shapes]
+        listed = objects[0] if len(objects) == 1 else ", ".join(objects[:-1]) + " and " + objects[-1]
+        if self.background_to is None:
+            where = f"on a {self.background} background"
+        else:
+            where = f"on a gradient from {self.background} to {self.background_to}"
+        text = f"{listed} bouncing {where}"
+        if self.pan is not None:
+            text += f", the camera pans {self.pan}"
+        if self.lighting:
+            text += ", the light pulses"
+        return text
+
+
+@dataclass(frozen=True)
+class ShapeState:
+    """Instance parameters of one shape that the caption leaves open.
+
+    Attributes:
+        radius: Circumradius in pixels.
+        x0: Centre column at frame 0 (pixels, inside ``[radius, size − radius]``, near the start region).
+        y0: Centre row at frame 0.
+        vx: Velocity in pixels per frame along columns.
+        vy: Velocity in pixels per frame along rows.
+    """
+
+    radius: float
+    x0: float
+    y0: float
+    vx: float
+    vy: float
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A fully specified scene: the caption's spec plus per-shape state; renders deterministically.
+
+    Attributes:
+        spec: What the caption says.
+        states: One state per shape of ``spec.shapes``.
+        world: World settings (size, pan speed, lighting period …).
+        seed: The seed it was drawn from (-1 if built by hand).
+    """
+
+    spec: CaptionSpec
+    states: tuple[ShapeState, ...]
+    world: WorldConfig = WorldConfig()
+    seed: int = -1
+
+    @property
+    def caption(self) -> str:
+        """The scene's caption."""
+        return self.spec.caption
+
+    def centres(self, frames: torch.Tensor) -> torch.Tensor:
+        """Shape centres at the given frame indices: frames [T] -> [T, K, 2] (x, y) in pixels, float64."""
+        t = frames.to(torch.float64)[:, None]  # [T, 1]
+        out = []
+        for st in self.states:
+            lo, hi = st.radius, self.world.size - st.radius
+            x = _fold(st.x0 + st.vx * t, lo, hi)  # [T, 1]
+            y = _fold(st.y0 + st.vy * t, lo, hi)
+            out.append(torch.cat([x, y], dim=1))
+        return torch.stack(out, dim=1)
+
+    def render(self, num_frames: int, start: int = 0) -> torch.Tensor:
+        """Render frames ``start .. start + num_frames − 1``.
+
+        Returns:
+            uint8 [T, H, W, 3] RGB.
+        """
+        return render_scene(self, torch.arange(start, start + num_frames))
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _fold(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Position of a point bouncing between lo and hi whose unfolded position is p (triangle wave)."""
+    span = hi - lo
+    u = torch.remainder(p - lo, 2 * span)
+    return lo + torch.where(u <= span, u, 2 * span - u)
+
+
+def background_image(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor, oversample: int = 1) -> torch.Tensor:
+    """Background colour at every pixel before lighting: frames [T] -> float64 [T, H·o, W·o, 3] in 0–255."""
+    n = world.size * oversample
+    a = torch.tensor(BACKGROUND_COLOURS[spec.background], dtype=torch.float64)
+    if spec.background_to is None:
+        return a.expand(len(frames), n, n, 3).clone()
+    b = torch.tensor(BACKGROUND_COLOURS[spec.background_to], dtype=torch.float64)
+    x = (torch.arange(n, dtype=torch.float64) + 0.5) / oversample  # [W·o] pixel coordinates
+    offset = torch.zeros(len(frames), dtype=torch.float64)
+    if spec.pan is not None:
+        # The camera pans right -> the scene slides left: the gradient is sampled further right over time.
+        offset = frames.to(torch.float64) * world.pan_speed * (1.0 if spec.pan == "right" else -1.0)
+    phase = 2 * math.pi * (x[None, :] + offset[:, None]) / (2 * world.size)  # [T, W·o]
+    g = 0.5 - 0.5 * torch.cos(phase)  # 0 at the left edge, 1 at the right edge at frame 0
+    row = a + (b - a) * g[..., None]  # [T, W·o, 3]
+    return row[:, None, :, :].expand(len(frames), n, n, 3).clone()
+
+
+def lighting_factor(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor) -> torch.Tensor:
+    """Brightness factor per frame: frames [T] -> float64 [T] (ones when the lighting change is off)."""
+    t = frames.to(torch.float64)
+    if not spec.lighting:
+        return torch.ones_like(t)
+    return 1.0 + world.lighting_amplitude * torch.sin(2 * math.pi * t / world.lighting_period)
+
+
+def shape_masks(scene: Scene, frames: torch.Tensor, oversample: int = 1) -> torch.Tensor:
+    """Point-sampled coverage of each shape: frames [T] -> bool [T, K, H·o, W·o] (pixel-centre samples)."""
+    n = scene.world.size * oversample
+    coords = (torch.arange(n, dtype=torch.float64) + 0.5) / oversample
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")  # [n, n]
+    centres = scene.centres(frames)  # [T, K, 2]
+    masks = []
+    for k, (shape, st) in enumerate(zip(scene.spec.shapes, scene.states, strict=True)):
+        dx = xx[None] - centres[:, k, 0, None, None]  # [T, n, n]
+        dy = yy[None] - centres[:, k, 1, None, None]
+        r = st.radius
+        if shape.kind == "circle":
+            m = dx.square() + dy.square() <= r * r
+        elif shape.kind == "square":
+            m = torch.maximum(dx.abs(), dy.abs()) <= 0.85 * r
+        else:  # upward equilateral triangle inscribed in the circle of radius r
+            half = r * math.sqrt(3) / 2
+            m = (dy <= r / 2) & (dy >= -r + dx.abs() * 1.5 * r / half)
+        masks.append(m)
+    return torch.stack(masks, dim=1)
+
+
+def render_scene(scene: Scene, frames: torch.Tensor) -> torch.Tensor:
+    """Render the given frame indices of a scene: frames [T] -> uint8 [T, H, W, 3]."""
+    o = scene.world.supersample
+    img = background_image(scene.spec, scene.world, frames, o)  # [T, n, n, 3]
+    masks = shape_masks(scene, frames, o)  # [T, K, n, n]
+    for k, shape in enumerate(scene.spec.shapes):
+        colour = torch.tensor(SHAPE_COLOURS[shape.colour], dtype=torch.float64)
+        img = torch.where(masks[:, k, :, :, None], colour, img)
+    img = img * lighting_factor(scene.spec, scene.world, frames)[:, None, None, None]
+    n = scene.world.size
+    img = img.reshape(len(frames), n, o, n, o, 3).mean(dim=(2, 4))  # box filter down to [T, H, W, 3]
+    return img.round().clamp(0, 255).to(torch.uint8)
+
+
+def sample_spec(rng: random.Random, world: WorldConfig) -> CaptionSpec:
+    """Draw a caption spec from the grammar with ``rng``."""
+    count = rng.randint(1, world.max_shapes)
+    colours = rng.sample(sorted(SHAPE_COLOURS), count)
+    starts = rng.sample(sorted(START_REGIONS), count)
+    shapes = tuple(ShapeSpec(rng.choice(SHAPE_KINDS), c, r) for c, r in zip(colours, starts, strict=True))
+    background = rng.choice(sorted(BACKGROUND_COLOURS))
+    background_to = pan = None
+    if rng.random() < world.p_gradient:
+        background_to = rng.choice(sorted(set(BACKGROUND_COLOURS) - {background}))
+        if rng.random() < world.p_pan:
+            pan = rng.choice(PAN_DIRECTIONS)
+    lighting = rng.random() < world.p_lighting
+    return CaptionSpec(shapes, background, background_to, pan, lighting)
+
+
+def sample_states(rng: random.Random, spec: CaptionSpec, world: WorldConfig) -> tuple[ShapeState, ...]:
+    """Draw sizes, initial positions and velocities for the shapes of ``spec``."""
+    states = []
+    j = world.start_jitter
+    for shape in spec.shapes:
+        r = rng.uniform(*world.radius_range)
+        speed = rng.uniform(*world.speed_range)
+        angle = rng.uniform(0, 2 * math.pi)
+        fx, fy = START_REGIONS[shape.start]
+        x0 = min(max(fx * world.size + rng.uniform(-j, j), r), world.size - r)
+        y0 = min(max(fy * world.size + rng.uniform(-j, j), r), world.size - r)
+        states.append(ShapeState(radius=r, x0=x0, y0=y0, vx=speed * math.cos(angle), vy=speed * math.sin(angle)))
+    return tuple(states)
+
+
+def sample_scene(seed: int, world: WorldConfig | None = None, spec: CaptionSpec | None = None) -> Scene:
+    """A scene drawn deterministically from ``seed`` (the spec too, unless given).
+
+    Args:
+        seed: Any integer; the same seed always gives the same scene.
+        world: World settings (default :class:`WorldConfig`).
+        spec: Fix what the caption says and draw only the instance parameters.
+    """
+    world = world or WorldConfig()
+    rng = random.Random(f"toyworld-scene-{seed}")
+    spec = spec or sample_spec(rng, world)
+    return Scene(spec, sample_states(rng, spec, world), world, seed)
+
+
+def caption_words(caption: str) -> list[str]:
+    """Lower-case words of a caption (commas dropped)."""
+    return caption.lower().replace(",", " ").split()
+
+
+def parse_caption(caption: str) -> CaptionSpec:
+    """Parse a caption of the grammar back into its spec (inverse of :attr:`CaptionSpec.caption`).
+
+    Raises:
+        UserError: The caption is not one the grammar produces (names the first problem).
+    """
+    words = caption_words(caption)
+    pos = 0
+
+    def expect(word: str) -> None:
+        nonlocal pos
+        if pos >= len(words) or words[pos] != word:
+            got = words[pos] if pos < len(words) else "end of caption"
+            raise UserError(f"toy caption: expected '{word}' at word {pos + 1}, got '{got}'", _GRAMMAR_HINT)
+        pos += 1
+
+    def colour(table: dict[str, tuple[float, ...]]) -> str:
+        nonlocal pos
+        for n in (2, 1):
+            name = " ".join(words[pos : pos + n])
+            if len(words[pos : pos + n]) == n and name in table:
+                pos += n
+                return name
+        got = words[pos] if pos < len(words) else "end of caption"
+        what = "a starting region" if table is START_REGIONS else "a colour"
+        raise UserError(f"toy caption: expected {what} ({', '.join(table)}), got '{got}'", _GRAMMAR_HINT)
+
+    shapes = []
+    while True:
+        if pos < len(words) and words[pos] == "an":
+            pos += 1
+        else:
+            expect("a")
+        c = colour(SHAPE_COLOURS)
+        if pos >= len(words) or words[pos] not in SHAPE_KINDS:
+            raise UserError(f"toy caption: expected a shape ({', '.join(SHAPE_KINDS)}) after '{c}'", _GRAMMAR_HINT)
+        kind = words[pos]
+        pos += 1
+        expect("from")
+        expect("the")
+        shapes.append(ShapeSpec(kind, c, colour(START_REGIONS)))
+        if pos < len(words) and words[pos] == "and":
+            pos += 1
+            continue
+        if pos < len(words) and words[pos] in ("a", "an"):
+            continue
+        break
+    expect("bouncing")
+    expect("on")
+    expect("a")
+    background_to = pan = None
+    if pos < len(words) and words[pos] == "gradient":
+        pos += 1
+        expect("from")
+        background = colour(BACKGROUND_COLOURS)
+        expect("to")
+        background_to = colour(BACKGROUND_COLOURS)
+    else:
+        background = colour(BACKGROUND_COLOURS)
+        expect("background")
+    lighting = False
+    while pos < len(words):
+        expect("the")
+        if pos < len(words) and words[pos] == "camera":
+            pos += 1
+            expect("pans")
+            if pos >= len(words) or words[pos] not in PAN_DIRECTIONS:
+                raise UserError("toy caption: 'the camera pans' needs 'left' or 'right'", _GRAMMAR_HINT)
+            pan = words[pos]
+            pos += 1
+        else:
+            expect("light")
+            expect("pulses")
+            lighting = True
+    return CaptionSpec(tuple(shapes), background, background_to, pan, lighting)
+
+
+_GRAMMAR_HINT = (
+    "toy captions read like 'a red circle from the top left and a blue square from the center bouncing on a "
+    "dark green background' "
+    "(see `deepforcing-eval toyworld captions`)"
+)
