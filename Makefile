@@ -1,4 +1,5 @@
-# Quick start: `make demo` (the smoke suite: tiny model on CPU, results under runs/smoke/) and `make test`.
+# Quick start: `make demo` (the smoke suite: the trained toy-world model on CPU, results under runs/smoke/) and
+# `make test`.
 # Both create .venv and install the project on first use.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded default: the smoke suite (tiny model on CPU; generate -> score -> summary).
+# The main job on the embedded default: the smoke suite (toy-world model on CPU; generate -> score -> summary).
 demo: $(STAMP)
 	$(VENV)/bin/deepforcing-eval --suite smoke
 
@@ -27,19 +28,20 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
-# CI regression gate: generate the smoke suite (tiny model, CPU) and compare every number with the committed
+# CI regression gate: generate the smoke suite (toy-world model, CPU) and compare every number with the committed
 # reference (reports/baselines/smoke.json); a report of the run is left beside it.
 regress: $(STAMP)
 	rm -rf $(SMOKE_OUT)
 	COLUMNS=160 $(VENV)/bin/deepforcing-eval -q --suite smoke --out $(SMOKE_OUT)
-	COLUMNS=160 $(VENV)/bin/deepforcing-eval regress $(SMOKE_OUT)/smoke/tiny --baseline reports/baselines/smoke.json
-	$(VENV)/bin/deepforcing-eval -q report $(SMOKE_OUT)/smoke/tiny --out $(SMOKE_OUT)/report.html
+	COLUMNS=160 $(VENV)/bin/deepforcing-eval regress $(SMOKE_OUT)/smoke/toyworld --baseline reports/baselines/smoke.json
+	$(VENV)/bin/deepforcing-eval -q report $(SMOKE_OUT)/smoke/toyworld --out $(SMOKE_OUT)/report.html
 
 # The example report committed under reports/examples/ (from the same smoke run, videos copied beside it).
 example-report: regress
 	rm -rf reports/examples/smoke_videos
-	$(VENV)/bin/deepforcing-eval -q report $(SMOKE_OUT)/smoke/tiny --copy-videos --out reports/examples/smoke.html \
-		--title "deepforcing-eval example report: smoke suite (tiny random model, CPU)" \
+	$(VENV)/bin/deepforcing-eval -q report $(SMOKE_OUT)/smoke/toyworld --copy-videos --out reports/examples/smoke.html \
+		--title "deepforcing-eval example report: smoke suite (toy-world model, CPU)" \
+		--findings reports/toyworld/drift-study.json \
 		--markdown reports/examples/smoke-summary.md --latex reports/examples/smoke-summary.tex
 
 # Headless Chromium + driver for the report's browser test (Debian packages; root or sudo).

@@ -43,9 +43,9 @@ def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
     return chunk_frames * math.ceil(frames / chunk_frames)
 
 
-def pixel_frames_for(latent_frames: int) -> int:
-    """Pixel frames the Wan VAE decodes from ``latent_frames`` (1 + 4·(F − 1))."""
-    return 1 + TEMPORAL_COMPRESSION * (latent_frames - 1)
+def pixel_frames_for(latent_frames: int, frames_per_latent: int = TEMPORAL_COMPRESSION) -> int:
+    """Pixel frames decoded from ``latent_frames`` (Wan VAE: 1 + 4·(F − 1))."""
+    return 1 + frames_per_latent * (latent_frames - 1)
 
 
 def prompt_id_for(prompt: str) -> str:
@@ -73,6 +73,7 @@ class GenerationResult:
         decode_seconds: Total time in streaming VAE decode and mp4 writing.
         peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
         kv_cache_bytes: Bytes of the preallocated KV cache.
+        frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
     """
 
     latents: torch.Tensor
@@ -83,11 +84,12 @@ class GenerationResult:
     decode_seconds: float = 0.0
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int = 0
+    frames_per_latent: int = TEMPORAL_COMPRESSION
 
     @property
     def num_pixel_frames(self) -> int:
         """Frames of the decoded video."""
-        return pixel_frames_for(self.latents.shape[1])
+        return pixel_frames_for(self.latents.shape[1], self.frames_per_latent)
 
     @property
     def fps(self) -> float:
@@ -108,6 +110,9 @@ class VideoGenerator:
         share_from: Another generator of the same model preset and device whose loaded text encoder and VAE
             are reused (a suite switching methods loads them once).
     """
+
+    #: x264 CRF of written videos (None: the encoder default).
+    video_crf: int | None = None
 
     def __init__(
         self,
@@ -264,7 +269,7 @@ class VideoGenerator:
             if output is not None:  # frames are decoded and written as each chunk finishes
                 from deepforcing.video_io import Mp4Writer
 
-                writer = stack.enter_context(Mp4Writer(Path(output), fps=FPS))
+                writer = stack.enter_context(Mp4Writer(Path(output), fps=self.preset.fps, crf=self.video_crf))
                 decoder = self.vae.streaming_decoder()
 
             def chunk_done(index: int, latents: torch.Tensor) -> None:
@@ -288,4 +293,20 @@ class VideoGenerator:
             decode_seconds=decode_seconds,
             peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             kv_cache_bytes=sampled.kv_cache_bytes,
+            frames_per_latent=self.preset.frames_per_latent,
         )
+
+
+def create_generator(model: str = "tiny", method: str = "self-forcing", **kwargs) -> VideoGenerator:
+    """The generator for a model preset: :class:`VideoGenerator`, or the toy world's for ``toyworld``.
+
+    Args:
+        model: Model preset name.
+        method: Method name.
+        **kwargs: Passed to the generator (device, dtype, checkpoint, weights_dir, share_from).
+    """
+    if get_preset(model).name == "toyworld":
+        from deepforcing.toyworld.pipeline import ToyVideoGenerator
+
+        return ToyVideoGenerator(model, method, **kwargs)
+    return VideoGenerator(model, method, **kwargs)

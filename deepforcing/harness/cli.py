@@ -66,7 +66,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bf16 on cuda, fp32 on cpu")
     p.add_argument("--weights-dir", help="weights directory (<repo_id>/<file>; metric files under metrics/)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default 1 for the tiny model)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default 1 for the tiny and toyworld models)")
     p.add_argument(
         "--dry-run", action="store_true", help="print the work plan and a GPU-time estimate; compute nothing"
     )
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from deepforcing.harness.suites import load_suite
 
         suite = load_suite(opts.suite, opts.overrides)
-        threads = args.threads or (1 if suite.model == "tiny" and device == "cpu" else None)
+        threads = args.threads or (1 if suite.model in ("tiny", "toyworld") and device == "cpu" else None)
         if threads:
             torch.set_num_threads(threads)
         from deepforcing.harness.api import open_store
@@ -237,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_dry_run(console, dr) -> None:
     from rich.table import Table
 
-    from deepforcing.harness.plan import PAPER_FPS_SOURCE, paper_fps, pixel_frames
+    from deepforcing.harness.plan import PAPER_FPS_SOURCE, paper_fps, pixel_frames, video_fps
 
     plan = dr.plan
     suite = plan.suite
@@ -284,8 +284,9 @@ def _print_dry_run(console, dr) -> None:
     console.print(
         f"model [bold]{suite.model}[/bold], dtype {plan.dtype}, device {dr.device}; "
         f"{len(prompts)} prompts ({src}: {span}) x {len(suite.seeds)} seed(s) {list(suite.seeds)}; "
-        f"{suite.num_latent_frames} latent frames = {pixel_frames(suite.num_latent_frames)} frames "
-        f"= {pixel_frames(suite.num_latent_frames) / 16:.2f} s at 16 fps"
+        f"{suite.num_latent_frames} latent frames = {pixel_frames(suite.num_latent_frames, suite.model)} frames "
+        f"= {pixel_frames(suite.num_latent_frames, suite.model) / video_fps(suite.model):.2f} s at "
+        f"{video_fps(suite.model)} fps"
     )
     console.print(f"metrics: {', '.join(suite.metrics)}; drift of: {', '.join(suite.drift) or '-'}")
     if suite.overrides:

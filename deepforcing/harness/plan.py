@@ -50,9 +50,21 @@ def paper_fps(method: str) -> tuple[float, bool]:
     return PAPER_FPS["deep-forcing"], False
 
 
-def pixel_frames(latent_frames: int) -> int:
-    """Video frames the Wan VAE decodes from ``latent_frames`` (1 + 4 (F - 1))."""
+def pixel_frames(latent_frames: int, model: str | None = None) -> int:
+    """Video frames decoded from ``latent_frames`` (Wan VAE: 1 + 4 (F - 1); the model preset's latent if given)."""
+    if model is not None:
+        from deepforcing.model.config import PRESETS
+
+        if model in PRESETS:
+            return PRESETS[model].pixel_frames(latent_frames)
     return 1 + TEMPORAL_COMPRESSION * (latent_frames - 1)
+
+
+def video_fps(model: str | None = None) -> int:
+    """Frame rate of the model preset's videos (16 for Wan)."""
+    from deepforcing.model.config import PRESETS
+
+    return PRESETS[model].fps if model in PRESETS else VIDEO_FPS
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,18 @@ def _generator_files(model: str, checkpoint_key: str, weights_dir: str | os.Path
     from deepforcing.model.config import PRESETS
 
     files: dict[str, Path] = {}
+    if model == "toyworld":  # the weights ship with the package
+        from deepforcing.toyworld.model import BUNDLE_FILES, SHIPPED_DIR
+
+        for name in BUNDLE_FILES:
+            path = SHIPPED_DIR / name
+            if not path.is_file():
+                raise UserError(
+                    f"toy model file {path} is missing (it ships with deepforcing)",
+                    "reinstall the package, or retrain: `deepforcing-eval toyworld train`",
+                )
+            files["toyworld/" + name] = path
+        return files
     if model in ("tiny", "medium"):
         from deepforcing.model.tiny import ensure_tiny_assets
 
@@ -264,7 +288,7 @@ def weights_identity(
     if sha_cache is None:
         _save_sha_cache(cache)
     combined = hashlib.sha256(json.dumps(sorted(shas.items())).encode()).hexdigest()[:12]
-    ckpt = "random-seed0" if model == "medium" else ("tiny" if model == "tiny" else checkpoint_key)
+    ckpt = {"medium": "random-seed0", "tiny": "tiny", "toyworld": "shipped"}.get(model, checkpoint_key)
     return WeightsIdentity(f"{model}:{ckpt}@{combined}", shas)
 
 
@@ -359,6 +383,6 @@ def build_plan(
     return WorkPlan(suite, tuple(prompts), tuple(items), dtype, identities if resolve_weights else None)
 
 
-def video_seconds(latent_frames: int) -> float:
-    """Seconds of video at 16 fps."""
-    return pixel_frames(latent_frames) / VIDEO_FPS
+def video_seconds(latent_frames: int, model: str | None = None) -> float:
+    """Seconds of video (Wan: at 16 fps; the model preset's latent and frame rate if given)."""
+    return pixel_frames(latent_frames, model) / video_fps(model)

@@ -129,9 +129,9 @@ def generate_units(
 
 def _load_generator(plan: WorkPlan, method: str, device: str, weights_dir, previous):
     """A VideoGenerator for ``method``, reusing the text encoder and VAE of the previous one."""
-    from deepforcing.pipeline import VideoGenerator
+    from deepforcing.pipeline import create_generator
 
-    generator = VideoGenerator(
+    generator = create_generator(
         plan.suite.model, method, device=device, dtype=_dtype(plan.dtype), weights_dir=weights_dir, share_from=previous
     )
     del previous
@@ -171,7 +171,7 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "video_sha256": sha256_file(video),
         "video_bytes": video.stat().st_size,
         "num_latent_frames": item.unit.num_latent_frames,
-        "num_pixel_frames": pixel_frames(item.unit.num_latent_frames),
+        "num_pixel_frames": pixel_frames(item.unit.num_latent_frames, plan.suite.model),
         "timings": {
             "fps": result.fps,
             "sampling_seconds": result.sampling_seconds,

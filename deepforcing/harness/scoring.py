@@ -37,7 +37,7 @@ from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_byt
 log = logging.getLogger(__name__)
 
 #: Metrics built without weights (their class takes an optional config).
-_NO_WEIGHTS = ("image_stats", "temporal_flickering")
+_NO_WEIGHTS = ("image_stats", "temporal_flickering", "toy_oracle")
 #: The set-level temporal FVD (not a ClipMetric).
 FVD = "fvd"
 #: Frames per FVD clip and I3D input side (StyleGAN-V protocol).
@@ -72,7 +72,9 @@ def _source_files(name: str) -> list[Path]:
     own = _metric_module_file(name)
     metrics_root = _metric_module_file("image_stats").parent
     files = {own}
-    if own.parent != metrics_root:  # a metric package (e.g. vbench/): all of its modules
+    if own.parent.name == "toyworld":  # the oracle: its own module and the world it checks against
+        files.add(own.parent / "world.py")
+    elif own.parent != metrics_root:  # a metric package (e.g. vbench/): all of its modules
         files.update(own.parent.glob("*.py"))
     files.update(metrics_root / f for f in _SHARED_SOURCES if (metrics_root / f).is_file())
     if name not in _NO_WEIGHTS:
@@ -363,6 +365,7 @@ def score_units(
                 video.fps,
                 instances,
                 prompt_id=item.prompt.prompt_id,
+                prompt=item.prompt.text,
                 duration_s=plan.suite.clip_seconds,
                 allow_short=plan.suite.allow_short,
             )

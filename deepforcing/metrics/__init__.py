@@ -39,6 +39,8 @@ METRICS: dict[str, str] = {
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
+    # Oracle checks of a toy-world video against its caption (only meaningful for the toyworld model).
+    "toy_oracle": "deepforcing.toyworld.oracle:ToyOracle",
 }
 
 

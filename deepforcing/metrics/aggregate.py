@@ -32,12 +32,16 @@ class Aggregation:
             over all clips of all videos divided by the total weight (VBench's frame-pair weighting).
         suite_scale: Factor applied to the suite value only (VBench-Long imaging quality: 0.01).
         higher_is_better: Direction, for reports and regression checks (None: no direction).
+        skip_undefined: NaN clip values mean "undefined for this clip" (e.g. the colour error of a shape that
+            is not there) and are left out of the means; a video with no defined clip has no value. When False
+            (every VBench dimension), a NaN is a bug and raises.
     """
 
     clip_to_video: Reduction = "mean"
     video_to_suite: Reduction = "mean"
     suite_scale: float = 1.0
     higher_is_better: bool | None = True
+    skip_undefined: bool = False
 
 
 #: The VBench-Long protocol: plain clip mean per video, plain mean over videos.
@@ -89,7 +93,7 @@ def aggregate(rows: Iterable[ClipRow | VideoErrorRow], metric: str, spec: Aggreg
 
     Raises:
         ValueError: On a duplicate ``(video_id, clip_index)``, a gap in a video's clip indices, or a NaN
-            value.
+            value (unless the metric declares ``skip_undefined``).
     """
     by_video: dict[str, dict[int, ClipRow]] = defaultdict(dict)
     errors: dict[str, str] = {}
@@ -101,7 +105,7 @@ def aggregate(rows: Iterable[ClipRow | VideoErrorRow], metric: str, spec: Aggreg
             continue
         if row.clip_index in by_video[row.video_id]:
             raise ValueError(f"duplicate row for {metric} video {row.video_id!r} clip {row.clip_index}")
-        if math.isnan(row.value):
+        if math.isnan(row.value) and not spec.skip_undefined:
             raise ValueError(f"NaN value for {metric} video {row.video_id!r} clip {row.clip_index}")
         by_video[row.video_id][row.clip_index] = row
 
@@ -115,7 +119,9 @@ def aggregate(rows: Iterable[ClipRow | VideoErrorRow], metric: str, spec: Aggreg
         clips = by_video[vid]
         if sorted(clips) != list(range(len(clips))):
             raise ValueError(f"{metric} video {vid!r}: clip indices {sorted(clips)} are not 0..{len(clips) - 1}")
-        ordered = [clips[i] for i in range(len(clips))]
+        ordered = [clips[i] for i in range(len(clips)) if not math.isnan(clips[i].value)]
+        if not ordered:  # skip_undefined and nothing defined
+            continue
         values = [r.value for r in ordered]
         weights = [r.weight for r in ordered]
         per_video[vid] = _reduce(values, weights, spec.clip_to_video)

@@ -62,9 +62,17 @@ class Series:
 
 
 def series_from_rows(rows: Iterable[ClipRow], metric: str, video_id: str) -> Series:
-    """Collect the clip rows of one metric id and video into a time-ordered :class:`Series`."""
+    """Collect the clip rows of one metric id and video into a time-ordered :class:`Series`.
+
+    Clips whose value is NaN (undefined there, for metrics that declare ``skip_undefined``) are left out; the
+    series keeps each clip's own time interval, so the summaries stay time-aligned.
+    """
     picked = sorted(
-        (r for r in rows if isinstance(r, ClipRow) and r.metric == metric and r.video_id == video_id),
+        (
+            r
+            for r in rows
+            if isinstance(r, ClipRow) and r.metric == metric and r.video_id == video_id and not math.isnan(r.value)
+        ),
         key=lambda r: r.clip_index,
     )
     if not picked:

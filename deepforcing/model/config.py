@@ -71,6 +71,9 @@ class ModelPreset:
         latent_height: Latent rows (pixels / 8).
         latent_width: Latent columns (pixels / 8).
         description: One line for ``--help`` and listings.
+        frames_per_latent: Video frames per latent frame after the first (Wan VAE: 4, so F latent frames decode
+            to ``1 + 4·(F − 1)`` frames; a latent without temporal compression: 1).
+        fps: Frame rate of the decoded video.
     """
 
     name: str
@@ -78,6 +81,12 @@ class ModelPreset:
     latent_height: int
     latent_width: int
     description: str = field(default="", compare=False)
+    frames_per_latent: int = 4
+    fps: int = 16
+
+    def pixel_frames(self, latent_frames: int) -> int:
+        """Video frames decoded from ``latent_frames`` latent frames."""
+        return 1 + self.frames_per_latent * (latent_frames - 1)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -112,7 +121,16 @@ PRESETS: dict[str, ModelPreset] = {
     ),
     "tiny": ModelPreset("tiny", TINY, 8, 8, "tiny random-weight model on CPU (64x64 px), same code paths"),
     "medium": ModelPreset("medium", MEDIUM, 16, 16, "medium random-weight model for CPU benchmarks"),
+    # One toy frame per latent frame, played at 4 fps so that a toy frame lasts as long as a Wan latent frame
+    # (4 frames at 16 fps): the trained horizon of 21 frames is ~5 s, and every duration in seconds (2-s clips,
+    # first / last 5 s) covers the same number of latent frames as on the real model.
     "toyworld": ModelPreset(
-        "toyworld", TOYWORLD, 8, 8, "toy-world model trained in-repo (32x32 px bouncing shapes), CPU; see toyworld"
+        "toyworld",
+        TOYWORLD,
+        8,
+        8,
+        "toy-world model trained in-repo (32x32 px bouncing shapes), CPU; see toyworld",
+        frames_per_latent=1,
+        fps=4,
     ),
 }

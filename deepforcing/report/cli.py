@@ -77,6 +77,11 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
         help="copy the mp4s to <out stem>_videos/ beside the report and link the copies",
     )
     rep.add_argument("--no-published", action="store_true", help="leave out the papers' numbers")
+    rep.add_argument(
+        "--findings",
+        metavar="JSON",
+        help="add a toy-world drift study (summary.json of `deepforcing-eval toyworld drift`) as its own section",
+    )
     rep.set_defaults(func=cmd_report)
 
     reg = sub.add_parser("regress", help="compare a run with committed reference numbers (exit 1 on regression)")
@@ -122,6 +127,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     for value, suffixes, flag in extra:
         if value:
             _check_out(Path(value), suffixes, flag)
+    findings = None
+    if args.findings:
+        from deepforcing.toyworld.drift import load_summary
+
+        findings = load_summary(args.findings)
     runs = load_runs(args.runs)
     published = None if args.no_published else load_published()
     t0 = time.monotonic()
@@ -132,6 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         max_prompts=args.max_prompts,
         copy_videos=args.copy_videos,
         published=published,
+        findings=findings,
     )
     page = build_report(runs, out, opts)
     _write(out, page)

@@ -64,6 +64,8 @@ class ReportOptions:
         max_prompts: Most (prompt, seed) sections shown.
         copy_videos: Copy the mp4s next to the report (``<stem>_videos/``) and link the copies.
         published: Published numbers (None: ours only).
+        findings: A toy-world drift study (``deepforcing-eval toyworld drift`` ``summary.json``) shown as its own
+            section (None: no such section).
     """
 
     title: str | None = None
@@ -72,6 +74,7 @@ class ReportOptions:
     max_prompts: int = 8
     copy_videos: bool = False
     published: Published | None = field(default=None, compare=False)
+    findings: dict[str, Any] | None = field(default=None, compare=False)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -433,6 +436,19 @@ def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions)
     return _section("prompts", "Prompts", "\n".join(body))
 
 
+def _findings_section(study: dict[str, Any]) -> str:
+    """A toy-world drift study: per oracle number, early / late / drift per method with 95% CIs over prompts."""
+    from deepforcing.toyworld.drift import findings_tables
+
+    intro, tables, notes = findings_tables(study)
+    body = [f"<p>{_esc(intro)}</p>"]
+    for title, t in tables:
+        body.append(f"<h3>{_esc(title)}</h3>")
+        body.append(_table(t))
+    body += [f'<p class="muted">{_esc(n)}</p>' for n in notes]
+    return _section("findings", "Toy-world findings", "\n".join(body))
+
+
 def _provenance_section(runs: Sequence[Run]) -> str:
     body = [_table(T.methods_table(runs))]
     for r in runs:
@@ -496,6 +512,7 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
             ("ablation", "Ablations"),
             ("speed", "Speed"),
             ("prompts", "Prompts"),
+            *((("findings", "Findings"),) if opts.findings else ()),
             ("provenance", "Provenance"),
         )
     )
@@ -507,6 +524,7 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
         _ablation_section(series),
         _speed_section(series, runs, opts.published),
         _prompts_section(series, out, opts),
+        *((_findings_section(opts.findings),) if opts.findings else ()),
         _provenance_section(runs),
     ]
     return (

@@ -363,6 +363,11 @@ def comparability_notes(runs: Sequence[Run]) -> list[str]:
                 f"{r.name} uses the random-weight tiny model (its videos are coloured noise): the numbers check "
                 "the plumbing and are not comparable with the paper's."
             )
+        elif model == "toyworld":
+            notes.append(
+                f"{r.name} uses the toy-world model trained in this repository (32x32 px bouncing shapes): its numbers "
+                "measure long-horizon behaviour on the toy world and are not comparable with the paper's."
+            )
     return notes
 
 

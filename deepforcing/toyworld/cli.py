@@ -152,7 +152,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tsub = toy.add_subparsers(dest="toy_command", required=True)
 
     tr = tsub.add_parser("train", help="train the toy model (reproduces deepforcing/toyworld/weights)")
-    tr.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    tr.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000, the shipped run)")
     tr.add_argument("--out", required=True, help="output directory (bundle, loss.csv, loss.svg, checkpoint.pt)")
     tr.add_argument("--batch-size", type=int, default=8)
     tr.add_argument("--lr", type=float, default=1e-3)

@@ -82,6 +82,91 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return m, t * statistics.stdev(v) / math.sqrt(len(v))
 
 
+def prompt_id(index: int) -> str:
+    """Prompt id of the study's ``index``-th prompt.
+
+    It is the id of the same caption in the ``toyworld`` prompt set (line ``index + 1``), so a study video and the
+    smoke suite's video of that prompt, method and seed share their noise.
+    """
+    return f"toy-{index + 1:03d}"
+
+
+def load_summary(path: str | Path) -> dict[str, Any]:
+    """Read a study's ``summary.json``.
+
+    Raises:
+        UserError: The file is missing or is not a drift-study summary.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot read the drift study {path}: {exc}", "pass the summary.json of `toyworld drift`"
+        ) from exc
+    if not isinstance(data, dict) or not {"study", "table"} <= set(data):
+        raise UserError(f"{path} is not a drift-study summary (no 'study' / 'table')", "pass its summary.json")
+    return data
+
+
+def findings_tables(summary: dict[str, Any]) -> tuple[str, list[tuple[str, Any]], list[str]]:
+    """A study summary as report tables: one per oracle number, methods as rows, mean ± 95% CI cells.
+
+    Returns:
+        An introduction line, ``(title, Table)`` pairs, and notes.
+    """
+    from deepforcing.report import table as T
+    from deepforcing.toyworld.oracle import HIGHER_IS_BETTER, SEGMENT_METRICS
+
+    study = summary["study"]
+    methods = [m for m in summary["table"] if m != GROUND_TRUTH]
+    reference = study["methods"][0]
+    n_seg = math.ceil(study["num_frames"] / study["segment_frames"])
+    intro = (
+        f"Oracle numbers of {study['prompts']} held-out captions x {study['seeds']} noise seed(s), "
+        f"{study['num_frames']} frames ({n_seg} segments of the trained horizon, {study['segment_frames']} frames); "
+        f"early = segment 1 (inside the trained horizon), late = the last {study['late_segments']} segments. "
+        f"Cells: mean ± half-width of the 95% Student-t interval over prompts (seeds averaged first); "
+        f"'{GROUND_TRUTH}' is the renderer's own video of the caption's scene."
+    )
+    diff_key = f"late_minus_{reference}"
+    cols = (
+        T.Column("method", "method", kind="label"),
+        T.Column("early", "early"),
+        T.Column("late", "late"),
+        T.Column("drift", "drift (late − early)"),
+        T.Column(diff_key, f"late − {reference} (paired)"),
+    )
+    tables = []
+    for metric in SEGMENT_METRICS:
+        hib = HIGHER_IS_BETTER[metric]
+        direction = None if hib is None else ("higher" if hib else "lower")
+        rows = []
+        for method in (GROUND_TRUTH, *methods):
+            v = summary["table"][method][metric]
+            cells = [T.text(method)]
+            for key in ("early", "late", "drift", diff_key):
+                m, h = v[key]
+                shown = (
+                    "–"
+                    if m is None or not math.isfinite(m)
+                    else (f"{m:.3f} ± {h:.3f}" if h is not None and math.isfinite(h) else f"{m:.3f}")
+                )
+                cells.append(
+                    T.Cell(
+                        value=m,
+                        display=shown,
+                        direction=direction if key in ("early", "late") else None,
+                        n=v["prompts"][0],
+                    )
+                )
+            rows.append(tuple(cells))
+        tables.append((metric, T.Table(f"findings-{metric}", metric, cols, tuple(rows), best=None)))
+    secs = summary.get("seconds_per_video") or {}
+    notes = ["seconds per video: " + ", ".join(f"{m} {s:.1f}" for m, s in secs.items() if s == s)]
+    return intro, tables, notes
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -136,7 +221,7 @@ def run_study(
                 frames = scene.render(study.num_frames)
             else:
                 frames = generate_toy_video(
-                    scene.caption, method, num_frames=study.num_frames, seed=s, prompt_id=f"toy-{p}", model=model
+                    scene.caption, method, num_frames=study.num_frames, seed=s, prompt_id=prompt_id(p), model=model
                 ).frames
             seconds = time.perf_counter() - t0
             for seg in score_video(frames, scene.caption, segment_frames=study.segment_frames):

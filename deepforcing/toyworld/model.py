@@ -38,6 +38,8 @@ GENERATOR_FILE = "generator.safetensors"
 TEXT_FILE = "text_encoder.safetensors"
 VOCAB_FILE = "vocab.json"
 CARD_FILE = "card.json"
+#: The files that make a bundle (what identifies the weights of a toy run).
+BUNDLE_FILES = (GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def load_toy_model(directory: str | Path | None = None, device: str | torch.devi
         UserError: A file is missing, or the weights / vocabulary do not match the ``toyworld`` preset.
     """
     directory = Path(directory) if directory is not None else SHIPPED_DIR
-    for name in (GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE):
+    for name in BUNDLE_FILES:
         if not (directory / name).is_file():
             raise UserError(
                 f"toy model file {directory / name} is missing",

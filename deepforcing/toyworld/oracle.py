@@ -43,8 +43,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.base import ClipMetric
+from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
@@ -369,18 +370,21 @@ def score_video(
 
 
 class ToyOracle(ClipMetric):
-    """The oracle as a per-clip metric for the scoring harness (one instance per video: it needs the caption).
+    """The oracle as a per-clip metric for the scoring harness (registered as ``toy_oracle``).
+
+    The caption comes from the video's context (the harness hands every metric the unit's prompt) unless one is
+    fixed here; a prompt outside the toy grammar is a per-video error naming the problem.
 
     Args:
-        caption: The video's prompt (toy grammar).
+        caption: A fixed caption (default: each video's prompt).
         world: World settings.
         cfg: Oracle thresholds.
     """
 
-    aggregation: ClassVar[Aggregation] = Aggregation(higher_is_better=None)
+    aggregation: ClassVar[Aggregation] = Aggregation(higher_is_better=None, skip_undefined=True)
 
-    def __init__(self, caption: str, world: WorldConfig | None = None, cfg: OracleConfig | None = None):
-        self.spec = parse_caption(caption)
+    def __init__(self, caption: str | None = None, world: WorldConfig | None = None, cfg: OracleConfig | None = None):
+        self.spec = parse_caption(caption) if caption is not None else None
         self.world = world or WorldConfig()
         self.cfg = cfg or OracleConfig()
         self.ids = {name: metric_id(f"toyworld.{name}", self.cfg.protocol()) for name in SEGMENT_METRICS}
@@ -390,9 +394,20 @@ class ToyOracle(ClipMetric):
         """One id per oracle number."""
         return list(self.ids.values())
 
-    def score_video(self, frames: torch.Tensor, clips: Sequence[ClipSpan]) -> list[ClipScore]:
-        """Analyse the whole video once, then score each clip's frames (padded clips score their new frames)."""
-        a = analyse(frames, self.spec, self.world, self.cfg)
+    def score_video(
+        self, frames: torch.Tensor, clips: Sequence[ClipSpan], context: VideoContext | None = None
+    ) -> list[ClipScore]:
+        """Analyse the whole video once, then score each clip's frames (padded clips score their new frames).
+
+        Raises:
+            UserError: No caption (neither fixed nor in ``context``), or one outside the toy grammar.
+        """
+        spec = self.spec
+        if spec is None:
+            if context is None or not context.prompt:
+                raise UserError("toy_oracle needs the video's caption", "score with the prompt (the harness does)")
+            spec = parse_caption(context.prompt)
+        a = analyse(frames, spec, self.world, self.cfg)
         out = []
         for span in clips:
             scores = segment_scores(a, span.new_frame, span.stop, self.cfg)

@@ -77,7 +77,7 @@ class TrainConfig:
         checkpoint_every: Steps between resumable checkpoints.
     """
 
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 8
     lr: float = 1e-3
     min_lr_ratio: float = 0.1

@@ -23,7 +23,7 @@ from deepforcing.harness import schema
 from deepforcing.harness.store import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ["--suite", "smoke", "--num-latent-frames", "9", "--methods", "self-forcing,deep-forcing"]
+SUITE = ["--suite", "smoke-tiny", "--num-latent-frames", "9", "--methods", "self-forcing,deep-forcing"]
 N_UNITS = 4  # 2 prompts x 2 methods
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def _env():
 
 
 def _units(root: Path) -> list[Path]:
-    return sorted(root.glob("smoke/tiny/units/*/unit.json"))
+    return sorted(root.glob("smoke-tiny/tiny/units/*/unit.json"))
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -109,7 +109,7 @@ def resumed_run(tmp_path_factory):
     # 3. Resume (in this process: importing the whole stack in another one would only cost time).
     seen["resume_rc"] = main(["-q", *SUITE, "--out", str(out)])
     seen["after_resume"] = _snapshot(out)
-    return out / "smoke" / "tiny", seen
+    return out / "smoke-tiny" / "tiny", seen
 
 
 @contextlib.contextmanager
@@ -190,7 +190,7 @@ def test_world_size_does_not_change_results(resumed_run, tmp_path):
     ]
     res = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    run2 = out2 / "smoke" / "tiny"
+    run2 = out2 / "smoke-tiny" / "tiny"
     ranks = {json.loads(p.read_text())["rank"] for p in _units(out2)}
     assert ranks == {0, 1}  # both processes generated units
     for name in ("clips.jsonl", "videos.jsonl"):
@@ -246,9 +246,9 @@ def test_temporal_fvd_from_cached_statistics(resumed_run, tmp_path, monkeypatch)
     from deepforcing.metrics.video_io import decode_video
 
     run, _ = resumed_run
-    suite = tmp_path / "smoke.yaml"  # same name and units as the run above, other metrics
+    suite = tmp_path / "smoke-tiny.yaml"  # same name and units as the run above, other metrics
     suite.write_text(
-        "name: smoke\nversion: 1\nmodel: tiny\nprompts: {set: moviegen, first: 2}\n"
+        "name: smoke-tiny\nversion: 1\nmodel: tiny\nprompts: {set: moviegen, first: 2}\n"
         "methods: [self-forcing, deep-forcing]\nseeds: [0]\nlength: {latent_frames: 9}\n"
         "metrics: [fvd]\nfvd_window_s: 1\n"
     )

@@ -45,7 +45,7 @@ def test_any_changed_input_changes_the_key(field, value):
 
 
 def test_plan_expansion_and_keys():
-    suite = load_suite("smoke", Overrides(seeds=(0, 3)))
+    suite = load_suite("smoke-tiny", Overrides(seeds=(0, 3)))
     plan = build_plan(suite, dtype="float32")
     # method-major, then prompts, then seeds
     assert [(i.method, i.prompt.prompt_id, i.seed) for i in plan.items[:4]] == [
@@ -66,7 +66,7 @@ def test_plan_expansion_and_keys():
 
 def test_identical_method_configs_share_units():
     # deep-forcing-query-both is deep-forcing with the knob at its default value: same sampler/policy config.
-    suite = load_suite("smoke", Overrides(methods=("deep-forcing", "deep-forcing-query-both")))
+    suite = load_suite("smoke-tiny", Overrides(methods=("deep-forcing", "deep-forcing-query-both")))
     plan = build_plan(suite, dtype="float32")
     assert len(plan.items) == 4 and len(plan.units()) == 2
     assert {i.method for i in plan.units()} == {"deep-forcing"}
@@ -78,7 +78,7 @@ def test_estimate_uses_paper_fps():
     assert paper_fps("rolling-forcing") == (15.79, True)
     assert paper_fps("deep-forcing-ds-sink4") == (15.75, False)
     assert paper_fps("sink-longlive") == (15.78, False)
-    suite = load_suite("smoke")
+    suite = load_suite("smoke-tiny")
     plan = build_plan(suite, dtype="float32", resolve_weights=False)
     est = plan.estimate_seconds()
     assert est["self-forcing"] == pytest.approx(2 * pixel_frames(42) / PAPER_FPS["self-forcing"])

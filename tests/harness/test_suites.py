@@ -136,9 +136,8 @@ def test_overrides_are_validated_and_name_the_flag(tmp_path):
 def test_shipped_suites_load_or_name_only_pending_parts():
     """Every shipped suite is valid except for the methods / metrics that are still being written."""
     pending = {"motion_smoothness", "overall_consistency"}
-    assert {"smoke", "vbench-long", "vbench-long-30s", "vbench-long-60s", "ablation-sink", "ablation-pc"} <= set(
-        available_suites()
-    ) and "project-page" in available_suites()
+    shipped = {"smoke", "smoke-tiny", "vbench-long", "vbench-long-30s", "vbench-long-60s", "ablation-sink"}
+    assert shipped | {"ablation-pc", "project-page"} <= set(available_suites())
     for name in available_suites():
         try:
             load_suite(name)
@@ -148,8 +147,12 @@ def test_shipped_suites_load_or_name_only_pending_parts():
 
 
 def test_shipped_suite_protocols():
-    smoke = load_suite("smoke")
-    assert smoke.model == "tiny" and len(select_prompts(smoke)) * len(smoke.methods) == 6
+    tiny = load_suite("smoke-tiny")
+    assert tiny.model == "tiny" and len(select_prompts(tiny)) * len(tiny.methods) == 6
+    smoke = load_suite("smoke")  # the quick start: the toy model, 10x its trained horizon of 21 frames
+    assert smoke.model == "toyworld" and smoke.num_latent_frames >= 10 * 21
+    assert {"self-forcing", "deep-forcing"} <= set(smoke.methods) and any(m.startswith("sink-") for m in smoke.methods)
+    assert "toy_oracle" in smoke.metrics and all(p.prompt_id.startswith("toy-") for p in select_prompts(smoke))
     ov = Overrides(methods=("self-forcing", "deep-forcing"), metrics=("aesthetic_quality",))
     for name, frames, n_prompts in [
         ("vbench-long", 126, 128),

@@ -9,14 +9,14 @@ from report_helpers import run_cli
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
-    """A real run of the smoke suite (tiny model, CPU), generated once per session."""
+    """A real run of the smoke suite (toy-world model, CPU), generated once per session."""
     given = os.environ.get("DEEPFORCING_SMOKE_RUN")
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("smoke") / "runs"
     proc = run_cli("-q", "--suite", "smoke", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out / "smoke" / "tiny"
+    return out / "smoke" / "toyworld"
 
 
 @pytest.fixture(scope="session")

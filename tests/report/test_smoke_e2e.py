@@ -1,6 +1,6 @@
 """End to end on a real smoke run: the CI regression gate, proof that it fails, and the report in a browser.
 
-* The session's smoke run (tiny model, CPU) must match ``reports/baselines/smoke.json`` — the same check CI runs
+* The session's smoke run (toy-world model, CPU) must match ``reports/baselines/smoke.json`` — the same check CI runs
   with ``make regress``.
 * Changing one policy knob (Deep Forcing's sink 10 -> 4 latent frames, through a copy of the method presets
   under ``DEEPFORCING_HOME``) must make ``regress`` exit 1 because numbers moved, not only the config hash.
@@ -61,7 +61,7 @@ def test_a_changed_policy_knob_fails_the_gate(smoke_run, tmp_path, capsys):
     assert main(["regress", str(smoke_run), "--baseline", str(BASELINE), "--methods", "deep-forcing"]) == 0
     capsys.readouterr()
     code = main(
-        ["regress", str(out / "smoke" / "tiny"), "--baseline", str(BASELINE), "--methods", "deep-forcing", "--json"]
+        ["regress", str(out / "smoke" / "toyworld"), "--baseline", str(BASELINE), "--methods", "deep-forcing", "--json"]
     )
     doc = json.loads(capsys.readouterr().out)
     assert code == 1 and doc["ok"] is False
