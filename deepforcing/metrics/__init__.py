@@ -38,13 +38,13 @@ METRICS: dict[str, str] = {
     "aesthetic_quality": "deepforcing.metrics.vbench.aesthetic_quality:AestheticQuality",
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
+    "motion_smoothness": "deepforcing.metrics.vbench.motion_smoothness:MotionSmoothness",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
 }
 
 
 #: VBench-Long dimensions of the Deep Forcing table that are not implemented yet (their weights are listed).
 PLANNED_METRICS: dict[str, str] = {
-    "motion_smoothness": "AMT-S frame interpolation is not ported yet",
     "overall_consistency": "ViCLIP is not ported yet",
 }
 
