@@ -21,18 +21,23 @@ VBench may run AMT-S on downscaled frames: on CUDA it derives a factor from the 
 factor is 1 on any GPU with more than ~3.3 GiB, which is the default here (``vram_bytes=None`` = VBench's CPU
 rule); a GPU size can be given to reproduce a VBench run on a small GPU.
 
-What is and is not identical to vbench 0.1.5:
+What is and is not identical to vbench 0.1.5 (measured on CPU with random full-size AMT-S weights against
+vbench's own ``motion_smoothness`` and its bundled AMT code, ``tests/metrics/test_motion_smoothness.py``):
 
-* identical: frame selection, padding, the network (same parameters, same operations in the same order, checked
-  against vbench's own AMT code on random full-size weights: per-video scores, predicted frames and flows),
-  the uint8 truncation, the score formula, and the aggregation;
-* not bit-identical: pairs are batched through the network (VBench runs one pair at a time; measured differences
-  are at float32 rounding level, far below the 1e-4 tolerance of the parity tests), no gradients are tracked,
-  and frames come from one shared decode (VBench decodes the mp4 with OpenCV; on a lossless clip the frames are
-  the same);
+* identical: frame selection, padding, the network (same parameters, same operations in the same order; with
+  ``batch_size=1`` the per-video scores equal vbench's exactly, also on the downscaled path), the uint8
+  truncation, the score formula and the aggregation (VBench's multi-GPU path, a mean of per-video values, gives
+  the same number);
+* not bit-identical: by default pairs are batched through the network (VBench runs one pair at a time), which
+  changes float32 rounding: a few predicted pixels land on the other side of an integer after truncation
+  (measured: scores within 7e-8, pooled predicted frames within 1.1e-7, flows within 3e-6 px); no gradients are
+  tracked; frames come from one shared decode (VBench decodes the mp4 with OpenCV; on a lossless clip the frames
+  are the same);
+* deliberately different: frames under 128 px per side (after padding / scaling) and clips under 3 frames raise
+  :class:`~deepforcing.errors.UserError`. VBench asserts on the latter; on the former its coarsest correlation
+  level has one cell, the lookup divides by zero and the NaN prediction is cast to uint8 — a meaningless score;
 * the checkpoint is read with ``weights_only=True`` first; the official file may need ``trust_pickle=True``
-  (VBench 0.1.5 itself fails to load it under torch >= 2.6, see :mod:`~deepforcing.metrics.backbones.amt`);
-* VBench's multi-GPU path (aggregate = mean of the gathered per-video values) gives the same number.
+  (VBench 0.1.5 itself fails to load it under torch >= 2.6, see :mod:`~deepforcing.metrics.backbones.amt`).
 """
 
 from __future__ import annotations

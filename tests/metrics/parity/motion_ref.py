@@ -1,8 +1,8 @@
 """Run vbench 0.1.5's own ``motion_smoothness`` (and its bundled AMT code) as the reference.
 
-Needs the isolated install of ``vbench_ref.py`` plus the two packages vbench's AMT loader imports::
+Needs the isolated install of ``vbench_ref.py`` plus the packages vbench's AMT code imports::
 
-    pip install --no-deps --target "$DEEPFORCING_VBENCH_REF" omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
+    pip install --no-deps --target "$DEEPFORCING_VBENCH_REF" omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 imageio
 
 Frames are handed to vbench by replacing ``FrameProcess.get_frames`` on vbench's ``MotionSmoothness`` object
 with the list of RGB ``uint8`` arrays OpenCV would give for a lossless file; everything after decoding is
@@ -33,13 +33,14 @@ FLOW_POOL = (3, 3)
 def require_motion_reference():
     """Import vbench's motion_smoothness module, or skip saying what is missing."""
     vbench = vbench_ref.require_vbench()
-    try:
-        importlib.import_module("omegaconf")
-    except ImportError:
-        pytest.skip(
-            f"omegaconf not in {vbench_ref.VBENCH_REF_ENV}: pip install --no-deps --target $dir "
-            "omegaconf==2.3.0 antlr4-python3-runtime==4.9.3"
-        )
+    for name in ("omegaconf", "imageio"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pytest.skip(
+                f"{name} not in {vbench_ref.VBENCH_REF_ENV}: pip install --no-deps --target $dir "
+                "omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 imageio"
+            )
     return importlib.import_module("vbench.motion_smoothness"), Path(vbench.__file__).parent
 
 
