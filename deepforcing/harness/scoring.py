@@ -183,11 +183,18 @@ def _build_aesthetic(paths: dict[str, str]):
     )
 
 
+def _build_motion(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.motion_smoothness import MotionSmoothnessConfig
+
+    return MotionSmoothnessConfig(weights=paths["amt_s"])
+
+
 #: Metric name -> function (weight key -> path) -> the metric's config.
 _BUILDERS = {
     "subject_consistency": _build_subject,
     "background_consistency": _build_background,
     "aesthetic_quality": _build_aesthetic,
+    "motion_smoothness": _build_motion,
 }
 
 

@@ -38,6 +38,7 @@ METRICS: dict[str, str] = {
     "aesthetic_quality": "deepforcing.metrics.vbench.aesthetic_quality:AestheticQuality",
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
+    "motion_smoothness": "deepforcing.metrics.vbench.motion_smoothness:MotionSmoothness",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
     # Oracle checks of a toy-world video against its caption (only meaningful for the toyworld model).
     "toy_oracle": "deepforcing.toyworld.oracle:ToyOracle",
@@ -46,7 +47,6 @@ METRICS: dict[str, str] = {
 
 #: VBench-Long dimensions of the Deep Forcing table that are not implemented yet (their weights are listed).
 PLANNED_METRICS: dict[str, str] = {
-    "motion_smoothness": "AMT-S frame interpolation is not ported yet",
     "overall_consistency": "ViCLIP is not ported yet",
 }
 

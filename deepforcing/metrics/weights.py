@@ -95,7 +95,8 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         "metrics/amt/amt-s.pth",
         ("motion_smoothness",),
         "https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth",
-        note="AMT-S checkpoint (torch.save dict; needs weights_only=False in vbench); metric not implemented yet",
+        note="AMT-S checkpoint: torch.save dict with a 'state_dict' entry (read by backbones.amt.load_amt_s; "
+        "needs MotionSmoothnessConfig.trust_pickle=True if the safe loader refuses it)",
         hub_key="metrics/amt-s",
     ),
     MetricWeight(
