@@ -186,7 +186,9 @@ def _build_aesthetic(paths: dict[str, str]):
 def _build_motion(paths: dict[str, str]):
     from deepforcing.metrics.vbench.motion_smoothness import MotionSmoothnessConfig
 
-    return MotionSmoothnessConfig(weights=paths["amt_s"])
+    # The released amt-s.pth may hold pickled objects besides tensors; unpickling is opt-in (never silent).
+    trust = os.environ.get("DEEPFORCING_TRUST_PICKLE", "") == "1"
+    return MotionSmoothnessConfig(weights=paths["amt_s"], trust_pickle=trust)
 
 
 #: Metric name -> function (weight key -> path) -> the metric's config.

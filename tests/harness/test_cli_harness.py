@@ -33,7 +33,7 @@ def test_suites_list_and_show(capsys):
     code, out, _ = _run(capsys, "suites", "list")
     assert code == 0 and "smoke" in out and "alias of vbench-long-30s" in out and "invalid" in out
     code, out, _ = _run(capsys, "suites", "show", "smoke")
-    assert code == 0 and '"config_hash"' in out and '"mgb-0002"' in out
+    assert code == 0 and '"config_hash"' in out and '"toy-002"' in out and '"model": "toyworld"' in out
     code, _, err = _run(capsys, "suites", "show", "vbench-long")
     pending = ("motion_smoothness", "overall_consistency")
     assert code == 2 and any(f"unknown metric '{p}'" in err for p in pending) and "vbench-long-30s.yaml" in err
@@ -45,13 +45,16 @@ def test_dry_run_prints_plan_and_writes_nothing(capsys, tmp_path):
     out_dir = tmp_path / "runs"
     code, out, err = _run(capsys, "--suite", "smoke", "--dry-run", "--out", str(out_dir))
     assert code == 0, err
-    assert "work plan: suite smoke" in out
+    assert "210 latent frames = 210 frames = 52.50 s at 4 fps" in out  # the toy model: 1 frame per latent
+    code, out, err = _run(capsys, "--suite", "smoke-tiny", "--dry-run", "--out", str(out_dir))
+    assert code == 0, err
+    assert "work plan: suite smoke-tiny" in out
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     assert "15.78" in rows["self-forcing"] and "15.75" in rows["deep-forcing"] and "15.78*" in rows["sink-longlive"]
     total = [c.strip() for c in rows["total"].split("│")[1:-1]]
     assert total[2:6] == ["6", "6", "0", "6"]  # videos, units, done, to generate
     assert total[7] == "63 s"  # 6 x 165 frames at ~15.77 FPS
-    assert "42 latent frames = 165 frames = 10.31 s" in out
+    assert "42 latent frames = 165 frames = 10.31 s at 16 fps" in out
     assert not out_dir.exists()
 
 

@@ -556,7 +556,8 @@ def _read_checkpoint(path: Path, trust_pickle: bool) -> object:
             raise UserError(
                 f"{path} holds Python objects besides tensors ({names}); the safe loader refused it",
                 "if the file comes from the official source (huggingface.co/lalala125/AMT), set "
-                "trust_pickle=True (MotionSmoothnessConfig.trust_pickle) to unpickle it",
+                "trust_pickle=True (MotionSmoothnessConfig.trust_pickle; in the harness: DEEPFORCING_TRUST_PICKLE=1) "
+                "to unpickle it",
             ) from err
     logger.warning("unpickling %s with weights_only=False (trusted by configuration)", path)
     return torch.load(path, map_location="cpu", weights_only=False)
