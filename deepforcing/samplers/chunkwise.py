@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -27,7 +28,19 @@ class ChunkwiseConfig(StepConfig):
     """Chunk-wise sampler settings (defaults: Self-Forcing DMD, ``configs/self_forcing_dmd.yaml``).
 
     ``[1000, 750, 500, 250]`` warped with shift 5 gives ``[1000, 937.5, 833.33, 625]``; see :class:`StepConfig`.
+
+    Attributes:
+        renoise: How x0 is taken to the next step's noise level. ``fresh`` (Self-Forcing and every method built on
+            it): a fresh Gaussian draw from the noise stream. ``predicted``: the noise the model's own flow implies
+            (``ε̂ = x0 + v``), i.e. the deterministic Euler / DDIM step of the flow ODE — what a non-distilled
+            flow-matching model (the toy model) needs to resolve small objects in a few steps.
     """
+
+    renoise: Literal["fresh", "predicted"] = "fresh"
+
+    def __post_init__(self) -> None:
+        if self.renoise not in ("fresh", "predicted"):
+            raise UserError(f"renoise must be 'fresh' or 'predicted', got {self.renoise!r}")
 
 
 @dataclass
@@ -138,7 +151,11 @@ class ChunkwiseSampler:
                 flow = model(x, torch.full((b, n), t, device=model.device), text, kv)
                 x0 = self.schedule.flow_to_x0(flow, x, t)
                 if i + 1 < len(steps):
-                    x = self.schedule.add_noise(x0, renoise(tuple(x0.shape), c, i).to(x0), steps[i + 1])
+                    if self.cfg.renoise == "fresh":
+                        eps = renoise(tuple(x0.shape), c, i).to(x0)
+                    else:  # the flow's own noise: x_t = (1 - σ) x0 + σ ε and v = ε - x0
+                        eps = (x0.to(torch.float64) + flow.to(torch.float64)).to(x0.dtype)
+                    x = self.schedule.add_noise(x0, eps, steps[i + 1])
             if not torch.isfinite(x0).all():
                 raise UserError(
                     f"NaN/Inf in latents at chunk {c} (latent frames {start}-{start + n - 1})",

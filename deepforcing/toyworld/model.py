@@ -53,11 +53,15 @@ class ToySampling:
         denoising_steps: Nominal timesteps, warped onto the shifted schedule.
         shift: Schedule shift (the same shift the model was trained with).
         warp: Warp the nominal steps (as Self-Forcing).
+        renoise: ``predicted`` — deterministic flow-ODE steps (see
+            :class:`~deepforcing.samplers.chunkwise.ChunkwiseConfig`); Self-Forcing's fresh re-noising
+            (``fresh``) leaves the non-distilled toy model's small shapes unresolved (most first frames empty).
     """
 
     denoising_steps: tuple[int, ...] = (1000, 900, 800, 700, 600, 500, 400, 300, 200, 100)
     shift: float = 3.0
     warp: bool = True
+    renoise: str = "predicted"
 
 
 def toy_preset() -> ModelPreset:
@@ -76,7 +80,11 @@ def toy_method(method: MethodConfig, sampling: ToySampling) -> MethodConfig:
         new = dataclasses.replace(cfg, shift=sampling.shift, warp=sampling.warp)
     else:
         new = dataclasses.replace(
-            cfg, denoising_steps=tuple(sampling.denoising_steps), shift=sampling.shift, warp=sampling.warp
+            cfg,
+            denoising_steps=tuple(sampling.denoising_steps),
+            shift=sampling.shift,
+            warp=sampling.warp,
+            renoise=sampling.renoise,
         )
     return dataclasses.replace(method, sampler_config=new, checkpoint="toyworld")
 
