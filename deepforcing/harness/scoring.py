@@ -181,11 +181,18 @@ def _build_aesthetic(paths: dict[str, str]):
     )
 
 
+def _build_overall(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.overall_consistency import OverallConsistencyConfig
+
+    return OverallConsistencyConfig(weights=paths["viclip"])
+
+
 #: Metric name -> function (weight key -> path) -> the metric's config.
 _BUILDERS = {
     "subject_consistency": _build_subject,
     "background_consistency": _build_background,
     "aesthetic_quality": _build_aesthetic,
+    "overall_consistency": _build_overall,
 }
 
 
@@ -363,6 +370,7 @@ def score_units(
                 video.fps,
                 instances,
                 prompt_id=item.prompt.prompt_id,
+                prompt=item.prompt.text,
                 duration_s=plan.suite.clip_seconds,
                 allow_short=plan.suite.allow_short,
             )

@@ -38,6 +38,7 @@ METRICS: dict[str, str] = {
     "aesthetic_quality": "deepforcing.metrics.vbench.aesthetic_quality:AestheticQuality",
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
+    "overall_consistency": "deepforcing.metrics.vbench.overall_consistency:OverallConsistency",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
 }
 
@@ -45,7 +46,6 @@ METRICS: dict[str, str] = {
 #: VBench-Long dimensions of the Deep Forcing table that are not implemented yet (their weights are listed).
 PLANNED_METRICS: dict[str, str] = {
     "motion_smoothness": "AMT-S frame interpolation is not ported yet",
-    "overall_consistency": "ViCLIP is not ported yet",
 }
 
 
