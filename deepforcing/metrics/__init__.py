@@ -11,6 +11,7 @@ Layout (one file per metric, math in pure functions, classes only wrap it):
 * ``aggregate`` — declared aggregation (clips → video → suite), computed only from per-clip rows.
 * ``image_stats``, ``drift`` — weight-free exposure / colour statistics and drift summaries.
 * ``frechet``, ``fvd``, ``i3d`` — Fréchet distance, mergeable feature statistics, StyleGAN-V I3D.
+* ``clip_text_similarity`` — CLIP text–frame cosine per 10-s segment (LongLive's prompt adherence over time).
 * ``vbench/`` — VBench dimensions, one file each, numerically equal to ``vbench``'s own functions.
 
 Adding a metric:
@@ -40,6 +41,7 @@ METRICS: dict[str, str] = {
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
     "overall_consistency": "deepforcing.metrics.vbench.overall_consistency:OverallConsistency",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
+    "clip_text_similarity": "deepforcing.metrics.clip_text_similarity:ClipTextSimilarity",
 }
 
 

@@ -51,7 +51,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "openai_clip_vit_b32",
         "metrics/clip/ViT-B-32.pt",
-        ("background_consistency",),
+        ("background_consistency", "clip_text_similarity"),
         "https://openaipublic.azureedge.net/clip/models/"
         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
         sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",

@@ -15,7 +15,8 @@ import torch
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import aggregate
-from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_clip_bpe_tokenizer, load_viclip, tokenize
+from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, tokenize
+from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_viclip
 from deepforcing.metrics.base import score_video
 from deepforcing.metrics.rows import ClipRow, VideoErrorRow
 from deepforcing.metrics.vbench.frame_sampling import middle_frame_indices

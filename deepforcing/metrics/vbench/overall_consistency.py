@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
-from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_clip_bpe_tokenizer, load_viclip, tokenize
+from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, tokenize
+from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_viclip
 from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
 from deepforcing.metrics.identity import metric_id
