@@ -281,4 +281,5 @@ def load_viclip(path: str | Path, config: ViCLIPConfig = ViCLIPConfig()) -> ViCL
     if problems:
         raise UserError(f"{path} does not match ViCLIP {config}: {problems}")
     model.load_state_dict(state, strict=True)
+    logger.debug("loaded ViCLIP (%d tensors) from %s", len(state), path)
     return model.float().eval()
