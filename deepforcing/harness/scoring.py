@@ -191,12 +191,26 @@ def _build_motion(paths: dict[str, str]):
     return MotionSmoothnessConfig(weights=paths["amt_s"], trust_pickle=trust)
 
 
+def _build_overall(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.overall_consistency import OverallConsistencyConfig
+
+    return OverallConsistencyConfig(weights=paths["viclip"])
+
+
+def _build_clip_text(paths: dict[str, str]):
+    from deepforcing.metrics.clip_text_similarity import ClipTextSimilarityConfig
+
+    return ClipTextSimilarityConfig(weights=paths["openai_clip_vit_b32"])
+
+
 #: Metric name -> function (weight key -> path) -> the metric's config.
 _BUILDERS = {
     "subject_consistency": _build_subject,
     "background_consistency": _build_background,
     "aesthetic_quality": _build_aesthetic,
     "motion_smoothness": _build_motion,
+    "overall_consistency": _build_overall,
+    "clip_text_similarity": _build_clip_text,
 }
 
 

@@ -11,6 +11,7 @@ Layout (one file per metric, math in pure functions, classes only wrap it):
 * ``aggregate`` — declared aggregation (clips → video → suite), computed only from per-clip rows.
 * ``image_stats``, ``drift`` — weight-free exposure / colour statistics and drift summaries.
 * ``frechet``, ``fvd``, ``i3d`` — Fréchet distance, mergeable feature statistics, StyleGAN-V I3D.
+* ``clip_text_similarity`` — CLIP text–frame cosine per 10-s segment (LongLive's prompt adherence over time).
 * ``vbench/`` — VBench dimensions, one file each, numerically equal to ``vbench``'s own functions.
 
 Adding a metric:
@@ -39,16 +40,17 @@ METRICS: dict[str, str] = {
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
     "motion_smoothness": "deepforcing.metrics.vbench.motion_smoothness:MotionSmoothness",
+    "overall_consistency": "deepforcing.metrics.vbench.overall_consistency:OverallConsistency",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
+    "clip_text_similarity": "deepforcing.metrics.clip_text_similarity:ClipTextSimilarity",
     # Oracle checks of a toy-world video against its caption (only meaningful for the toyworld model).
     "toy_oracle": "deepforcing.toyworld.oracle:ToyOracle",
 }
 
 
-#: VBench-Long dimensions of the Deep Forcing table that are not implemented yet (their weights are listed).
-PLANNED_METRICS: dict[str, str] = {
-    "overall_consistency": "ViCLIP is not ported yet",
-}
+#: Metrics that are listed (weights, metadata) but not implemented yet: name -> why. Empty: every VBench-Long
+#: dimension of the Deep Forcing table is implemented.
+PLANNED_METRICS: dict[str, str] = {}
 
 
 def available_metrics() -> list[str]:

@@ -45,6 +45,9 @@ class ClipMetric(abc.ABC):
     """
 
     aggregation: ClassVar[Aggregation]
+    #: Clip duration (seconds) this metric is scored on; ``None`` uses the caller's (the suite's) duration.
+    #: Set by metrics whose protocol fixes its own clip length (e.g. 10-s segments).
+    clip_seconds: float | None = None
 
     @property
     @abc.abstractmethod
@@ -105,7 +108,7 @@ def score_video(
         metrics: Metrics to run on the shared frames.
         prompt_id: Our prompt id, recorded in the rows.
         prompt: The prompt text, handed to prompt-dependent metrics (never parsed from a file name).
-        duration_s: Clip duration (VBench-Long: 2 s).
+        duration_s: Clip duration (VBench-Long: 2 s) of metrics that do not set their own ``clip_seconds``.
         allow_short: Score a video shorter than one clip as a single clip (VBench-Long behaviour).
 
     Returns:
@@ -117,14 +120,21 @@ def score_video(
             VideoErrorRow(mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id)
             for mid in ids
         ]
-    try:
-        clips = split_clips(int(frames.shape[0]), fps, duration_s, allow_short=allow_short)
-    except UserError as err:
-        return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
-    spans = {c.index: c for c in clips}
+    splits: dict[float, list[ClipSpan] | UserError] = {}
     context = VideoContext(fps=float(fps), prompt=prompt)
     rows: list[ClipRow | VideoErrorRow] = []
     for metric in metrics:
+        seconds = duration_s if metric.clip_seconds is None else metric.clip_seconds
+        if seconds not in splits:
+            try:
+                splits[seconds] = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
+            except UserError as err:
+                splits[seconds] = err
+        clips = splits[seconds]
+        if isinstance(clips, UserError):
+            rows.extend(VideoErrorRow(mid, video_id, str(clips), prompt_id) for mid in metric.metric_ids)
+            continue
+        spans = {c.index: c for c in clips}
         try:
             scores = metric.score_video(frames, clips, context)
         except UserError as err:

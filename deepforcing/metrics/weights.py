@@ -51,7 +51,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "openai_clip_vit_b32",
         "metrics/clip/ViT-B-32.pt",
-        ("background_consistency",),
+        ("background_consistency", "clip_text_similarity"),
         "https://openaipublic.azureedge.net/clip/models/"
         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
         sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
@@ -104,7 +104,8 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         "metrics/viclip/ViClip-InternVid-10M-FLT.pth",
         ("overall_consistency",),
         "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/ViClip-InternVid-10M-FLT.pth",
-        note="ViCLIP ViT-L; tokenizer bpe_simple_vocab_16e6.txt.gz ships with open_clip; metric not implemented yet",
+        note="{'model': state_dict} of ViCLIP ViT-L/14 (loaded strictly, weights_only=True); the BPE vocabulary "
+        "bpe_simple_vocab_16e6.txt.gz is read from open_clip's package (sha256 924691ac…804a, checked at load)",
         hub_key="metrics/viclip",
     ),
     MetricWeight(
@@ -123,6 +124,19 @@ def weights_for(metric_names: Iterable[str]) -> list[MetricWeight]:
     return [w for w in METRIC_WEIGHTS if wanted & set(w.metrics)]
 
 
+def _hub_copy(hub_key: str, root: Path) -> Path | None:
+    """Where ``deepforcing-eval weights download`` put a Hub-hosted file, or None.
+
+    That is ``<root>/<repo_id>/<filename>`` (``--weights-dir``) or the Hugging Face cache.
+    """
+    from deepforcing import weights
+
+    try:
+        return weights.resolve(hub_key, weights_dir=root)
+    except UserError:
+        return None
+
+
 def check_metric_weights(metric_names: Iterable[str], root: str | Path) -> dict[str, Path]:
     """Check that every file the metrics need is under ``root``; never touches the network.
 
@@ -135,15 +149,19 @@ def check_metric_weights(metric_names: Iterable[str], root: str | Path) -> dict[
 
     Raises:
         UserError: Listing every missing file (path, the metrics that need it, and its source).
+
+    A Hub-hosted file (``hub_key``) is also found where the project-wide registry downloads it.
     """
     root = Path(root).expanduser()
     found, missing = {}, []
     for w in weights_for(metric_names):
         p = root / w.relpath
-        if p.is_file():
-            found[w.key] = p
+        hub = None if p.is_file() or w.hub_key is None else _hub_copy(w.hub_key, root)
+        if p.is_file() or hub is not None:
+            found[w.key] = p if hub is None else hub
         else:
-            missing.append(f"  {p}  (for {', '.join(w.metrics)}; from {w.source})")
+            also = f"; or <repo_id>/<file> there / in the HF cache: `weights download {w.hub_key}`" if w.hub_key else ""
+            missing.append(f"  {p}  (for {', '.join(w.metrics)}; from {w.source}{also})")
     if missing:
         raise UserError(
             f"{len(missing)} metric weight file(s) missing:\n" + "\n".join(missing),

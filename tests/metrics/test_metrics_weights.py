@@ -22,10 +22,11 @@ def test_hub_files_are_in_the_project_registry_group():
         assert entry.filename == next(w for w in METRIC_WEIGHTS if w.hub_key == key).relpath.rsplit("/", 1)[1]
 
 
-@pytest.mark.parametrize("name", sorted(PLANNED_METRICS))
-def test_planned_metric_is_a_clear_error(name):
-    with pytest.raises(UserError, match="not implemented yet"):
-        get_metric(name)
+def test_planned_metric_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(PLANNED_METRICS, "future_dimension", "its backbone is not ported yet")
+    with pytest.raises(UserError, match="not implemented yet: its backbone"):
+        get_metric("future_dimension")
+    assert not {"motion_smoothness", "overall_consistency"} & set(PLANNED_METRICS)  # the Table-1 columns exist
 
 
 def test_missing_files_are_listed_together(tmp_path):

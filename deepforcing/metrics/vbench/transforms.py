@@ -51,3 +51,25 @@ def dino_transform(frames: torch.Tensor, n_px: int = 224) -> torch.Tensor:
     x = _as_float_tchw(frames)
     x = TF.resize(x, n_px, antialias=False)  # (T, 3, h', w'), bilinear
     return TF.normalize(x.div(255.0), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def clip_transform_uint8(frames: torch.Tensor, n_px: int = 224) -> torch.Tensor:
+    """VBench ``clip_transform`` on **uint8** frames, as ``read_frames_decord_by_fps`` hands them over.
+
+    The dimensions that sample frames with decord (overall_consistency, temporal_style, the competition CLIP
+    score) resize uint8 tensors: torchvision rounds and clamps the bicubic result back to uint8 before the
+    centre crop, /255 and CLIP normalisation (unlike :func:`clip_transform`, which resizes float frames).
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB.
+        n_px: Output size.
+
+    Returns:
+        ``(T, 3, n_px, n_px)`` float32.
+    """
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+    x = frames.permute(0, 3, 1, 2)  # (T, 3, H, W) uint8, a view as decord's frames.permute(0, 3, 1, 2)
+    x = TF.resize(x, n_px, interpolation=InterpolationMode.BICUBIC, antialias=False)  # (T, 3, h', w') uint8
+    x = TF.center_crop(x, [n_px, n_px])  # (T, 3, n_px, n_px) uint8
+    return TF.normalize(x.float().div(255.0), CLIP_MEAN, CLIP_STD)
