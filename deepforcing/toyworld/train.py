@@ -211,6 +211,8 @@ class TrainState:
     generator: torch.Generator
     seconds: float = 0.0
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    #: Every command that contributed to the run, with the step it ran to (a resumed run has several).
+    segments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def _new_state(cfg: TrainConfig) -> TrainState:
@@ -222,6 +224,8 @@ def _new_state(cfg: TrainConfig) -> TrainState:
 
 
 def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
+    if state.segments:
+        state.segments[-1]["to_step"] = state.step  # how far the current command got
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -235,6 +239,7 @@ def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
             "generator": state.generator.get_state(),
             "seconds": state.seconds,
             "history": state.history,
+            "segments": state.segments,
         },
         tmp,
     )
@@ -258,6 +263,16 @@ def _load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
     state.optimizer.load_state_dict(raw["optimizer"])
     state.generator.set_state(raw["generator"])
     state.step, state.seconds, state.history = raw["step"], raw["seconds"], raw["history"]
+    # Checkpoints written before segments were recorded: the first command follows from its saved settings.
+    first = raw["config"]
+    state.segments = raw.get("segments") or [
+        {
+            "command": f"deepforcing-eval toyworld train --steps {first['steps']} --batch-size {first['batch_size']} "
+            f"--lr {first['lr']:g} --seed {first['seed']} --out OUT",
+            "to_step": raw["step"],
+            "threads": 1,
+        }
+    ]
     return state
 
 
@@ -323,6 +338,7 @@ def train(
     if not state.history:
         state.history.append({"step": 0, "val_loss": validation_loss(state.ema_dit, state.ema_text, cfg, world)})
     t_start = time.perf_counter() - state.seconds
+    state.segments.append({"command": command, "to_step": cfg.steps, "threads": torch.get_num_threads()})
     while state.step < cfg.steps:
         s = state.step
         lr = cfg.learning_rate(s)
@@ -362,6 +378,7 @@ def train(
             write_loss_curve(state.history, out)
         if on_step is not None:
             on_step(state.step, row)
+    state.segments[-1]["to_step"] = state.step
     card = model_card(cfg, world, state, command)
     save_bundle(out, state.ema_dit, state.ema_text, card)
     write_loss_curve(state.history, out)
@@ -384,6 +401,7 @@ def model_card(cfg: TrainConfig, world: WorldConfig, state: TrainState, command:
         "sampling": _jsonable(ToySampling(shift=cfg.shift)),
         "run": {
             "command": command,
+            "segments": state.segments,
             "steps": state.step,
             "clips_seen": state.step * cfg.batch_size,
             "wall_seconds": round(state.seconds, 1),
@@ -416,7 +434,8 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- sampling: `{json.dumps(card['sampling'])}` (chunk-wise engine, 3-frame chunks)",
         f"- training: `{json.dumps(card['training'])}`",
         f"- world: `{json.dumps(card['world'])}`",
-        f"- command: `{run['command']}`",
+        "- commands (in order; a resumed run lists each part with the step it ran to and its CPU threads):",
+        *(f"  - `{seg['command']}` → step {seg['to_step']}, {seg['threads']} thread(s)" for seg in run["segments"]),
         f"- steps: {run['steps']} ({run['clips_seen']} clips), wall time {run['wall_seconds']} s, "
         f"torch {run['torch']}, {run['threads']} thread(s)",
         f"- final training loss (mean of last 100 steps): {run['final_loss_mean_last_100']}; "

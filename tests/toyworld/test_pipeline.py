@@ -112,9 +112,28 @@ def _rows(study):
         for method, late_presence in (("ground-truth", 1.0), ("self-forcing", 0.5), ("deep-forcing", 0.5 + p / 10)):
             for seg in range(study.num_frames // study.segment_frames):
                 presence = 1.0 if seg == 0 else late_presence
-                out.append({"method": method, "prompt": p, "seed": 0, "segment": seg, "seconds": 1.0,
-                            **{m: 0.0 for m in ("colour_error", "background_error", "spurious", "motion", "frozen",
-                                                "frame_change", "repetition")}, "presence": presence})
+                out.append(
+                    {
+                        "method": method,
+                        "prompt": p,
+                        "seed": 0,
+                        "segment": seg,
+                        "seconds": 1.0,
+                        **{
+                            m: 0.0
+                            for m in (
+                                "colour_error",
+                                "background_error",
+                                "spurious",
+                                "motion",
+                                "frozen",
+                                "frame_change",
+                                "repetition",
+                            )
+                        },
+                        "presence": presence,
+                    }
+                )
     return out
 
 

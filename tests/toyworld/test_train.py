@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -51,6 +53,8 @@ def test_resume_continues_exactly(tmp_path):
         load_file(str(tmp_path / "b" / "generator.safetensors")),
     )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((tmp_path / "b" / "card.json").read_text())
+    assert [seg["to_step"] for seg in card["run"]["segments"]] == [2, 4]  # interrupted at 2, resumed to 4
 
 
 def test_batches_are_deterministic():
