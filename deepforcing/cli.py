@@ -53,7 +53,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from deepforcing import methods
-    from deepforcing.pipeline import VideoGenerator, get_preset, latent_frames_for, pixel_frames_for
+    from deepforcing.pipeline import create_generator, get_preset, latent_frames_for
 
     if not args.prompt or not args.prompt.strip():
         raise UserError("the prompt is empty", "pass a non-empty --prompt")
@@ -72,11 +72,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, None: None}[args.dtype]
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was given but no CUDA device is available", "use --device cpu")
-    threads = args.threads or (1 if preset.name == "tiny" else None)
+    threads = args.threads or (1 if preset.name in ("tiny", "toyworld") else None)
     if threads:
         torch.set_num_threads(threads)
 
-    generator = VideoGenerator(
+    generator = create_generator(
         preset.name,
         method.name,
         device=args.device,
@@ -92,7 +92,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         str(generator.dtype).removeprefix("torch."),
         num_frames,
         num_frames // chunk,
-        pixel_frames_for(num_frames),
+        preset.pixel_frames(num_frames),
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -120,7 +120,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "video": str(result.video_path) if result.video_path else None,
         "latent_frames": num_frames,
         "video_frames": result.num_pixel_frames,
-        "seconds_of_video": round(result.num_pixel_frames / 16, 3),
+        "seconds_of_video": round(result.num_pixel_frames / preset.fps, 3),
         "chunk_latency_ms_mean": round(1000 * statistics.fmean(steady), 2),
         "chunk_latency_ms_max": round(1000 * max(result.chunk_seconds), 2),
         "fps": round(result.fps, 2),
@@ -132,7 +132,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         where = f"wrote [bold]{output}[/bold]" if output else "generated latents (no --output)"
         console.print(
-            f"{where}: {summary['video_frames']} frames ({summary['seconds_of_video']} s at 16 fps); "
+            f"{where}: {summary['video_frames']} frames ({summary['seconds_of_video']} s at {preset.fps} fps); "
             f"per-chunk latency {summary['chunk_latency_ms_mean']} ms mean (max {summary['chunk_latency_ms_max']}), "
             f"{summary['fps']} FPS, KV cache {summary['kv_cache_mib']} MiB"
         )
@@ -207,7 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True, help="text prompt")
     gen.add_argument("--prompt-id", help="stable id of the prompt (default: hash of the text); fixes the noise")
     gen.add_argument("--method", default="self-forcing", help="method name (see `methods list`)")
-    gen.add_argument("--model", default="tiny", help="model preset: tiny (CPU, random weights) or wan2.1-t2v-1.3b")
+    gen.add_argument(
+        "--model",
+        default="tiny",
+        help="model preset: tiny (CPU, random weights), toyworld (the shipped toy model; prompts in its grammar) "
+        "or wan2.1-t2v-1.3b",
+    )
     length = gen.add_mutually_exclusive_group()
     length.add_argument("--duration", type=float, default=5.0, help="seconds of video at 16 fps (default 5)")
     length.add_argument("--num-latent-frames", type=int, help="latent frames (a multiple of the chunk size)")

@@ -213,8 +213,8 @@ def drift_summaries(series: Series, window_s: float = 5.0, n_chunks: int = 10) -
 
     _try("first_last", lambda: first_last_delta(series, window_s))
     _try("segment_std", lambda: segment_std(series.values))
-    chunks = chunk_means(series, n_chunks)
-    _try("vde_linear", lambda: vde(chunks, "linear"))
-    _try("vde_log", lambda: vde(chunks, "log"))
+    # A series with gaps (undefined clips left out) may leave a VDE chunk empty: then VDE is undefined too.
+    _try("vde_linear", lambda: vde(chunk_means(series, n_chunks), "linear"))
+    _try("vde_log", lambda: vde(chunk_means(series, n_chunks), "log"))
     _try("slope", lambda: slope_per_minute(series))
     return out

@@ -29,7 +29,7 @@ def test_smoke_run_matches_the_committed_baseline(smoke_run, capsys):
     code = main(["regress", str(smoke_run), "--baseline", str(BASELINE), "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0, [f for f in doc["findings"] if f["status"] != "ok"]
-    assert doc["counts"] == {"ok": 3 * 42}  # 3 methods x 42 result values, nothing new, nothing missing
+    assert doc["counts"] == {"ok": 3 * 85}  # 3 methods x 85 result values, nothing new, nothing missing
 
 
 def test_a_changed_policy_knob_fails_the_gate(smoke_run, tmp_path, capsys):
@@ -126,7 +126,8 @@ def _wait(driver, script: str, timeout: float = 30.0):
 
 def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsys):
     out = artifacts_dir / "smoke-report.html"
-    assert main(["-q", "report", str(smoke_run), "--out", str(out), "--copy-videos"]) == 0
+    findings = ROOT / "reports" / "toyworld" / "drift-study.json"
+    assert main(["-q", "report", str(smoke_run), "--out", str(out), "--copy-videos", "--findings", str(findings)]) == 0
     capsys.readouterr()
     browser.get(out.resolve().as_uri())
     _wait(browser, "return document.documentElement.getAttribute('data-report-ready') === '1'")
@@ -145,7 +146,8 @@ def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsy
         assert box and box[0] > 300 and box[1] > 150, (chart, box)
     assert q("return document.querySelectorAll('#drift svg path').length") > 20  # the curves were drawn
     stills = q("return Array.from(document.querySelectorAll('.strip img')).map(i => i.naturalWidth)")
-    assert len(stills) == 6 * 7 and all(w > 0 for w in stills)  # 6 videos x 7 frames (every 2 s of 10.3 s)
+    assert len(stills) == 6 * 12 and all(w > 0 for w in stills)  # 6 videos x 12 stills of 52.5 s
+    assert q("return document.querySelectorAll('#findings table.df-table').length") == 8  # one per oracle number
     links = q("return Array.from(document.querySelectorAll('a[href$=\".mp4\"]')).map(a => a.getAttribute('href'))")
     assert len(links) == 6 and all((out.parent / h).is_file() for h in links)
     assert "Ours beside the paper" in q("return document.body.innerText")
