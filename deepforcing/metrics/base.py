@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.clips import ClipSpan, split_clips
+from deepforcing.metrics.clips import ClipSpan, detect_scene_cuts, split_clips, split_scene_clips
 from deepforcing.metrics.rows import ClipRow, ClipScore, VideoErrorRow
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def score_video(
     prompt: str | None = None,
     duration_s: float = 2.0,
     allow_short: bool = False,
+    scene_threshold: float | None = None,
 ) -> list[ClipRow | VideoErrorRow]:
     """Split a decoded video into VBench-Long clips and score them with every metric.
 
@@ -107,6 +108,9 @@ def score_video(
         prompt: The prompt text, handed to prompt-dependent metrics (never parsed from a file name).
         duration_s: Clip duration (VBench-Long: 2 s).
         allow_short: Score a video shorter than one clip as a single clip (VBench-Long behaviour).
+        scene_threshold: Split at scene cuts first (VBench-Long ``--use_semantic_splitting``; PySceneDetect
+            ``ContentDetector`` threshold, VBench-Long: 35.0), then split every scene into clips
+            (:func:`~deepforcing.metrics.clips.split_scene_clips`). ``None`` (default): no scene detection.
 
     Returns:
         Clip rows (and error rows) for all metrics.
@@ -118,7 +122,11 @@ def score_video(
             for mid in ids
         ]
     try:
-        clips = split_clips(int(frames.shape[0]), fps, duration_s, allow_short=allow_short)
+        cuts = detect_scene_cuts(frames, fps, scene_threshold) if scene_threshold is not None else []
+        if cuts:
+            clips = split_scene_clips(int(frames.shape[0]), cuts, fps, duration_s)
+        else:
+            clips = split_clips(int(frames.shape[0]), fps, duration_s, allow_short=allow_short)
     except UserError as err:
         return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
     spans = {c.index: c for c in clips}
