@@ -181,11 +181,20 @@ def _build_aesthetic(paths: dict[str, str]):
     )
 
 
+def _build_laion_improved(paths: dict[str, str]):
+    from deepforcing.metrics.laion_improved_aesthetic import LaionImprovedAestheticConfig
+
+    return LaionImprovedAestheticConfig(
+        clip_weights=paths["openai_clip_vit_l14"], head_weights=paths["laion_improved_l14"]
+    )
+
+
 #: Metric name -> function (weight key -> path) -> the metric's config.
 _BUILDERS = {
     "subject_consistency": _build_subject,
     "background_consistency": _build_background,
     "aesthetic_quality": _build_aesthetic,
+    "laion_improved_aesthetic": _build_laion_improved,
 }
 
 

@@ -38,6 +38,7 @@ METRICS: dict[str, str] = {
     "aesthetic_quality": "deepforcing.metrics.vbench.aesthetic_quality:AestheticQuality",
     "dynamic_degree": "deepforcing.metrics.vbench.dynamic_degree:DynamicDegree",
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
+    "laion_improved_aesthetic": "deepforcing.metrics.laion_improved_aesthetic:LaionImprovedAesthetic",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
 }
 

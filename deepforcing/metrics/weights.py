@@ -60,7 +60,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "openai_clip_vit_l14",
         "metrics/clip/ViT-L-14.pt",
-        ("aesthetic_quality",),
+        ("aesthetic_quality", "laion_improved_aesthetic"),
         "https://openaipublic.azureedge.net/clip/models/"
         "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
         sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
@@ -74,6 +74,15 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         size=4071,
         sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
         note="nn.Linear(768, 1) state dict",
+    ),
+    MetricWeight(
+        "laion_improved_l14",
+        "metrics/aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+        ("laion_improved_aesthetic",),
+        "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
+        size=3714759,
+        sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
+        note="state dict of an nn.Sequential MLP (layers.0/2/4/6/7: 768-1024-128-64-16-1, no activations)",
     ),
     MetricWeight(
         "raft_things",
