@@ -12,6 +12,8 @@ Layout (one file per metric, math in pure functions, classes only wrap it):
 * ``image_stats``, ``drift`` — weight-free exposure / colour statistics and drift summaries.
 * ``frechet``, ``fvd``, ``i3d`` — Fréchet distance, mergeable feature statistics, StyleGAN-V I3D.
 * ``vbench/`` — VBench dimensions, one file each, numerically equal to ``vbench``'s own functions.
+  ``vbench/static_filter`` (RAFT static filter) and ``vbench/slow_fast`` (VBench-Long fusion) are options.
+* ``laion_improved_aesthetic`` — the LAION improved aesthetic predictor (MLP on CLIP ViT-L/14), 1–10 scale.
 
 Adding a metric:
     1. Write ``deepforcing/metrics/<name>.py`` with a frozen config dataclass whose ``metric_id`` property
