@@ -123,6 +123,7 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
                 opts.weights_dir,
                 suite.fvd_window_s,
                 {m: suite.options_for(m) for m, _ in suite.metric_options},
+                suite.scene_split,
             )
         except UserError as exc:
             problems.append(str(exc))
@@ -264,6 +265,7 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
             opts.weights_dir,
             suite.fvd_window_s,
             {m: suite.options_for(m) for m, _ in suite.metric_options},
+            suite.scene_split,
         )
     except UserError as exc:
         metrics_problem = str(exc)

@@ -127,6 +127,7 @@ def plan_metrics(
     weights_dir: str | os.PathLike | None = None,
     fvd_window_s: float = 5.0,
     metric_options: dict[str, dict[str, Any]] | None = None,
+    scene_split: bool = False,
 ) -> dict[str, MetricPlan]:
     """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
 
@@ -137,6 +138,7 @@ def plan_metrics(
         weights_dir: Metric weights root (see :func:`metric_weights_root`).
         fvd_window_s: Temporal FVD window.
         metric_options: The suite's validated ``metric_options`` (metric -> option -> value).
+        scene_split: Split videos at scene cuts first (needs PySceneDetect; checked here, before any compute).
 
     Raises:
         UserError: A metric without a builder, or missing weight files (one error listing all of them).
@@ -144,6 +146,10 @@ def plan_metrics(
     from deepforcing.metrics.weights import check_metric_weights, weights_for
 
     check_buildable(names)
+    if scene_split and importlib.util.find_spec("scenedetect") is None:
+        raise UserError(
+            "the suite sets scene_split, but PySceneDetect is not installed", "pip install 'deepforcing-eval[scenes]'"
+        )
     metric_options = metric_options or {}
     root = metric_weights_root(weights_dir)
     needs = {n: _option_weight_metrics(n, metric_options.get(n, {})) for n in names}
@@ -166,6 +172,7 @@ def plan_metrics(
                 "schema": SCHEMA_VERSION,
                 **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
                 **({"options": metric_options[name]} if metric_options.get(name) else {}),
+                **({"scene_split": "content35"} if scene_split else {}),
             },
             sort_keys=True,
         )
@@ -361,6 +368,7 @@ def score_units(
         Number of units this rank scored.
     """
     from deepforcing.metrics.base import score_video
+    from deepforcing.metrics.clips import SCENE_THRESHOLD
     from deepforcing.metrics.rows import VideoErrorRow
     from deepforcing.metrics.video_io import decode_video
 
@@ -406,6 +414,7 @@ def score_units(
                 prompt_id=item.prompt.prompt_id,
                 duration_s=plan.suite.clip_seconds,
                 allow_short=plan.suite.allow_short,
+                scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
             )
         elif instances:
             rows = [

@@ -21,6 +21,7 @@ Schema (see ``eval/suites/README.md`` for the full description)::
     clip_seconds: 2                         # VBench-Long clip length
     allow_short: false                      # score a video shorter than one clip as a single clip
     fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
+    scene_split: false                      # split at scene cuts first (VBench-Long --use_semantic_splitting)
     metric_options:                         # optional, per metric (see METRIC_OPTIONS); part of the hash
       temporal_flickering: {static_filter: true}
 
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from deepforcing.configs import config_hash, to_dict
+from deepforcing.configs import to_dict
 from deepforcing.errors import UserError
 from deepforcing.harness.prompts import (
     Prompt,
@@ -70,6 +71,7 @@ _FIELDS = {
     "allow_short",
     "fvd_window_s",
     "metric_options",
+    "scene_split",
 }
 _REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length", "metrics")
 
@@ -128,6 +130,8 @@ class SuiteConfig:
         overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
         metric_options: Per-metric options (:data:`METRIC_OPTIONS`), sorted, as ``(metric, ((option, value),
             ...))``.
+        scene_split: Split every video at its scene cuts (PySceneDetect, VBench-Long's defaults) before the
+            fixed-length clip split (:func:`deepforcing.metrics.clips.split_scene_clips`).
     """
 
     name: str
@@ -146,15 +150,22 @@ class SuiteConfig:
     limit: int | None = None
     overrides: tuple[tuple[str, str], ...] = field(default=())
     metric_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    scene_split: bool = False
 
     @property
     def config_hash(self) -> str:
-        """Short content hash of the protocol (the description is excluded; no ``metric_options``: as before)."""
+        """Short content hash of the protocol (the description is excluded).
+
+        ``metric_options`` and ``scene_split`` enter the hash only when set, so the hashes of suites that do not
+        use them are the same as before these fields existed.
+        """
+        data = to_dict(replace(self, description=""))
         if not self.metric_options:
-            data = {k: v for k, v in to_dict(replace(self, description="")).items() if k != "metric_options"}
-            blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-            return hashlib.sha256(blob.encode()).hexdigest()[:12]
-        return config_hash(replace(self, description=""))
+            data.pop("metric_options")
+        if not self.scene_split:
+            data.pop("scene_split")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def options_for(self, metric: str) -> dict[str, Any]:
         """The ``metric_options`` of one metric (empty if none)."""
@@ -472,6 +483,9 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
     allow_short = data.get("allow_short", False)
     if not isinstance(allow_short, bool):
         problems.add(("allow_short",), f"allow_short must be true or false, got {allow_short!r}")
+    scene_split = data.get("scene_split", False)
+    if not isinstance(scene_split, bool):
+        problems.add(("scene_split",), f"scene_split must be true or false, got {scene_split!r}")
 
     # ---- prompts
     selection, prompt_list = _validate_prompts(data["prompts"], problems)
@@ -499,6 +513,7 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         limit=ov.limit,
         overrides=tuple(applied),
         metric_options=metric_options,
+        scene_split=scene_split,
     )
 
 

@@ -86,3 +86,23 @@ def test_static_filter_option_reaches_the_metric(tmp_path):
     metric = build_metric(plan, "cpu")
     assert metric.filter is not None and metric.id.endswith("static_filter=true")
     assert build_metric(plain, "cpu").filter is None
+
+
+def test_scene_split_is_validated_hashed_and_needs_pyscenedetect(tmp_path, monkeypatch):
+    import importlib.util
+
+    from deepforcing.harness.scoring import plan_metrics
+
+    plain = load_suite(write(tmp_path))
+    assert plain.scene_split is False
+    split = load_suite(write(tmp_path, "scene_split: true\n"))
+    assert split.scene_split is True and split.config_hash != plain.config_hash
+    with pytest.raises(UserError, match="scene_split must be true or false, got 'yes'"):
+        load_suite(write(tmp_path, "scene_split: 'yes'\n"))
+    if importlib.util.find_spec("scenedetect") is None:
+        with pytest.raises(UserError, match=r"deepforcing-eval\[scenes\]"):
+            plan_metrics(("image_stats",), 2.0, False, tmp_path, scene_split=True)
+    else:
+        a = plan_metrics(("image_stats",), 2.0, False, tmp_path)["image_stats"]
+        b = plan_metrics(("image_stats",), 2.0, False, tmp_path, scene_split=True)["image_stats"]
+        assert a.fingerprint != b.fingerprint
