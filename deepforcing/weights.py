@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ class WeightFile:
         license_note: Licence information, or where to check it.
         index: ``True`` when the file is a ``*.safetensors.index.json``; the shards it lists belong to this
             entry (they are verified and downloaded with it).
+        url: For a file published at a plain URL instead of the Hub: the URL. ``repo_id`` / ``filename`` then
+            only give its place under the weights directory (``<dir>/<repo_id>/<filename>``), and it is fetched
+            with :func:`download_url` (never looked up in the Hugging Face cache).
+        archive_member: With ``url``: the URL is a zip archive and the file is this member of it (``size_bytes``
+            and ``sha256`` describe the member).
     """
 
     key: str
@@ -63,6 +69,8 @@ class WeightFile:
     purpose: str
     license_note: str
     index: bool = False
+    url: str | None = None
+    archive_member: str | None = None
 
 
 _REGISTRY: dict[str, WeightFile] = {}
@@ -203,9 +211,23 @@ def _local_path(base: Path, entry: WeightFile) -> Path:
     return base / entry.repo_id / entry.filename
 
 
+def default_weights_dir() -> Path:
+    """Where plain-URL files go without ``--weights-dir`` / ``$DEEPFORCING_WEIGHTS_DIR``: ``<cache>/weights``.
+
+    ``<cache>`` is ``$DEEPFORCING_CACHE`` or ``~/.cache/deepforcing-eval`` (the metric weights root of the
+    harness, :func:`deepforcing.harness.scoring.metric_weights_root`).
+    """
+    cache = os.environ.get("DEEPFORCING_CACHE") or str(Path.home() / ".cache" / "deepforcing-eval")
+    return Path(cache).expanduser() / "weights"
+
+
 def _find(entry: WeightFile, weights_dir: str | os.PathLike | None) -> tuple[Path | None, list[str]]:
     """Return (path or None, human-readable list of places looked in)."""
     looked: list[str] = []
+    if entry.url is not None:
+        p = _local_path(_weights_dir(weights_dir) or default_weights_dir(), entry)
+        looked.append(str(p))
+        return (p if p.is_file() else None), looked
     base = _weights_dir(weights_dir)
     if base is not None:
         p = _local_path(base, entry)
@@ -354,13 +376,14 @@ def verify(
 
 
 def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -> list[Path]:
-    """Download files with ``huggingface_hub.hf_hub_download``.
+    """Download files: Hub files with ``huggingface_hub.hf_hub_download``, plain-URL files with :func:`download_url`.
 
     Args:
         keys: Keys or group names.
         dest: Target weights directory (files land at ``<dest>/<repo_id>/<filename>``, which :func:`resolve`
             finds with ``weights_dir=dest`` or ``DEEPFORCING_WEIGHTS_DIR=dest``); ``None`` means the Hugging
-            Face cache.
+            Face cache for Hub files and ``$DEEPFORCING_WEIGHTS_DIR`` or :func:`default_weights_dir` for
+            plain-URL files.
 
     Returns:
         Local paths of the downloaded files (index entries: the index file; its shards land beside it).
@@ -376,9 +399,10 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
             hint="unset HF_HUB_OFFLINE (or download on a machine with network access and copy the files "
             f"into <weights dir>/<repo_id>/<filename>, then set {WEIGHTS_DIR_ENV})",
         )
-    from huggingface_hub import hf_hub_download
 
     def fetch(entry: WeightFile, filename: str) -> Path:
+        from huggingface_hub import hf_hub_download
+
         kwargs = {"repo_id": entry.repo_id, "filename": filename, "revision": entry.revision}
         if dest is not None:
             kwargs["local_dir"] = str(Path(dest).expanduser() / entry.repo_id)
@@ -394,6 +418,10 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
     out = []
     for key in file_keys:
         entry = _REGISTRY[key]
+        if entry.url is not None:
+            target = _local_path(_weights_dir(dest) or default_weights_dir(), entry)
+            out.append(_download_url_entry(entry, target))
+            continue
         path = fetch(entry, entry.filename)
         if entry.size_bytes is not None and path.stat().st_size != entry.size_bytes:
             raise UserError(f"{path} has {path.stat().st_size} bytes, expected {entry.size_bytes}")
@@ -405,6 +433,113 @@ def download(keys: str | Iterable[str], dest: str | os.PathLike | None = None) -
                 fetch(entry, folder + shard)
         out.append(path)
     return out
+
+
+def download_url(
+    url: str,
+    path: str | os.PathLike,
+    sha256: str | None = None,
+    size: int | None = None,
+    timeout: float = 60.0,
+    chunk: int = 1 << 20,
+) -> Path:
+    """Fetch a plain URL to ``path``: streamed to ``<path>.part``, checked, then renamed into place.
+
+    An interrupted download leaves ``<path>.part``; the next call resumes it with an HTTP ``Range`` request
+    (and starts over when the server ignores the range). A complete file that fails the size / sha256 check is
+    deleted, so a wrong file never lands at ``path``.
+
+    Args:
+        url: ``http(s)://`` (or ``file://``) URL.
+        path: Destination file.
+        sha256: Expected hex digest, when known.
+        size: Expected size in bytes, when known.
+        timeout: Socket timeout in seconds.
+        chunk: Read size.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        UserError: When offline (``HF_HUB_OFFLINE``), on a network / HTTP error (naming the URL; a partial file
+            is kept for resuming), or on a size / sha256 mismatch (nothing is left behind).
+    """
+    import urllib.error
+    import urllib.request
+
+    dest = Path(path).expanduser()
+    if is_offline():
+        raise UserError(f"cannot download {url}: HF_HUB_OFFLINE is set, so no network access is tried")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    digest = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "deepforcing-eval"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    logger.info("downloading %s -> %s%s", url, dest, f" (resuming at {have} B)" if have else "")
+
+    def hash_part() -> None:
+        with open(part, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            resumed = have > 0 and getattr(resp, "status", 200) == 206
+            if resumed:
+                hash_part()
+            with open(part, "ab" if resumed else "wb") as f:
+                while block := resp.read(chunk):
+                    digest.update(block)
+                    f.write(block)
+    except urllib.error.HTTPError as err:
+        if not (have and err.code == 416):  # 416: the partial file is already complete
+            raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}", "check the URL") from err
+        hash_part()
+    except (urllib.error.URLError, OSError) as err:
+        raise UserError(
+            f"download of {url} failed: {type(err).__name__}: {err}",
+            hint="check network access (the partial file is kept and resumed next time), or download it "
+            f"elsewhere and place it at {dest}",
+        ) from err
+    got_size, got_sha = part.stat().st_size, digest.hexdigest()
+    problem = None
+    if size is not None and got_size != size:
+        problem = f"has {got_size} bytes, expected {size}"
+    elif sha256 is not None and got_sha != sha256.lower():
+        problem = f"has sha256 {got_sha}, expected {sha256.lower()}"
+    if problem:
+        part.unlink()
+        raise UserError(f"download of {url} {problem}; the file was deleted", hint="retry, or check the URL")
+    os.replace(part, dest)
+    return dest
+
+
+def _download_url_entry(entry: WeightFile, target: Path) -> Path:
+    """Download a plain-URL entry (extracting its archive member if it has one); skip an intact file."""
+    if target.is_file() and (entry.sha256 is None or sha256_file(target) == entry.sha256.lower()):
+        logger.info("%s already present at %s", entry.key, target)
+        return target
+    if entry.archive_member is None:
+        return download_url(entry.url, target, entry.sha256, entry.size_bytes)
+    import zipfile
+
+    archive = download_url(entry.url, target.with_name(target.name + ".zip"))
+    part = target.with_name(target.name + ".part")
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(entry.archive_member) as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except (KeyError, zipfile.BadZipFile) as err:
+        part.unlink(missing_ok=True)
+        raise UserError(f"{entry.url} has no member {entry.archive_member!r}: {err}") from err
+    finally:
+        archive.unlink(missing_ok=True)
+    if entry.sha256 is not None and sha256_file(part) != entry.sha256.lower():
+        part.unlink()
+        raise UserError(f"{entry.archive_member} in {entry.url} does not match its registered sha256")
+    os.replace(part, target)
+    return target
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -576,9 +711,8 @@ register_group(
 del _f
 
 # ------------------------------------------------------------------------------------------------------
-# Metric backbones hosted on the Hugging Face Hub (deepforcing.metrics). Files published elsewhere (DINO,
-# OpenAI CLIP .pt archives, raft-things, the LAION v1 head, StyleGAN-V I3D) are listed with their URLs in
-# deepforcing/metrics/weights.py and checked offline by deepforcing.metrics.weights.check_metric_weights.
+# Metric backbones hosted on the Hugging Face Hub (deepforcing.metrics). deepforcing/metrics/weights.py lists
+# every metric file (Hub or plain URL) with its place under the metric weights root and checks them offline.
 # ------------------------------------------------------------------------------------------------------
 
 _METRIC_FILES = (
@@ -614,7 +748,91 @@ _METRIC_FILES = (
         license_note=_UNKNOWN_LICENSE,
     ),
 )
-for _entry in _METRIC_FILES:
+# Metric backbones published at plain URLs (the same files as deepforcing/metrics/weights.py lists, same
+# places: <weights dir>/metrics/<...> = the harness' metric weights root / relpath). Downloaded with urllib.
+_OPENAI_CLIP = "https://openaipublic.azureedge.net/clip/models/"
+_METRIC_URL_FILES = (
+    WeightFile(
+        key="metrics/dino-vitb16",
+        repo_id="metrics",
+        filename="dino/dino_vitbase16_pretrain.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="DINO ViT-B/16 for VBench subject_consistency",
+        license_note="facebookresearch/dino: Apache-2.0 (check the repository before redistribution)",
+        url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+    ),
+    WeightFile(
+        key="metrics/openai-clip-vit-b32",
+        repo_id="metrics",
+        filename="clip/ViT-B-32.pt",
+        revision=None,
+        size_bytes=None,
+        sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+        purpose="OpenAI CLIP ViT-B/32 (TorchScript) for VBench background_consistency",
+        license_note="openai/CLIP: MIT (check the repository before redistribution)",
+        url=_OPENAI_CLIP + "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+    ),
+    WeightFile(
+        key="metrics/openai-clip-vit-l14",
+        repo_id="metrics",
+        filename="clip/ViT-L-14.pt",
+        revision=None,
+        size_bytes=None,
+        sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        purpose="OpenAI CLIP ViT-L/14 (TorchScript) for aesthetic_quality and laion_improved_aesthetic",
+        license_note="openai/CLIP: MIT (check the repository before redistribution)",
+        url=_OPENAI_CLIP + "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+    ),
+    WeightFile(
+        key="metrics/laion-aesthetic-v1-l14",
+        repo_id="metrics",
+        filename="aesthetic/sa_0_4_vit_l_14_linear.pth",
+        revision=None,
+        size_bytes=4071,
+        sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
+        purpose="LAION aesthetic predictor v1 linear head for VBench aesthetic_quality",
+        license_note="LAION-AI/aesthetic-predictor: MIT (check the repository before redistribution)",
+        url="https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+    ),
+    WeightFile(
+        key="metrics/laion-improved-l14",
+        repo_id="metrics",
+        filename="aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+        revision=None,
+        size_bytes=3714759,
+        sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
+        purpose="LAION improved aesthetic predictor MLP for laion_improved_aesthetic",
+        license_note="christophschuhmann/improved-aesthetic-predictor: Apache-2.0 (check before redistribution)",
+        url="https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
+        "sac+logos+ava1-l14-linearMSE.pth",
+    ),
+    WeightFile(
+        key="metrics/raft-things",
+        repo_id="metrics",
+        filename="raft/raft-things.pth",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="RAFT (raft-things) for VBench dynamic_degree and the temporal_flickering static filter",
+        license_note="princeton-vl/RAFT: BSD-3-Clause (check the repository before redistribution)",
+        url="https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip",
+        archive_member="models/raft-things.pth",
+    ),
+    WeightFile(
+        key="metrics/i3d-styleganv",
+        repo_id="metrics",
+        filename="i3d/i3d_torchscript.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="StyleGAN-V TorchScript port of the tf-hub I3D (Kinetics-400) for FVD",
+        license_note=_UNKNOWN_LICENSE,
+        url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+    ),
+)
+for _entry in (*_METRIC_FILES, *_METRIC_URL_FILES):
     register(_entry)
-register_group("metrics", [e.key for e in _METRIC_FILES])
+register_group("metrics", [e.key for e in (*_METRIC_FILES, *_METRIC_URL_FILES)])
 del _entry

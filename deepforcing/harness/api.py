@@ -117,7 +117,13 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
     if opts.score:
         try:
             metrics = plan_metrics(
-                suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s
+                suite.metrics,
+                suite.clip_seconds,
+                suite.allow_short,
+                opts.weights_dir,
+                suite.fvd_window_s,
+                {m: suite.options_for(m) for m, _ in suite.metric_options},
+                suite.scene_split,
             )
         except UserError as exc:
             problems.append(str(exc))
@@ -252,7 +258,15 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
         plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, resolve_weights=False)
     metrics_problem = None
     try:
-        plan_metrics(suite.metrics, suite.clip_seconds, suite.allow_short, opts.weights_dir, suite.fvd_window_s)
+        plan_metrics(
+            suite.metrics,
+            suite.clip_seconds,
+            suite.allow_short,
+            opts.weights_dir,
+            suite.fvd_window_s,
+            {m: suite.options_for(m) for m, _ in suite.metric_options},
+            suite.scene_split,
+        )
     except UserError as exc:
         metrics_problem = str(exc)
     done: set[str] = set()

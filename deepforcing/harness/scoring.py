@@ -19,6 +19,7 @@ order) and the Fréchet distance is taken between the two sets (:mod:`deepforcin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -91,12 +92,14 @@ class MetricPlan:
         fingerprint: 12 hex digits over code, weights and protocol.
         weights: Weight key -> sha256.
         weight_paths: Weight key -> path on this machine (not part of the fingerprint).
+        options: The suite's ``metric_options`` for this metric (fields of its config; in the fingerprint).
     """
 
     name: str
     fingerprint: str
     weights: dict[str, str] = field(default_factory=dict, hash=False)
     weight_paths: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def cache_name(self) -> str:
         """File name of the cached rows (feature statistics for temporal FVD)."""
@@ -125,8 +128,19 @@ def plan_metrics(
     allow_short: bool,
     weights_dir: str | os.PathLike | None = None,
     fvd_window_s: float = 5.0,
+    metric_options: dict[str, dict[str, Any]] | None = None,
+    scene_split: bool = False,
 ) -> dict[str, MetricPlan]:
     """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
+
+    Args:
+        names: Registered metric names of the suite.
+        clip_seconds: Clip length of the splitter.
+        allow_short: Score videos shorter than one clip whole.
+        weights_dir: Metric weights root (see :func:`metric_weights_root`).
+        fvd_window_s: Temporal FVD window.
+        metric_options: The suite's validated ``metric_options`` (metric -> option -> value).
+        scene_split: Split videos at scene cuts first (needs PySceneDetect; checked here, before any compute).
 
     Raises:
         UserError: A metric without a builder, or missing weight files (one error listing all of them).
@@ -134,12 +148,18 @@ def plan_metrics(
     from deepforcing.metrics.weights import check_metric_weights, weights_for
 
     check_buildable(names)
+    if scene_split and importlib.util.find_spec("scenedetect") is None:
+        raise UserError(
+            "the suite sets scene_split, but PySceneDetect is not installed", "pip install 'deepforcing-eval[scenes]'"
+        )
+    metric_options = metric_options or {}
     root = metric_weights_root(weights_dir)
-    paths = check_metric_weights(names, root)
+    needs = {n: _option_weight_metrics(n, metric_options.get(n, {})) for n in names}
+    paths = check_metric_weights([*names, *(m for extra in needs.values() for m in extra)], root)
     cache = _load_sha_cache()
     out = {}
     for name in names:
-        keys = [w.key for w in weights_for([name])]
+        keys = [w.key for w in weights_for([name, *needs[name]])]
         shas = {k: sha256_cached(paths[k], cache) for k in keys}
         code = hashlib.sha256()
         for f in _source_files(name):
@@ -153,11 +173,17 @@ def plan_metrics(
                 "allow_short": allow_short,
                 "schema": SCHEMA_VERSION,
                 **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
+                **({"options": metric_options[name]} if metric_options.get(name) else {}),
+                **({"scene_split": "content35"} if scene_split else {}),
             },
             sort_keys=True,
         )
         out[name] = MetricPlan(
-            name, hashlib.sha256(blob.encode()).hexdigest()[:12], shas, {k: str(paths[k]) for k in keys}
+            name,
+            hashlib.sha256(blob.encode()).hexdigest()[:12],
+            shas,
+            {k: str(paths[k]) for k in keys},
+            dict(metric_options.get(name, {})),
         )
     _save_sha_cache(cache)
     return out
@@ -203,6 +229,25 @@ def _build_clip_text(paths: dict[str, str]):
     return ClipTextSimilarityConfig(weights=paths["openai_clip_vit_b32"])
 
 
+def _build_laion_improved(paths: dict[str, str]):
+    from deepforcing.metrics.laion_improved_aesthetic import LaionImprovedAestheticConfig
+
+    return LaionImprovedAestheticConfig(
+        clip_weights=paths["openai_clip_vit_l14"], head_weights=paths["laion_improved_l14"]
+    )
+
+
+def _option_weight_metrics(name: str, options: dict[str, Any]) -> tuple[str, ...]:
+    """Metrics whose weight files an option also needs (the static filter runs dynamic_degree's RAFT)."""
+    return ("dynamic_degree",) if name == "temporal_flickering" and options.get("static_filter") else ()
+
+
+def _build_flickering(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.temporal_flickering import TemporalFlickeringConfig
+
+    return TemporalFlickeringConfig(raft_weights=paths.get("raft_things"))
+
+
 #: Metric name -> function (weight key -> path) -> the metric's config.
 _BUILDERS = {
     "subject_consistency": _build_subject,
@@ -211,6 +256,7 @@ _BUILDERS = {
     "motion_smoothness": _build_motion,
     "overall_consistency": _build_overall,
     "clip_text_similarity": _build_clip_text,
+    "laion_improved_aesthetic": _build_laion_improved,
 }
 
 
@@ -219,9 +265,11 @@ def build_metric(plan: MetricPlan, device: str):
     from deepforcing.metrics import get_metric
 
     cls = get_metric(plan.name)
+    if plan.name == "temporal_flickering" and plan.options:
+        return cls(dataclasses.replace(_build_flickering(plan.weight_paths), **plan.options), device=device)
     if plan.name in _NO_WEIGHTS:
         return cls()
-    return cls(_BUILDERS[plan.name](plan.weight_paths), device=device)
+    return cls(dataclasses.replace(_BUILDERS[plan.name](plan.weight_paths), **plan.options), device=device)
 
 
 def fvd_metric_id(window_s: float) -> str:
@@ -345,6 +393,7 @@ def score_units(
         Number of units this rank scored.
     """
     from deepforcing.metrics.base import score_video
+    from deepforcing.metrics.clips import SCENE_THRESHOLD
     from deepforcing.metrics.rows import VideoErrorRow
     from deepforcing.metrics.video_io import decode_video
 
@@ -391,6 +440,7 @@ def score_units(
                 prompt=item.prompt.text,
                 duration_s=plan.suite.clip_seconds,
                 allow_short=plan.suite.allow_short,
+                scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
             )
         elif instances:
             rows = [

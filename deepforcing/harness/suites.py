@@ -21,6 +21,9 @@ Schema (see ``eval/suites/README.md`` for the full description)::
     clip_seconds: 2                         # VBench-Long clip length
     allow_short: false                      # score a video shorter than one clip as a single clip
     fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
+    scene_split: false                      # split at scene cuts first (VBench-Long --use_semantic_splitting)
+    metric_options:                         # optional, per metric (see METRIC_OPTIONS); part of the hash
+      temporal_flickering: {static_filter: true}
 
 An alias file holds only ``alias: <suite>`` (plus an optional description).
 """
@@ -28,12 +31,14 @@ An alias file holds only ``alias: <suite>`` (plus an optional description).
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from deepforcing.configs import config_hash, to_dict
+from deepforcing.configs import to_dict
 from deepforcing.errors import UserError
 from deepforcing.harness.prompts import (
     Prompt,
@@ -65,8 +70,19 @@ _FIELDS = {
     "clip_seconds",
     "allow_short",
     "fvd_window_s",
+    "metric_options",
+    "scene_split",
 }
 _REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length", "metrics")
+
+#: Options a suite may set per metric (``metric_options``): option -> ``bool``, ``"weight"`` (a number >= 0) or
+#: a tuple of allowed strings. They become fields of the metric's config (``deepforcing.harness.scoring``).
+METRIC_OPTIONS: dict[str, dict[str, Any]] = {
+    "temporal_flickering": {"static_filter": bool},
+    "subject_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
+    "background_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
+    "laion_improved_aesthetic": {"preprocess": ("pil", "vbench")},
+}
 
 
 def suites_dir() -> Path:
@@ -112,6 +128,10 @@ class SuiteConfig:
             reference, clips of the last ``fvd_window_s`` seconds are compared with them.
         limit: Keep only the first N selected prompts (``--limit``), None for all.
         overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
+        metric_options: Per-metric options (:data:`METRIC_OPTIONS`), sorted, as ``(metric, ((option, value),
+            ...))``.
+        scene_split: Split every video at its scene cuts (PySceneDetect, VBench-Long's defaults) before the
+            fixed-length clip split (:func:`deepforcing.metrics.clips.split_scene_clips`).
     """
 
     name: str
@@ -129,11 +149,27 @@ class SuiteConfig:
     fvd_window_s: float = 5.0
     limit: int | None = None
     overrides: tuple[tuple[str, str], ...] = field(default=())
+    metric_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    scene_split: bool = False
 
     @property
     def config_hash(self) -> str:
-        """Short content hash of the protocol (the description is excluded)."""
-        return config_hash(replace(self, description=""))
+        """Short content hash of the protocol (the description is excluded).
+
+        ``metric_options`` and ``scene_split`` enter the hash only when set, so the hashes of suites that do not
+        use them are the same as before these fields existed.
+        """
+        data = to_dict(replace(self, description=""))
+        if not self.metric_options:
+            data.pop("metric_options")
+        if not self.scene_split:
+            data.pop("scene_split")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def options_for(self, metric: str) -> dict[str, Any]:
+        """The ``metric_options`` of one metric (empty if none)."""
+        return dict(dict(self.metric_options).get(metric, ()))
 
     @property
     def seconds(self) -> float:
@@ -432,6 +468,8 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         if d not in metric_names:
             problems.add(("drift", i), f"drift of '{d}' needs '{d}' in metrics", f"metrics are: {metric_names}")
 
+    metric_options = _validate_metric_options(data.get("metric_options"), metric_names, problems)
+
     clip_seconds = data.get("clip_seconds", 2.0)
     if not isinstance(clip_seconds, int | float) or isinstance(clip_seconds, bool) or clip_seconds <= 0:
         problems.add(("clip_seconds",), f"clip_seconds must be positive, got {clip_seconds!r}")
@@ -445,6 +483,9 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
     allow_short = data.get("allow_short", False)
     if not isinstance(allow_short, bool):
         problems.add(("allow_short",), f"allow_short must be true or false, got {allow_short!r}")
+    scene_split = data.get("scene_split", False)
+    if not isinstance(scene_split, bool):
+        problems.add(("scene_split",), f"scene_split must be true or false, got {scene_split!r}")
 
     # ---- prompts
     selection, prompt_list = _validate_prompts(data["prompts"], problems)
@@ -471,7 +512,47 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         fvd_window_s=float(fvd_window) if isinstance(fvd_window, int | float) else 5.0,
         limit=ov.limit,
         overrides=tuple(applied),
+        metric_options=metric_options,
+        scene_split=scene_split,
     )
+
+
+def _validate_metric_options(
+    spec: Any, metric_names: list[Any], problems: _Problems
+) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """Check ``metric_options`` against :data:`METRIC_OPTIONS`; return it sorted (empty when absent)."""
+    if spec is None:
+        return ()
+    if not isinstance(spec, dict):
+        problems.add(("metric_options",), "metric_options must map metric names to {option: value}")
+        return ()
+    out = []
+    for metric, options in spec.items():
+        key: KeyPath = ("metric_options", metric)
+        allowed = METRIC_OPTIONS.get(metric)
+        if metric not in metric_names:
+            problems.add(key, f"options for '{metric}' need '{metric}' in metrics", f"metrics are: {metric_names}")
+            continue
+        if allowed is None:
+            hint = f"metrics with options: {', '.join(METRIC_OPTIONS)}"
+            problems.add(key, f"metric '{metric}' takes no options", hint)
+            continue
+        if not isinstance(options, dict):
+            problems.add(key, f"options of '{metric}' must be a mapping like {{{next(iter(allowed))}: ...}}")
+            continue
+        for name, value in options.items():
+            kind = allowed.get(name)
+            where = (*key, name)
+            if kind is None:
+                problems.add(where, f"unknown option '{name}' of '{metric}'", _choices(str(name), sorted(allowed)))
+            elif kind is bool and not isinstance(value, bool):
+                problems.add(where, f"{metric}.{name} must be true or false, got {value!r}")
+            elif kind == "weight" and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                problems.add(where, f"{metric}.{name} must be a number >= 0, got {value!r}")
+            elif isinstance(kind, tuple) and value not in kind:
+                problems.add(where, f"{metric}.{name} must be one of {', '.join(kind)}, got {value!r}")
+        out.append((metric, tuple(sorted(options.items()))))
+    return tuple(sorted(out))
 
 
 def _validate_prompts(spec: Any, problems: _Problems) -> tuple[PromptSelection, list[Prompt] | None]:

@@ -13,6 +13,8 @@ Layout (one file per metric, math in pure functions, classes only wrap it):
 * ``frechet``, ``fvd``, ``i3d`` — Fréchet distance, mergeable feature statistics, StyleGAN-V I3D.
 * ``clip_text_similarity`` — CLIP text–frame cosine per 10-s segment (LongLive's prompt adherence over time).
 * ``vbench/`` — VBench dimensions, one file each, numerically equal to ``vbench``'s own functions.
+  ``vbench/static_filter`` (RAFT static filter) and ``vbench/slow_fast`` (VBench-Long fusion) are options.
+* ``laion_improved_aesthetic`` — the LAION improved aesthetic predictor (MLP on CLIP ViT-L/14), 1–10 scale.
 
 Adding a metric:
     1. Write ``deepforcing/metrics/<name>.py`` with a frozen config dataclass whose ``metric_id`` property
@@ -41,6 +43,7 @@ METRICS: dict[str, str] = {
     "imaging_quality": "deepforcing.metrics.vbench.imaging_quality:ImagingQuality",
     "motion_smoothness": "deepforcing.metrics.vbench.motion_smoothness:MotionSmoothness",
     "overall_consistency": "deepforcing.metrics.vbench.overall_consistency:OverallConsistency",
+    "laion_improved_aesthetic": "deepforcing.metrics.laion_improved_aesthetic:LaionImprovedAesthetic",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
     "clip_text_similarity": "deepforcing.metrics.clip_text_similarity:ClipTextSimilarity",
     # Oracle checks of a toy-world video against its caption (only meaningful for the toyworld model).

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.clips import ClipSpan, split_clips
+from deepforcing.metrics.clips import ClipSpan, detect_scene_cuts, split_clips, split_scene_clips
 from deepforcing.metrics.rows import ClipRow, ClipScore, VideoErrorRow
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ def score_video(
     prompt: str | None = None,
     duration_s: float = 2.0,
     allow_short: bool = False,
+    scene_threshold: float | None = None,
 ) -> list[ClipRow | VideoErrorRow]:
     """Split a decoded video into VBench-Long clips and score them with every metric.
 
@@ -110,6 +111,9 @@ def score_video(
         prompt: The prompt text, handed to prompt-dependent metrics (never parsed from a file name).
         duration_s: Clip duration (VBench-Long: 2 s) of metrics that do not set their own ``clip_seconds``.
         allow_short: Score a video shorter than one clip as a single clip (VBench-Long behaviour).
+        scene_threshold: Split at scene cuts first (VBench-Long ``--use_semantic_splitting``; PySceneDetect
+            ``ContentDetector`` threshold, VBench-Long: 35.0), then split every scene into clips
+            (:func:`~deepforcing.metrics.clips.split_scene_clips`). ``None`` (default): no scene detection.
 
     Returns:
         Clip rows (and error rows) for all metrics.
@@ -120,6 +124,10 @@ def score_video(
             VideoErrorRow(mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id)
             for mid in ids
         ]
+    try:
+        cuts = detect_scene_cuts(frames, fps, scene_threshold) if scene_threshold is not None else []
+    except UserError as err:
+        return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
     splits: dict[float, list[ClipSpan] | UserError] = {}
     context = VideoContext(fps=float(fps), prompt=prompt)
     rows: list[ClipRow | VideoErrorRow] = []
@@ -127,7 +135,10 @@ def score_video(
         seconds = duration_s if metric.clip_seconds is None else metric.clip_seconds
         if seconds not in splits:
             try:
-                splits[seconds] = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
+                if cuts:
+                    splits[seconds] = split_scene_clips(int(frames.shape[0]), cuts, fps, seconds)
+                else:
+                    splits[seconds] = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
             except UserError as err:
                 splits[seconds] = err
         clips = splits[seconds]

@@ -26,8 +26,8 @@ class MetricWeight:
         size: Bytes, if known.
         sha256: Digest, if known.
         note: Format / provenance remarks.
-        hub_key: Key of the same file in the project-wide registry (:mod:`deepforcing.weights`) when it is on
-            the Hugging Face Hub, so ``deepforcing-eval weights download metrics`` fetches it.
+        hub_key: Key of the same file in the project-wide registry (:mod:`deepforcing.weights`), a Hugging Face
+            Hub file or a plain URL, so ``deepforcing-eval weights download metrics`` fetches it.
     """
 
     key: str
@@ -47,6 +47,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         ("subject_consistency",),
         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
         note="plain state dict of DINO's VisionTransformer (ViT-B/16)",
+        hub_key="metrics/dino-vitb16",
     ),
     MetricWeight(
         "openai_clip_vit_b32",
@@ -56,15 +57,17 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
         sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
         note="TorchScript archive, fp16 weights (sha256 is the hash in the URL)",
+        hub_key="metrics/openai-clip-vit-b32",
     ),
     MetricWeight(
         "openai_clip_vit_l14",
         "metrics/clip/ViT-L-14.pt",
-        ("aesthetic_quality",),
+        ("aesthetic_quality", "laion_improved_aesthetic"),
         "https://openaipublic.azureedge.net/clip/models/"
         "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
         sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
         note="TorchScript archive, fp16 weights (sha256 is the hash in the URL)",
+        hub_key="metrics/openai-clip-vit-l14",
     ),
     MetricWeight(
         "laion_aesthetic_v1_l14",
@@ -74,6 +77,17 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         size=4071,
         sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
         note="nn.Linear(768, 1) state dict",
+        hub_key="metrics/laion-aesthetic-v1-l14",
+    ),
+    MetricWeight(
+        "laion_improved_l14",
+        "metrics/aesthetic/sac+logos+ava1-l14-linearMSE.pth",
+        ("laion_improved_aesthetic",),
+        "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
+        size=3714759,
+        sha256="21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0",
+        note="state dict of an nn.Sequential MLP (layers.0/2/4/6/7: 768-1024-128-64-16-1, no activations)",
+        hub_key="metrics/laion-improved-l14",
     ),
     MetricWeight(
         "raft_things",
@@ -81,6 +95,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         ("dynamic_degree",),
         "https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip (unzip; models/raft-things.pth)",
         note="state dict of the original RAFT (DataParallel 'module.' keys); converted to torchvision raft_large",
+        hub_key="metrics/raft-things",
     ),
     MetricWeight(
         "musiq_spaq",
@@ -114,6 +129,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
         ("fvd",),
         "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
         note="StyleGAN-V TorchScript port of tf-hub i3d-kinetics-400",
+        hub_key="metrics/i3d-styleganv",
     ),
 )
 

@@ -11,7 +11,7 @@ def test_table_refers_to_registered_metrics():
     assert weights_for(["image_stats", "temporal_flickering"]) == []
 
 
-def test_hub_files_are_in_the_project_registry_group():
+def test_metric_files_are_in_the_project_registry_group():
     from deepforcing import weights
 
     group = set(weights.groups()["metrics"])
@@ -19,7 +19,13 @@ def test_hub_files_are_in_the_project_registry_group():
     assert hub == group
     for key in hub:
         entry = weights.get(key)
-        assert entry.filename == next(w for w in METRIC_WEIGHTS if w.hub_key == key).relpath.rsplit("/", 1)[1]
+        metric_file = next(w for w in METRIC_WEIGHTS if w.hub_key == key)
+        if entry.url is None:  # a Hub file: same file name
+            assert entry.filename == metric_file.relpath.rsplit("/", 1)[1]
+        else:  # a plain-URL file: same URL, and it lands where the harness looks (<root>/<relpath>)
+            assert f"{entry.repo_id}/{entry.filename}" == metric_file.relpath
+            assert metric_file.source.startswith(entry.url)
+            assert (entry.sha256, entry.size_bytes) == (metric_file.sha256, metric_file.size)
 
 
 def test_planned_metric_is_a_clear_error(monkeypatch):

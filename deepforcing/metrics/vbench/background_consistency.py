@@ -4,10 +4,16 @@ Preprocessing (``clip_transform``): bicubic short-side resize to 224 (no antiali
 CLIP mean/std; feature = ``encode_image``, L2-normalised; formula in
 :mod:`deepforcing.metrics.vbench.consistency`. VBench runs this without ``torch.no_grad``; here no gradients
 are tracked and frames go through CLIP in batches.
+
+Option ``slow_fast`` (default off): also write VBench-Long's slow–fast fused rows under a second id
+(``...,fast=first_frames,map=vbench_long,w_in=0.5,w_c2c=0.5``): the clip-to-clip consistency of the clips'
+first frames, mapped through VBench-Long's quantile table and fused with the in-clip score
+(:mod:`deepforcing.metrics.vbench.slow_fast`). The plain in-clip rows are written either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -16,10 +22,12 @@ import torch
 
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
 from deepforcing.metrics.backbones.openai_clip import load_openai_clip
-from deepforcing.metrics.base import ClipMetric
-from deepforcing.metrics.identity import metric_id
+from deepforcing.metrics.base import ClipMetric, VideoContext
+from deepforcing.metrics.clips import ClipSpan
+from deepforcing.metrics.identity import metric_id, parse_metric_id
 from deepforcing.metrics.rows import ClipScore
 from deepforcing.metrics.vbench.consistency import consistency
+from deepforcing.metrics.vbench.slow_fast import SlowFastConfig, consistency_video_scores
 from deepforcing.metrics.vbench.transforms import clip_transform
 
 
@@ -31,11 +39,18 @@ class BackgroundConsistencyConfig:
         weights: Path of OpenAI ``ViT-B-32.pt``.
         backbone: Name recorded in the metric id.
         resolution: CLIP input size (224).
+        slow_fast: Also write VBench-Long's slow–fast fused rows (:mod:`deepforcing.metrics.vbench.slow_fast`)
+            under a second id; the plain in-clip rows are written either way.
+        w_inclip: Fusion weight of the in-clip score (VBench-Long ``--dev_flag``: 0.5).
+        w_clip2clip: Fusion weight of the mapped clip-to-clip score (0.5).
     """
 
     weights: str
     backbone: str = "openai-vit-b32"
     resolution: int = 224
+    slow_fast: bool = False
+    w_inclip: float = 0.5
+    w_clip2clip: float = 0.5
 
 
 class BackgroundConsistency(ClipMetric):
@@ -52,11 +67,17 @@ class BackgroundConsistency(ClipMetric):
             "vbench.background_consistency",
             {"backbone": config.backbone, "res": config.resolution, "ref": "vbench0.1.5"},
         )
+        self.slow_fast = None
+        self.fused_id = None
+        if config.slow_fast:
+            self.slow_fast = SlowFastConfig("background", config.w_inclip, config.w_clip2clip)
+            name, protocol = parse_metric_id(self.id)
+            self.fused_id = metric_id(name, {**protocol, **self.slow_fast.protocol})
 
     @property
     def metric_ids(self) -> list[str]:
-        """The single id."""
-        return [self.id]
+        """The in-clip id, plus the fused id with ``slow_fast``."""
+        return [self.id] + ([self.fused_id] if self.fused_id else [])
 
     @torch.inference_mode()
     def features(self, frames: torch.Tensor) -> torch.Tensor:
@@ -72,3 +93,11 @@ class BackgroundConsistency(ClipMetric):
         """Score one clip (``(T, H, W, 3)`` uint8, ``T >= 2``)."""
         value, pairs = consistency(self.features(frames))
         return [ClipScore(self.id, clip_index, value, pairs)]
+
+    def score_video(
+        self, frames: torch.Tensor, clips: Sequence[ClipSpan], context: VideoContext | None = None
+    ) -> list[ClipScore]:
+        """Score every clip; with ``slow_fast`` also the fused rows (one backbone pass per clip)."""
+        if self.slow_fast is None:
+            return super().score_video(frames, clips, context)
+        return consistency_video_scores(self.features, frames, clips, self.id, self.fused_id, self.slow_fast)

@@ -76,10 +76,12 @@ class ImagingQuality(ClipMetric):
 
     aggregation: ClassVar[Aggregation] = VBENCH_LONG
 
-    def __init__(self, config: ImagingQualityConfig, device: str | torch.device = "cpu", batch_size: int = 8):
+    def __init__(self, config: ImagingQualityConfig, device: str | torch.device = "cpu", batch_size: int | None = None):
         self.config = config
         self.device = torch.device(device)
-        self.batch_size = batch_size
+        # On CPU, MUSIQ is ~25 % slower per frame in batches than one frame at a time (its multi-scale token
+        # sets outgrow the caches; benchmarks/bench_metrics.py); batches pay off on an accelerator.
+        self.batch_size = batch_size or (1 if self.device.type == "cpu" else 8)
         self.model = load_musiq(Path(config.weights), config.arch).to(self.device)
         self.id = metric_id(
             "vbench.imaging_quality",
