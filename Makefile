@@ -13,7 +13,7 @@ SMOKE_OUT ?= $(or $(TMPDIR),/tmp)/deepforcing-smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,metrics]'
+	$(PY) -m pip install -q -e '.[dev,metrics,scenes]'
 	touch $(STAMP)
 
 install: $(STAMP)

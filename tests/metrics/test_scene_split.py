@@ -1,6 +1,7 @@
 """Scene-cut splitting (VBench-Long ``--use_semantic_splitting``): a hard cut splits the clips at the cut."""
 
 import importlib.util
+import sys
 
 import pytest
 import torch
@@ -50,8 +51,9 @@ def test_hard_cut_is_detected_and_clips_split_there():
     assert plain[1].value < 1.0  # the clip over the cut flickers
 
 
-@pytest.mark.skipif(HAS_SCENEDETECT, reason="PySceneDetect is installed")
-def test_missing_scenedetect_names_the_extra():
+def test_missing_scenedetect_names_the_extra(monkeypatch):
+    for name in ("scenedetect", "scenedetect.detectors"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: the import raises ImportError
     with pytest.raises(UserError) as err:
         detect_scene_cuts(two_colour_video(), 8.0)
     assert "deepforcing-eval[scenes]" in err.value.hint
