@@ -105,7 +105,7 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
         UserError: Missing weights (generator and metrics, one message), a metric without a builder, or an
             unwritable output directory.
     """
-    from deepforcing.harness.scoring import plan_metrics
+    from deepforcing.harness.scoring import plan_suite_metrics
 
     problems: list[str] = []
     metrics = {}
@@ -116,15 +116,7 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
             problems.append(str(exc))
     if opts.score:
         try:
-            metrics = plan_metrics(
-                suite.metrics,
-                suite.clip_seconds,
-                suite.allow_short,
-                opts.weights_dir,
-                suite.fvd_window_s,
-                {m: suite.options_for(m) for m, _ in suite.metric_options},
-                suite.scene_split,
-            )
+            metrics = plan_suite_metrics(suite, opts.weights_dir)
         except UserError as exc:
             problems.append(str(exc))
     if problems:
@@ -239,7 +231,7 @@ class DryRun:
 
 def dry_run(opts: RunOptions, device: str) -> DryRun:
     """Validate the suite and expand the plan without computing or writing anything."""
-    from deepforcing.harness.scoring import plan_metrics
+    from deepforcing.harness.scoring import plan_suite_metrics
 
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
@@ -258,15 +250,7 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
         plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir, resolve_weights=False)
     metrics_problem = None
     try:
-        plan_metrics(
-            suite.metrics,
-            suite.clip_seconds,
-            suite.allow_short,
-            opts.weights_dir,
-            suite.fvd_window_s,
-            {m: suite.options_for(m) for m, _ in suite.metric_options},
-            suite.scene_split,
-        )
+        plan_suite_metrics(suite, opts.weights_dir)
     except UserError as exc:
         metrics_problem = str(exc)
     done: set[str] = set()

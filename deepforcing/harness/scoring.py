@@ -189,6 +189,19 @@ def plan_metrics(
     return out
 
 
+def plan_suite_metrics(suite: Any, weights_dir: str | os.PathLike | None = None) -> dict[str, MetricPlan]:
+    """:func:`plan_metrics` with every protocol setting taken from a loaded suite (``SuiteConfig``)."""
+    return plan_metrics(
+        suite.metrics,
+        suite.clip_seconds,
+        suite.allow_short,
+        weights_dir,
+        suite.fvd_window_s,
+        {m: suite.options_for(m) for m, _ in suite.metric_options},
+        suite.scene_split,
+    )
+
+
 def _build_subject(paths: dict[str, str]):
     from deepforcing.metrics.vbench.subject_consistency import SubjectConsistencyConfig
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, tokenize
+from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, normalized_text_features
 from deepforcing.metrics.backbones.openai_clip import load_openai_clip
 from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan, split_clips
@@ -106,13 +106,12 @@ class ClipTextSimilarity(ClipMetric):
         """The single id."""
         return [self.id]
 
-    @torch.inference_mode()
     def text_features(self, prompt: str) -> torch.Tensor:
         """L2-normalised CLIP text embedding of ``prompt`` → ``(D,)`` float32 (cached per prompt)."""
         if prompt not in self._text_cache:
-            tokens = tokenize(self.tokenizer, [prompt], self.config.context_length)  # (1, 77)
-            emb = self.model.encode_text(tokens.to(self.device)).float()  # (1, D)
-            self._text_cache[prompt] = F.normalize(emb, dim=-1)[0].cpu()
+            self._text_cache[prompt] = normalized_text_features(
+                self.model, self.tokenizer, prompt, self.config.context_length, self.device
+            )
         return self._text_cache[prompt]
 
     @torch.inference_mode()

@@ -15,10 +15,8 @@ from typing import Any
 import torch
 
 from deepforcing import methods
-from deepforcing.errors import UserError
-from deepforcing.noise import NoiseStream
 from deepforcing.toyworld import latent
-from deepforcing.toyworld.model import ToyModel, load_toy_model, toy_method
+from deepforcing.toyworld.model import ToyModel, load_toy_model
 
 log = logging.getLogger(__name__)
 
@@ -74,31 +72,27 @@ def generate_toy_video(
     Returns:
         The frames and what produced them.
     """
-    import time
+    import dataclasses
 
-    model = model or load_toy_model()
-    resolved = toy_method(methods.get(method), model.sampling)
+    from deepforcing.toyworld.pipeline import ToyVideoGenerator
+
+    gen = ToyVideoGenerator(method=method, toy=model or load_toy_model())
     if sampling_override:
-        import dataclasses
-
-        resolved = dataclasses.replace(
-            resolved, sampler_config=dataclasses.replace(resolved.sampler_config, **sampling_override)
+        gen.method = dataclasses.replace(
+            gen.method, sampler_config=dataclasses.replace(gen.method.sampler_config, **sampling_override)
         )
-    n = resolved.sampler_config.chunk_frames
-    if num_frames <= 0 or num_frames % n:
-        raise UserError(f"num_frames must be a positive multiple of {n}, got {num_frames}")
-    prompt_id = prompt_id or caption
-    dit = model.dit
-    stream = NoiseStream(prompt_id, seed, dit.device, dit.dtype)
-    noise = stream.initial((1, num_frames, latent.CHANNELS, 8, 8))
-    text = dit.encode_text(model.context([caption]))
-    sampler = methods.build_sampler(resolved)
-    policy = methods.build_policy(resolved)
-    t0 = time.perf_counter()
-    result = sampler.sample(dit, text, policy, noise, stream)
-    seconds = time.perf_counter() - t0
-    frames = latent.decode(result.latents[0].cpu())  # [T, 32, 32, 3]
-    return ToyVideo(frames, caption, method, seed, prompt_id, seconds, {"method_hash": resolved.config_hash})
+        gen.sampler = methods.build_sampler(gen.method)
+    result = gen.generate(caption, num_latent_frames=num_frames, seed=seed, prompt_id=prompt_id or caption)
+    frames = latent.decode(result.latents[0])  # [T, 32, 32, 3]
+    return ToyVideo(
+        frames,
+        caption,
+        method,
+        seed,
+        prompt_id or caption,
+        result.sampling_seconds,
+        {"method_hash": gen.method.config_hash},
+    )
 
 
 def write_preview(frames: torch.Tensor, path: str | Path, scale: int = 4, fps: int = 16) -> Path:

@@ -73,6 +73,7 @@ class ToyVideoGenerator(VideoGenerator):
         checkpoint: A toy bundle directory (default: the shipped weights).
         weights_dir: Unused (the toy weights are part of the package).
         share_from: Unused (the caption embedding is part of the bundle).
+        toy: An already loaded toy model to use instead of loading ``checkpoint``.
     """
 
     #: Near-lossless encoding: the oracle segments colours of the decoded video.
@@ -88,7 +89,9 @@ class ToyVideoGenerator(VideoGenerator):
         checkpoint: str | Path | None = None,
         weights_dir: str | Path | None = None,
         share_from: VideoGenerator | None = None,
+        toy: ToyModel | None = None,
     ):
+        self._preloaded = toy
         if model != "toyworld":
             raise UserError(f"ToyVideoGenerator runs the 'toyworld' preset, not '{model}'")
         super().__init__(
@@ -105,13 +108,16 @@ class ToyVideoGenerator(VideoGenerator):
         self._vae = ToyCodec()
 
     def _locate_assets(self, checkpoint: str | Path | None) -> dict[str, Path]:
-        bundle = Path(checkpoint) if checkpoint is not None else SHIPPED_DIR
+        if self._preloaded is not None:
+            bundle = self._preloaded.path
+        else:
+            bundle = Path(checkpoint) if checkpoint is not None else SHIPPED_DIR
         if bundle.is_file():
             bundle = bundle.parent
         return {"checkpoint": bundle / GENERATOR_FILE, "bundle": bundle}
 
     def _load_model(self) -> CausalWanModel:
-        self.toy = load_toy_model(self._assets["bundle"], device=self.device)
+        self.toy = self._preloaded or load_toy_model(self._assets["bundle"], device=self.device)
         return self.toy.dit.to(self.device, self.dtype)
 
     def generate(self, prompt: str, **kwargs) -> GenerationResult:

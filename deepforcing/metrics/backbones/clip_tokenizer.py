@@ -68,3 +68,21 @@ def tokenize(tokenizer: Any, texts: list[str], context_length: int) -> torch.Ten
     if out.shape != (len(texts), context_length):
         raise RuntimeError(f"tokenizer returned {tuple(out.shape)}, expected {(len(texts), context_length)}")
     return out
+
+
+@torch.inference_mode()
+def normalized_text_features(
+    model: Any, tokenizer: Any, prompt: str, context_length: int, device: torch.device
+) -> torch.Tensor:
+    """L2-normalised text embedding of one prompt by a CLIP-style ``model.encode_text`` → ``(D,)`` float32, CPU.
+
+    Args:
+        model: Has ``encode_text(tokens (1, L) int64) -> (1, D)`` (OpenAI CLIP, ViCLIP).
+        tokenizer: From :func:`load_clip_bpe_tokenizer`.
+        prompt: The text.
+        context_length: Token length ``L`` (longer prompts are truncated).
+        device: The model's device.
+    """
+    tokens = tokenize(tokenizer, [prompt], context_length)  # (1, L)
+    emb = model.encode_text(tokens.to(device)).float()  # (1, D)
+    return torch.nn.functional.normalize(emb, dim=-1)[0].cpu()

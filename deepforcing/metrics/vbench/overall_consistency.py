@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
-from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, tokenize
+from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, normalized_text_features
 from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_viclip
 from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
@@ -96,13 +96,12 @@ class OverallConsistency(ClipMetric):
         """The single id."""
         return [self.id]
 
-    @torch.inference_mode()
     def text_features(self, prompt: str) -> torch.Tensor:
         """L2-normalised ViCLIP embedding of ``prompt`` → ``(E,)`` float32 (cached per prompt)."""
         if prompt not in self._text_cache:
-            tokens = tokenize(self.tokenizer, [prompt], self.config.arch.context_length)  # (1, L)
-            emb = self.model.encode_text(tokens.to(self.device)).float()  # (1, E)
-            self._text_cache[prompt] = F.normalize(emb, dim=-1)[0].cpu()
+            self._text_cache[prompt] = normalized_text_features(
+                self.model, self.tokenizer, prompt, self.config.arch.context_length, self.device
+            )
         return self._text_cache[prompt]
 
     @torch.inference_mode()
