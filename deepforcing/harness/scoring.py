@@ -222,6 +222,18 @@ def _build_aesthetic(paths: dict[str, str]):
     )
 
 
+def _build_dynamic(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.dynamic_degree import DynamicDegreeConfig
+
+    return DynamicDegreeConfig(weights=paths["raft_things"])
+
+
+def _build_imaging(paths: dict[str, str]):
+    from deepforcing.metrics.vbench.imaging_quality import ImagingQualityConfig
+
+    return ImagingQualityConfig(weights=paths["musiq_spaq"])
+
+
 def _build_motion(paths: dict[str, str]):
     from deepforcing.metrics.vbench.motion_smoothness import MotionSmoothnessConfig
 
@@ -266,6 +278,8 @@ _BUILDERS = {
     "subject_consistency": _build_subject,
     "background_consistency": _build_background,
     "aesthetic_quality": _build_aesthetic,
+    "dynamic_degree": _build_dynamic,
+    "imaging_quality": _build_imaging,
     "motion_smoothness": _build_motion,
     "overall_consistency": _build_overall,
     "clip_text_similarity": _build_clip_text,

@@ -78,7 +78,8 @@ _REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length"
 #: Options a suite may set per metric (``metric_options``): option -> ``bool``, ``"weight"`` (a number >= 0) or
 #: a tuple of allowed strings. They become fields of the metric's config (``deepforcing.harness.scoring``).
 METRIC_OPTIONS: dict[str, dict[str, Any]] = {
-    "temporal_flickering": {"static_filter": bool},
+    "temporal_flickering": {"static_filter": bool, "static_filter_early_exit": bool},
+    "dynamic_degree": {"early_exit": bool},
     "subject_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
     "background_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
     "laion_improved_aesthetic": {"preprocess": ("pil", "vbench")},

@@ -106,3 +106,31 @@ def test_scene_split_is_validated_hashed_and_needs_pyscenedetect(tmp_path, monke
         a = plan_metrics(("image_stats",), 2.0, False, tmp_path)["image_stats"]
         b = plan_metrics(("image_stats",), 2.0, False, tmp_path, scene_split=True)["image_stats"]
         assert a.fingerprint != b.fingerprint
+
+
+def test_every_registered_metric_and_suite_metric_has_a_builder():
+    from deepforcing.harness.scoring import check_buildable
+    from deepforcing.harness.suites import available_suites
+    from deepforcing.metrics import available_metrics
+
+    check_buildable(tuple(available_metrics()))  # raises naming any metric a suite could ask for but not get
+    for name in available_suites():
+        check_buildable(load_suite(name).metrics)
+
+
+def test_dynamic_degree_and_imaging_quality_build_from_their_weight_files(tmp_path):
+    from deepforcing.harness.scoring import build_metric, plan_metrics
+    from deepforcing.metrics.weights import weights_for
+    from tests.metrics.parity.tiny import musiq_state_dict, raft_things_state_dict
+
+    pytest.importorskip("torchvision")
+    names = ("dynamic_degree", "imaging_quality")
+    for w, state in zip(weights_for(names), (raft_things_state_dict(0), musiq_state_dict(0)), strict=True):
+        (tmp_path / w.relpath).parent.mkdir(parents=True)
+        torch.save(state, tmp_path / w.relpath)
+    plans = plan_metrics(names, 2.0, False, tmp_path, metric_options={"dynamic_degree": {"early_exit": False}})
+    dynamic, imaging = (build_metric(plans[n], "cpu") for n in names)
+    assert dynamic.config.early_exit is False and dynamic.id.startswith("vbench.dynamic_degree@")
+    assert imaging.id.startswith("vbench.imaging_quality@")
+    default = plan_metrics(("dynamic_degree",), 2.0, False, tmp_path)["dynamic_degree"]
+    assert build_metric(default, "cpu").config.early_exit is True

@@ -157,3 +157,13 @@ def test_id_matches_metadata(metric):
 
     meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
     assert next(m["id"] for m in meta["metrics"] if m["name"] == "dynamic_degree") == metric.id
+
+
+def test_early_exit_same_value_fewer_pairs(flow, metric):
+    # 3 sampled frames -> 2 pairs, count_num round(0.75) = 1: the first pair (3.48 px > 3.05 px) settles it
+    full = DynamicDegree(DynamicDegreeConfig(str(flow.raft), early_exit=False))
+    assert metric.config.early_exit and metric.id == full.id
+    for name, frames in flow.flow_clips.items():
+        fast, every = metric.score_frames(frames, FLOW_FPS), full.score_frames(frames, FLOW_FPS)
+        assert fast.value == every.value == 1.0, name
+        assert (fast.extra["pairs_scored"], every.extra["pairs_scored"], every.extra["pairs"]) == (1.0, 2.0, 2.0)

@@ -54,9 +54,7 @@ def _ours(metric, scenario) -> tuple[float, dict[str, float]]:
     """Each clip scored as one whole-video clip through the public row path; (suite mean, per video)."""
     rows = []
     for name, frames in scenario.clips.items():
-        rows += score_video(
-            name, frames, 1.0, [metric], prompt=scenario.prompts[name], duration_s=frames.shape[0]
-        )
+        rows += score_video(name, frames, 1.0, [metric], prompt=scenario.prompts[name], duration_s=frames.shape[0])
     result = aggregate(rows, metric.metric_ids[0])
     return result.value, result.per_video
 

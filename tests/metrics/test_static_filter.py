@@ -44,7 +44,10 @@ def scenario(tmp_path_factory):
 def slow_video(scenario):
     """One RAFT pass over a two-clip video: the metric's rows and the filter decisions it took (recorded)."""
     weights, clips = scenario
-    metric = TemporalFlickering(TemporalFlickeringConfig(static_filter=True, raft_weights=str(weights["raft_slow"])))
+    config = TemporalFlickeringConfig(
+        static_filter=True, raft_weights=str(weights["raft_slow"]), static_filter_early_exit=False
+    )
+    metric = TemporalFlickering(config)  # every pair scored, so that all scores can be compared with vbench's
     decisions = []
     decide = metric.filter.decide
     metric.filter.decide = lambda frames: decisions.append(decide(frames)) or decisions[-1]
@@ -129,3 +132,23 @@ def test_live_matches_vbench(scenario, slow_video):
     weights, clips = scenario
     ref = ref_static_filter({n: clips[n] for n in SLOW_VIDEO}, weights["raft_slow"])
     _assert_matches(slow_video[2], ref)
+
+
+def test_early_exit_takes_the_same_decisions_from_fewer_pairs(scenario, slow_video):
+    weights, clips = scenario
+    metric, rows, full = slow_video
+    fast = TemporalFlickering(TemporalFlickeringConfig(static_filter=True, raft_weights=str(weights["raft_slow"])))
+    assert fast.id == metric.id  # same protocol, same values
+    scored = []
+    for name in SLOW_VIDEO:
+        d = fast.filter.decide(clips[name])
+        scored.append(len(d.pair_scores))
+        assert d.static == full[name].static and d.num_pairs == full[name].num_pairs == 4
+        assert d.loop_scores == pytest.approx(full[name].loop_scores, abs=TOL)
+        assert d.pair_scores == pytest.approx(full[name].pair_scores[: len(d.pair_scores)], abs=TOL)
+    # "moving": no pair above thres after 3 of 4 (count_num 1 can no longer be exceeded) -> static;
+    # "still" (this RAFT sees motion everywhere): 2 pairs above thres > count_num 1 -> rejected after 2 of 4
+    assert scored == [3, 2]
+    fast_rows = score_video("v", torch.cat([clips[n] for n in SLOW_VIDEO]), 5.0, [fast], duration_s=1.0)
+    assert [(r.value, r.weight) for r in fast_rows] == [(r.value, r.weight) for r in rows]
+    assert [r.extra["pairs_scored"] for r in fast_rows] == [3.0, 2.0]

@@ -41,6 +41,7 @@ from deepforcing.metrics.backbones._io import require_file
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class ViCLIPConfig:
     """Architecture of ViCLIP; the defaults are the released ViT-L/14 (InternVid-10M-FLT).

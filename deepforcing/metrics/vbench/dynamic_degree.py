@@ -14,6 +14,12 @@ Per clip (VBench 0.1.5 ``vbench/dynamic_degree.py``, applied per 2-s clip by VBe
 
 A video's value is the fraction of its clips that are dynamic (VBench-Long clip mean); the suite value is the
 mean over videos. Pairs are batched through RAFT (VBench runs one pair at a time).
+
+Early exit (``DynamicDegreeConfig.early_exit``, on by default): pairs are scored in order only until the count
+settles the decision (:mod:`deepforcing.metrics.vbench.early_exit`) — a 2-s clip at 16 fps has 15 pairs and
+``count_num = 4``, so a clip whose first 4 pairs move costs 4 RAFT passes instead of 15, a still one 12. The
+value is VBench's decision exactly, so the metric id does not change; ``extra`` records how many pairs were
+scored (``pairs_scored``) out of ``pairs``, and ``moving_pairs`` counts the scored ones.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
+from deepforcing.metrics.vbench.early_exit import count_at_least
 
 
 def sample_interval(fps: float) -> int:
@@ -74,11 +81,14 @@ class DynamicDegreeConfig:
         iters: RAFT refinement iterations (VBench: 20).
         fps_rule: Frame rate the stride is computed from: ``int`` (VBench-Long writes clips at ``int(fps)``)
             or ``native`` (short-video VBench on the original file, OpenCV's reported fps).
+        early_exit: Stop scoring a clip's pairs once its decision is fixed (same value, fewer RAFT passes);
+            ``False`` scores every pair, e.g. to study per-pair motion in ``extra``.
     """
 
     weights: str
     iters: int = 20
     fps_rule: Literal["int", "native"] = "int"
+    early_exit: bool = True
 
     def __post_init__(self) -> None:
         if self.fps_rule not in ("int", "native"):
@@ -107,16 +117,19 @@ class DynamicDegree(ClipMetric):
         """The single id."""
         return [self.id]
 
-    def pair_scores(self, frames: torch.Tensor) -> torch.Tensor:
-        """Top-5 % flow magnitude of each consecutive pair of already-sampled frames.
+    def pair_scores(self, frames: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Top-5 % flow magnitude of consecutive pairs of already-sampled frames.
 
         Args:
             frames: ``(N, H, W, 3)`` uint8 RGB.
+            start: First pair (pair ``i`` is frames ``i, i + 1``).
+            stop: One past the last pair (default ``N - 1``).
 
         Returns:
-            ``(N - 1,)`` float64.
+            ``(stop - start,)`` float64.
         """
-        x = pad_to_multiple_of_8(frames.permute(0, 3, 1, 2).float())  # (N, 3, H', W'), 0..255
+        stop = frames.shape[0] - 1 if stop is None else stop
+        x = pad_to_multiple_of_8(frames[start : stop + 1].permute(0, 3, 1, 2).float())  # (n + 1, 3, H', W'), 0..255
         out = []
         for i in range(0, x.shape[0] - 1, self.batch_size):
             j = min(i + self.batch_size, x.shape[0] - 1)
@@ -129,10 +142,24 @@ class DynamicDegree(ClipMetric):
         rate = int(fps) if self.config.fps_rule == "int" else fps
         sampled = frames[:: sample_interval(rate)]  # (N, H, W, 3)
         thres, count_num = motion_thresholds(frames.shape[1], frames.shape[2], sampled.shape[0])
-        scores = self.pair_scores(sampled).tolist()
-        moving = sum(s > thres for s in scores)
-        extra = {"moving_pairs": float(moving), "pairs": float(len(scores)), "thres": thres, "count_num": count_num}
-        return ClipScore(self.id, 0, 1.0 if is_dynamic(scores, thres, count_num) else 0.0, 1.0, extra)
+        num_pairs = sampled.shape[0] - 1
+        dynamic, scores = count_at_least(
+            lambda i, j: self.pair_scores(sampled, i, j),
+            num_pairs,
+            thres,
+            count_num,
+            self.batch_size,
+            self.config.early_exit,
+        )
+        dynamic = dynamic and num_pairs > 0  # vbench: no pair, not dynamic (even with count_num 0)
+        extra = {
+            "moving_pairs": float(sum(s > thres for s in scores)),
+            "pairs_scored": float(len(scores)),
+            "pairs": float(num_pairs),
+            "thres": thres,
+            "count_num": count_num,
+        }
+        return ClipScore(self.id, 0, 1.0 if dynamic else 0.0, 1.0, extra)
 
     def score_video(
         self, frames: torch.Tensor, clips: Sequence[ClipSpan], context: VideoContext | None = None

@@ -58,11 +58,14 @@ class TemporalFlickeringConfig:
             ``--static_filter_flag``).
         raft_weights: Path of ``raft-things.pth``; required with ``static_filter``.
         raft_iters: RAFT refinement iterations of the filter (VBench: 20).
+        static_filter_early_exit: Let the filter stop scoring pairs once its decision is fixed (same
+            decision, fewer RAFT passes; see :mod:`deepforcing.metrics.vbench.static_filter`).
     """
 
     static_filter: bool = False
     raft_weights: str | None = None
     raft_iters: int = 20
+    static_filter_early_exit: bool = True
 
     def __post_init__(self) -> None:
         if self.static_filter and not self.raft_weights:
@@ -88,7 +91,13 @@ class TemporalFlickering(ClipMetric):
         if self.config.static_filter:
             from deepforcing.metrics.vbench.static_filter import RaftStaticFilter
 
-            self.filter = RaftStaticFilter(self.config.raft_weights, device, self.config.raft_iters, batch_size)
+            self.filter = RaftStaticFilter(
+                self.config.raft_weights,
+                device,
+                self.config.raft_iters,
+                batch_size,
+                self.config.static_filter_early_exit,
+            )
         self.id = metric_id(
             "vbench.temporal_flickering", {"ref": "vbench0.1.5", "static_filter": self.config.static_filter}
         )
@@ -104,7 +113,12 @@ class TemporalFlickering(ClipMetric):
         if self.filter is None:
             return [ClipScore(self.id, clip_index, value, frames.shape[0] - 1)]
         d = self.filter.decide(frames)
-        extra = {"static": float(d.static), "moving_pairs": float(d.moving_pairs), "thres": d.thres}
+        extra = {
+            "static": float(d.static),
+            "moving_pairs": float(d.moving_pairs),
+            "pairs_scored": float(len(d.pair_scores)),
+            "thres": d.thres,
+        }
         weight = frames.shape[0] - 1 if d.static else 0.0
         return [ClipScore(self.id, clip_index, value, weight, extra)]
 

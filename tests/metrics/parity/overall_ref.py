@@ -87,8 +87,9 @@ def _sized_builders(viclip, vision, text, arch: ViCLIPConfig):
             kw["checkpoint_num"],
         ).eval()
 
-    with vbench_ref._patched(viclip, "clip_joint_l14", build_vision), vbench_ref._patched(
-        viclip, "clip_text_l14", build_text
+    with (
+        vbench_ref._patched(viclip, "clip_joint_l14", build_vision),
+        vbench_ref._patched(viclip, "clip_text_l14", build_text),
     ):
         yield
 
