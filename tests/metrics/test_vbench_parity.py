@@ -173,3 +173,22 @@ def test_dino_rejects_mismatched_checkpoint(tmp_path):
         load_dino_vit(p)  # default ViT-B/16 architecture
     with pytest.raises(UserError, match="not found"):
         load_dino_vit(tmp_path / "missing.pth")
+
+
+def test_openai_clip_runs_sequence_first_with_open_clips_numbers(tmp_path):
+    # the loader switches open_clip's transformers to OpenAI's (L, N, D) layout: same outputs, other kernels
+    from open_clip.model import build_model_from_openai_state_dict
+
+    from deepforcing.metrics.backbones.openai_clip import load_openai_clip
+    from tests.metrics.parity.tiny import tiny_openai_clip_state_dict
+
+    state = tiny_openai_clip_state_dict(seed=3)
+    torch.save(state, tmp_path / "clip.pt")
+    ours = load_openai_clip(tmp_path / "clip.pt")
+    plain = build_model_from_openai_state_dict(dict(state), quick_gelu=True, cast_dtype=None).float().eval()
+    assert not ours.visual.transformer.batch_first and not ours.transformer.resblocks[0].attn.batch_first
+    images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(1, 100, (2, 77), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert torch.allclose(ours.encode_image(images), plain.encode_image(images), atol=1e-5, rtol=0)
+        assert torch.allclose(ours.encode_text(tokens), plain.encode_text(tokens), atol=1e-5, rtol=0)
