@@ -6,11 +6,11 @@ raft-things, MUSIQ-SPAQ, AMT-S, ViCLIP ViT-L/14), written in the released format
 clip at 16 fps (32 frames, what VBench-Long scores), once with a random RAFT that sees motion everywhere and
 once with a zero-flow RAFT (what a still video gives), because how early their answer is fixed depends on it.
 Time is the **CPU time of this single-threaded process** (``time.process_time``, ``torch.set_num_threads(1)``)
-because the machine is shared; each side runs ``--rounds`` times and the median is kept. Model loading is not
-timed; decoding is not timed either (both sides get the decoded frames: vbench's ``load_video`` /
-``get_frames`` are replaced by the in-memory frames, as in the parity tests). What decoding once saves is
-shown on its own line: vbench decodes every video once per dimension (decord, or OpenCV for flickering and
-dynamic degree), the harness once for all dimensions (PyAV).
+because the machine is shared; each side runs ``--rounds`` times, alternating with the other, and keeps its
+median. Model loading is not timed; decoding is not timed either (both sides get the decoded frames: vbench's
+``load_video`` / ``get_frames`` are replaced by the in-memory frames, as in the parity tests). What decoding
+once saves is shown on its own line: vbench decodes every video once per dimension (decord, or OpenCV for
+flickering, motion smoothness and the RAFT dimensions), the harness once for all dimensions (PyAV).
 
 The vbench side runs only when ``DEEPFORCING_VBENCH_REF`` points at the isolated install described in
 ``tests/metrics/parity/vbench_ref.py`` (subject_consistency also needs ``DEEPFORCING_DINO_REPO``; motion
@@ -298,20 +298,28 @@ class Row:
 
 
 def time_case(label, dim, w, frames, rounds, have_ref, raft="raft", dense=False) -> Row:
-    """Time ours and vbench's function for ``dim`` on ``frames`` (each built once, warmed up, then timed)."""
+    """Time ours and vbench's function for ``dim`` on ``frames``.
+
+    Both are built once and warmed up; the timed runs alternate (ours, vbench, ours, ...) so that a drift in the
+    machine's speed touches both sides alike; each side keeps its median.
+    """
     fn = ours(dim, w, raft)
-    if dim not in FLOW_DIMS:
-        fn(frames[:4])  # warm-up (lazy inits), not timed
-    t_ours = cpu_seconds(lambda: fn(frames), rounds)
-    share = dense_share(lambda: fn(frames)) if dense else None
-    t_ref = None
+    ref = None
     if have_ref and (dim != "subject_consistency" or vbench_ref.dino_repo_dir() is not None):
         ref = theirs(dim, w, raft)
-        if dim not in FLOW_DIMS:
+    if dim not in FLOW_DIMS:  # warm-up (lazy inits), not timed
+        fn(frames[:4])
+        if ref is not None:
             ref(frames[:4])
-        t_ref = cpu_seconds(lambda: ref(frames), rounds)
-    print(f"  {label}: ours {t_ours:.2f} s, vbench {t_ref if t_ref is None else round(t_ref, 2)} s", flush=True)
-    return Row(label, frames.shape[0], t_ours, t_ref, share)
+    t_ours, t_ref = [], []
+    for _ in range(rounds):
+        t_ours.append(cpu_seconds(lambda: fn(frames), 1))
+        if ref is not None:
+            t_ref.append(cpu_seconds(lambda: ref(frames), 1))
+    share = dense_share(lambda: fn(frames)) if dense else None
+    row = Row(label, frames.shape[0], statistics.median(t_ours), statistics.median(t_ref) if t_ref else None, share)
+    print(f"  {label}: ours {row.ours:.2f} s, vbench {row.ref if row.ref is None else round(row.ref, 2)} s", flush=True)
+    return row
 
 
 def decode_seconds(frames: torch.Tensor, root: Path, rounds: int) -> tuple[float, float | None, float | None]:
