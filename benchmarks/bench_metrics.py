@@ -133,7 +133,7 @@ def write_weights(root: Path, dims: tuple[str, ...]) -> dict[str, Path]:
         head_dir.mkdir(parents=True)
         torch.save(tiny_laion_head_state_dict(seed=4), head_dir / "sa_0_4_vit_l_14_linear.pth")
         out["head_dir"] = head_dir
-    if set(dims) & {"temporal_flickering", *FLOW_DIMS}:
+    if set(dims) & set(FLOW_DIMS):
         save("raft", lambda: raft_things_state_dict(seed=5, flow_scale=MOVING_FLOW_SCALE), "raft-things.pth")
         save("raft_zero", lambda: raft_things_state_dict(seed=5, flow_scale=0.0), "raft-things-zero.pth")
     if "imaging_quality" in dims:
