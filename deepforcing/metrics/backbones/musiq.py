@@ -225,7 +225,9 @@ class Musiq(nn.Module):
         b, n, _ = patches.shape
         x = patches.reshape(b * n, 3, c.patch_size, c.patch_size)  # (B*N, 3, P, P)
         x = F.relu(self.gn_root(self.conv_root(x)))  # (B*N, 64, P/2, P/2)
-        x = F.max_pool2d(_same_pad(x, 3, 2), 3, 2)  # (B*N, 64, P/4, P/4)
+        # max-pooling is exact in any layout; channels-last is ~10x faster on CPU than NCHW for these shapes
+        x = _same_pad(x, 3, 2).contiguous(memory_format=torch.channels_last)
+        x = F.max_pool2d(x, 3, 2).contiguous()  # (B*N, 64, P/4, P/4), NCHW again
         x = self.block1(x)  # (B*N, 256, P/4, P/4)
         x = self.embedding(x.permute(0, 2, 3, 1).reshape(b, n, -1))  # (B, N, D), TF (h, w, c) order
         x = self.transformer_encoder(x, spatial.expand(b, -1), scale.expand(b, -1), mask.expand(b, -1))
