@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def require_rgb_uint8(frames: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``frames`` is ``(T, H, W, 3)`` uint8, the layout every metric is given."""
+    import torch
+
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+
+
 @dataclass(frozen=True)
 class VideoContext:
     """What a metric may know about a video besides its frames.

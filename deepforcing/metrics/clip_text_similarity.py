@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, normalized_text_features
+from deepforcing.metrics.backbones.clip_tokenizer import PromptFeatures, load_clip_bpe_tokenizer
 from deepforcing.metrics.backbones.openai_clip import load_openai_clip
 from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan, split_clips
@@ -98,21 +98,14 @@ class ClipTextSimilarity(ClipMetric):
         self.clip_seconds = config.segment_s
         self.model = load_openai_clip(Path(config.weights)).to(self.device)
         self.tokenizer = load_clip_bpe_tokenizer(None, config.context_length)
+        #: prompt -> L2-normalised CLIP text embedding, ``(D,)`` float32 (cached per prompt)
+        self.text_features = PromptFeatures(self.model, self.tokenizer, self.config.context_length, self.device)
         self.id = clip_text_similarity_id(config)
-        self._text_cache: dict[str, torch.Tensor] = {}
 
     @property
     def metric_ids(self) -> list[str]:
         """The single id."""
         return [self.id]
-
-    def text_features(self, prompt: str) -> torch.Tensor:
-        """L2-normalised CLIP text embedding of ``prompt`` → ``(D,)`` float32 (cached per prompt)."""
-        if prompt not in self._text_cache:
-            self._text_cache[prompt] = normalized_text_features(
-                self.model, self.tokenizer, prompt, self.config.context_length, self.device
-            )
-        return self._text_cache[prompt]
 
     @torch.inference_mode()
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.base import ClipMetric, VideoContext
+from deepforcing.metrics.base import ClipMetric, VideoContext, require_rgb_uint8
 from deepforcing.metrics.clips import ClipSpan
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
@@ -37,11 +37,6 @@ from deepforcing.metrics.rows import ClipScore
 _BT601 = (0.299, 0.587, 0.114)
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 STAT_NAMES = ("mean_luma", "clipped_fraction", "saturation", "contrast", "sharpness")
-
-
-def _check_frames(frames: torch.Tensor) -> None:
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
 
 
 def luma(frames: torch.Tensor) -> torch.Tensor:
@@ -68,7 +63,7 @@ def frame_statistics(frames: torch.Tensor, clip_threshold: int = 250) -> dict[st
     Returns:
         Name → ``(T,)`` float64 tensor for each of :data:`STAT_NAMES`.
     """
-    _check_frames(frames)
+    require_rgb_uint8(frames)
     x = frames.float() / 255.0  # (T, H, W, 3)
     y = luma(frames)  # (T, H, W)
     cmax = x.amax(dim=-1)  # (T, H, W)
@@ -95,7 +90,7 @@ def channel_histograms(frames: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(3, 256)`` float64.
     """
-    _check_frames(frames)
+    require_rgb_uint8(frames)
     flat = frames.reshape(-1, 3).long()  # (T*H*W, 3)
     hist = torch.stack([torch.bincount(flat[:, c], minlength=256) for c in range(3)]).double()  # (3, 256)
     return hist / hist.sum(dim=1, keepdim=True)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
 from deepforcing.metrics.backbones.laion_improved import load_improved_aesthetic_head
 from deepforcing.metrics.backbones.openai_clip import load_openai_clip
-from deepforcing.metrics.base import ClipMetric
+from deepforcing.metrics.base import ClipMetric, require_rgb_uint8
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
 from deepforcing.metrics.vbench.transforms import CLIP_MEAN, CLIP_STD, clip_transform
@@ -48,8 +48,7 @@ def pil_clip_transform(frames: torch.Tensor, n_px: int = 224) -> torch.Tensor:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+    require_rgb_uint8(frames)
     out = []
     for f in frames.numpy():
         im = TF.resize(Image.fromarray(f), n_px, interpolation=InterpolationMode.BICUBIC)

@@ -86,3 +86,20 @@ def normalized_text_features(
     tokens = tokenize(tokenizer, [prompt], context_length)  # (1, L)
     emb = model.encode_text(tokens.to(device)).float()  # (1, D)
     return torch.nn.functional.normalize(emb, dim=-1)[0].cpu()
+
+
+class PromptFeatures:
+    """:func:`normalized_text_features` of a fixed model, cached per prompt (a long video's clips share one)."""
+
+    def __init__(self, model: Any, tokenizer: Any, context_length: int, device: torch.device):
+        self.model, self.tokenizer = model, tokenizer
+        self.context_length, self.device = context_length, device
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        """The ``(D,)`` float32 CPU embedding of ``prompt``."""
+        if prompt not in self._cache:
+            self._cache[prompt] = normalized_text_features(
+                self.model, self.tokenizer, prompt, self.context_length, self.device
+            )
+        return self._cache[prompt]

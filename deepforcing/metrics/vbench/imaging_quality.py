@@ -20,7 +20,7 @@ from torchvision.transforms import functional as TF
 
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
 from deepforcing.metrics.backbones.musiq import MusiqConfig, load_musiq
-from deepforcing.metrics.base import ClipMetric
+from deepforcing.metrics.base import ClipMetric, require_rgb_uint8
 from deepforcing.metrics.identity import metric_id
 from deepforcing.metrics.rows import ClipScore
 
@@ -39,8 +39,7 @@ def imaging_transform(frames: torch.Tensor, mode: Preprocess = "longer", limit: 
     Returns:
         ``(T, 3, H', W')`` float32 in 0–1.
     """
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+    require_rgb_uint8(frames)
     x = frames.permute(0, 3, 1, 2).float()  # (T, 3, H, W), 0..255
     h, w = x.shape[-2:]
     side = {"longer": max(h, w), "shorter": min(h, w), "shorter_centercrop": min(h, w), "none": 0}[mode]

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import VBENCH_LONG, Aggregation
-from deepforcing.metrics.backbones.clip_tokenizer import load_clip_bpe_tokenizer, normalized_text_features
+from deepforcing.metrics.backbones.clip_tokenizer import PromptFeatures, load_clip_bpe_tokenizer
 from deepforcing.metrics.backbones.viclip import ViCLIPConfig, load_viclip
 from deepforcing.metrics.base import ClipMetric, VideoContext
 from deepforcing.metrics.clips import ClipSpan
@@ -88,21 +88,14 @@ class OverallConsistency(ClipMetric):
         self.clip_seconds = config.clip_seconds
         self.model = load_viclip(Path(config.weights), config.arch).to(self.device)
         self.tokenizer = load_clip_bpe_tokenizer(config.bpe_path, config.arch.context_length)
+        #: prompt -> L2-normalised ViCLIP text embedding, ``(D,)`` float32 (cached per prompt)
+        self.text_features = PromptFeatures(self.model, self.tokenizer, self.config.arch.context_length, self.device)
         self.id = overall_consistency_id(config)
-        self._text_cache: dict[str, torch.Tensor] = {}
 
     @property
     def metric_ids(self) -> list[str]:
         """The single id."""
         return [self.id]
-
-    def text_features(self, prompt: str) -> torch.Tensor:
-        """L2-normalised ViCLIP embedding of ``prompt`` → ``(E,)`` float32 (cached per prompt)."""
-        if prompt not in self._text_cache:
-            self._text_cache[prompt] = normalized_text_features(
-                self.model, self.tokenizer, prompt, self.config.arch.context_length, self.device
-            )
-        return self._text_cache[prompt]
 
     @torch.inference_mode()
     def video_features(self, frames: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,10 @@ clip is judged on its own. Pairs are batched through RAFT (VBench runs one pair 
 
 Early exit (on by default): the two loop pairs are scored first — for moving content they usually reject the
 clip at once — then consecutive pairs only until the count settles the decision
-(:mod:`deepforcing.metrics.vbench.early_exit`). The decision is VBench's exactly; a rejected 2-s clip at
-16 fps typically costs 2 RAFT passes instead of 33. :class:`StaticDecision` keeps the scores that were computed.
+(:mod:`deepforcing.metrics.vbench.early_exit`). The decision is VBench's exactly; a 2-s clip at 16 fps costs
+2 RAFT passes instead of 33 when its loop pairs reject it, 7 when they do not but its pairs move
+(``count_num + 1 = 5`` moving pairs reject it), 29 when it is still. :class:`StaticDecision` keeps the
+scores that were computed.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def is_static(pair_scores: Sequence[float], loop_scores: Sequence[float], thres:
     """
     if sum(s > thres for s in pair_scores) > count_num:
         return False
+    return loops_still(loop_scores, thres, count_num)
+
+
+def loops_still(loop_scores: Sequence[float], thres: float, count_num: int) -> bool:
+    """VBench's loop-pair rule: no first↔last score above ``2 * count_num * thres``."""
     return not any(s > thres * count_num * 2 for s in loop_scores)
 
 
@@ -150,7 +157,7 @@ class RaftStaticFilter:
         thres, count_num = static_thresholds(frames.shape[1], frames.shape[2], frames.shape[0])
         ends = torch.stack([frames[0], frames[-1]])  # (2, H, W, 3)
         loops = tuple(self.pair_scores(ends, ends.flip(0)).tolist())  # first→last, last→first
-        loops_ok = not any(s > thres * count_num * 2 for s in loops)
+        loops_ok = loops_still(loops, thres, count_num)
         pairs: list[float] = []
         moving = False
         if loops_ok or not self.early_exit:

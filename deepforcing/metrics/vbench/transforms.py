@@ -10,6 +10,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from deepforcing.metrics.base import require_rgb_uint8
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -17,8 +19,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _as_float_tchw(frames: torch.Tensor) -> torch.Tensor:
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+    require_rgb_uint8(frames)
     return frames.permute(0, 3, 1, 2).float()  # (T, 3, H, W), 0..255
 
 
@@ -67,8 +68,7 @@ def clip_transform_uint8(frames: torch.Tensor, n_px: int = 224) -> torch.Tensor:
     Returns:
         ``(T, 3, n_px, n_px)`` float32.
     """
-    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {tuple(frames.shape)} {frames.dtype}")
+    require_rgb_uint8(frames)
     x = frames.permute(0, 3, 1, 2)  # (T, 3, H, W) uint8, a view as decord's frames.permute(0, 3, 1, 2)
     x = TF.resize(x, n_px, interpolation=InterpolationMode.BICUBIC, antialias=False)  # (T, 3, h', w') uint8
     x = TF.center_crop(x, [n_px, n_px])  # (T, 3, n_px, n_px) uint8
