@@ -36,6 +36,37 @@ _T975 = (
     2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
 GROUND_TRUTH = "ground-truth"
+#: The paired differences are taken to this method (the FIFO baseline); ``all`` puts it first.
+REFERENCE_METHOD = "self-forcing"
+
+
+def preset_methods() -> list[str]:
+    """Every method defined by its own preset file in ``baselines/methods``: what ``--methods all`` runs.
+
+    The ablation grids are left out; :data:`REFERENCE_METHOD` comes first, the rest in name order.
+    """
+    import yaml
+
+    from deepforcing.paths import baselines_dir
+
+    names = []
+    for path in sorted((baselines_dir() / "methods").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if "grids" not in data:
+            names.append(data.get("name", path.stem))
+    return sorted(names, key=lambda n: (n != REFERENCE_METHOD, n))
+
+
+def parse_methods(spec: str) -> tuple[str, ...]:
+    """A comma-separated method list, or ``all`` (:func:`preset_methods`).
+
+    Raises:
+        UserError: An empty list or a repeated name.
+    """
+    names = preset_methods() if spec.strip() == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--methods needs distinct method names or 'all', got {spec!r}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,7 @@ from deepforcing.metrics.clips import split_clips
 from deepforcing.toyworld.oracle import SEGMENT_METRICS, ToyOracle, analyse, connected_components, score_video
 from deepforcing.toyworld.world import CaptionSpec, Scene, ShapeSpec, ShapeState, sample_scene
 
-SPEC = CaptionSpec(
-    (ShapeSpec("circle", "red", "top left"), ShapeSpec("triangle", "yellow", "bottom right")), "dark blue"
-)
+SPEC = CaptionSpec((ShapeSpec("circle", "red"), ShapeSpec("triangle", "yellow")), "dark blue")
 # Two shapes whose bounding boxes never overlap: one moves in the top half, one in the bottom half.
 SCENE = Scene(SPEC, (ShapeState(5, 6, 6, 0.9, 0.0), ShapeState(5, 20, 26, -0.7, 0.0)))
 
@@ -51,7 +49,7 @@ def test_looping_clip_is_repetition(clip):
 
 
 def test_missing_object_and_wrong_background(clip):
-    other = CaptionSpec((ShapeSpec("circle", "red", "top left"), ShapeSpec("square", "green", "center")), "dark blue")
+    other = CaptionSpec((ShapeSpec("circle", "red"), ShapeSpec("square", "green")), "dark blue")
     r = score_video(clip, other)[0]
     assert r["presence"] == 0.5  # the green square is not there
     assert r["spurious"] == 1.0  # the yellow triangle is not in this caption
