@@ -52,13 +52,14 @@ def _check_output_path(path: Path) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from deepforcing import methods
-    from deepforcing.pipeline import create_generator, get_preset, latent_frames_for
+    from deepforcing import methods, model_kinds
+    from deepforcing.pipeline import VideoGenerator, latent_frames_for
 
     if not args.prompt or not args.prompt.strip():
         raise UserError("the prompt is empty", "pass a non-empty --prompt")
-    method = methods.get(args.method)
-    preset = get_preset(args.model)
+    kind = model_kinds.get(args.model)
+    method = kind.resolve_method(methods.resolve(args.method), args.checkpoint)
+    preset = kind.preset
     chunk = method.sampler_config.chunk_frames
     if args.num_latent_frames is not None:
         if args.num_latent_frames <= 0 or args.num_latent_frames % chunk:
@@ -72,13 +73,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, None: None}[args.dtype]
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was given but no CUDA device is available", "use --device cpu")
-    threads = args.threads or (1 if preset.name in ("tiny", "toyworld") else None)
+    parts = ("dit", "text_encoder", "vae") if output is not None else ("dit", "text_encoder")
+    kind.check_assets(method, args.weights_dir, checkpoint=args.checkpoint, parts=parts)  # all missing, at once
+    threads = args.threads or (kind.cpu_threads if args.device != "cuda" else None)
     if threads:
         torch.set_num_threads(threads)
 
-    generator = create_generator(
-        preset.name,
-        method.name,
+    generator = VideoGenerator(
+        kind,
+        method,
         device=args.device,
         dtype=dtype,
         checkpoint=args.checkpoint,

@@ -147,7 +147,10 @@ class Mp4Writer:
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height = w + (w % 2), h + (h % 2)
         stream.pix_fmt = "yuv420p"
-        opts = {}
+        # x264's macroblock-tree rate control made the bytes of a video differ between processes now and then
+        # (1 in ~3 runs of the same frames after a generation, single-threaded x264 in PyAV 18): with it off, a
+        # unit's video is byte-identical wherever it is generated, which the content-addressed store relies on.
+        opts = {"x264-params": "mbtree=0"} if self.codec == "libx264" else {}
         if self.crf is not None:
             opts["crf"] = str(self.crf)
         if self.preset is not None:

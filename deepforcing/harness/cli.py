@@ -197,7 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from deepforcing.harness.suites import load_suite
 
         suite = load_suite(opts.suite, opts.overrides)
-        threads = args.threads or (1 if suite.model in ("tiny", "toyworld") and device == "cpu" else None)
+        from deepforcing import model_kinds
+
+        threads = args.threads or (model_kinds.get(suite.model).cpu_threads if device == "cpu" else None)
         if threads:
             torch.set_num_threads(threads)
         from deepforcing.harness.api import open_store

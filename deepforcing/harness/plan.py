@@ -19,12 +19,16 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from deepforcing import ENGINE_VERSION
+from deepforcing import ENGINE_VERSION, model_kinds
 from deepforcing.configs import config_hash
 from deepforcing.errors import UserError
 from deepforcing.harness.prompts import Prompt
 from deepforcing.harness.suites import TEMPORAL_COMPRESSION, VIDEO_FPS, SuiteConfig, select_prompts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepforcing.methods import MethodConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +57,13 @@ def paper_fps(method: str) -> tuple[float, bool]:
 def pixel_frames(latent_frames: int, model: str | None = None) -> int:
     """Video frames decoded from ``latent_frames`` (Wan VAE: 1 + 4 (F - 1); the model preset's latent if given)."""
     if model is not None:
-        from deepforcing.model.config import PRESETS
-
-        if model in PRESETS:
-            return PRESETS[model].pixel_frames(latent_frames)
+        return model_kinds.preset(model).pixel_frames(latent_frames)
     return 1 + TEMPORAL_COMPRESSION * (latent_frames - 1)
 
 
 def video_fps(model: str | None = None) -> int:
     """Frame rate of the model preset's videos (16 for Wan)."""
-    from deepforcing.model.config import PRESETS
-
-    return PRESETS[model].fps if model in PRESETS else VIDEO_FPS
+    return model_kinds.preset(model).fps if model is not None else VIDEO_FPS
 
 
 @dataclass(frozen=True)
@@ -104,16 +103,20 @@ class WorkItem:
     """One (method, prompt, seed) sample of a suite and the unit that produces its video.
 
     Attributes:
-        method: Method name.
+        method: Method name (as the suite lists it).
         prompt: The prompt.
         seed: Seed.
         unit: The content key of its video.
+        method_config: The method as it runs on the suite's model (:meth:`ModelKind.resolve_method`), resolved
+            once when the plan is built; ``unit.method_config_hash`` is its hash, and every file that describes
+            the unit (``unit.json``, ``aggregate.json``) is written from it.
     """
 
     method: str
     prompt: Prompt
     seed: int
     unit: UnitKey
+    method_config: MethodConfig = field(compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,13 @@ class WorkPlan:
     items: tuple[WorkItem, ...]
     dtype: str
     weights: dict[str, WeightsIdentity] | None = field(default=None, hash=False, compare=False)
+
+    def method_configs(self) -> dict[str, MethodConfig]:
+        """Method name -> its resolved config (what ran), in suite order."""
+        out: dict[str, MethodConfig] = {}
+        for item in self.items:
+            out.setdefault(item.method, item.method_config)
+        return out
 
     def units(self) -> list[WorkItem]:
         """One item per distinct unit key (the first item that needs it), in plan order."""
@@ -217,66 +227,21 @@ def _save_sha_cache(cache: dict[str, list]) -> None:
         log.debug("could not save the sha256 cache: %s", exc)
 
 
-def _generator_files(model: str, checkpoint_key: str, weights_dir: str | os.PathLike | None) -> dict[str, Path]:
-    """Every weight file the generator of ``model`` loads for a method with ``checkpoint_key``.
-
-    Raises:
-        UserError: From the weights registry, naming the missing file and the command that fetches it.
-    """
-    from deepforcing import weights
-    from deepforcing.model.config import PRESETS
-
-    files: dict[str, Path] = {}
-    if model == "toyworld":  # the weights ship with the package
-        from deepforcing.toyworld.model import BUNDLE_FILES, SHIPPED_DIR
-
-        for name in BUNDLE_FILES:
-            path = SHIPPED_DIR / name
-            if not path.is_file():
-                raise UserError(
-                    f"toy model file {path} is missing (it ships with deepforcing)",
-                    "reinstall the package, or retrain: `deepforcing-eval toyworld train`",
-                )
-            files["toyworld/" + name] = path
-        return files
-    if model in ("tiny", "medium"):
-        from deepforcing.model.tiny import ensure_tiny_assets
-
-        tiny = ensure_tiny_assets(PRESETS["tiny"].wan)
-        if model == "tiny":
-            files["generator/" + tiny.checkpoint.name] = tiny.checkpoint
-        root = tiny.text_encoder_dir
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                files["diffusers/" + str(p.relative_to(root))] = p
-        return files
-    from deepforcing.pipeline import DIFFUSERS_COMPONENTS
-
-    files["generator/" + checkpoint_key] = weights.resolve(checkpoint_key, weights_dir)
-    for key in weights.expand(DIFFUSERS_COMPONENTS):
-        path = weights.resolve(key, weights_dir)
-        files[key] = path
-        if weights.get(key).index:
-            index = json.loads(path.read_text())
-            for shard in sorted(set(index["weight_map"].values())):
-                files[f"{key}/{shard}"] = path.parent / shard
-    return files
-
-
 def weights_identity(
     model: str,
-    checkpoint_key: str,
+    method: MethodConfig,
     weights_dir: str | os.PathLike | None = None,
     sha_cache: dict | None = None,
     compute: bool = True,
 ) -> WeightsIdentity:
-    """Content identity of the generator's weight files (hashing each file once per machine).
+    """Content identity of the generator's weight files for a resolved method (hashing each file once per machine).
 
     Raises:
-        UserError: A missing file (from the weights registry).
+        UserError: A missing file (from the model kind / weights registry).
         NotHashedYet: A file not hashed before, with ``compute=False``.
     """
-    files = _generator_files(model, checkpoint_key, weights_dir)
+    kind = model_kinds.get(model)
+    files = kind.weight_files(method, weights_dir)
     cache = sha_cache if sha_cache is not None else _load_sha_cache()
     shas = {}
     for name, path in sorted(files.items()):
@@ -288,8 +253,15 @@ def weights_identity(
     if sha_cache is None:
         _save_sha_cache(cache)
     combined = hashlib.sha256(json.dumps(sorted(shas.items())).encode()).hexdigest()[:12]
-    ckpt = {"medium": "random-seed0", "tiny": "tiny", "toyworld": "shipped"}.get(model, checkpoint_key)
-    return WeightsIdentity(f"{model}:{ckpt}@{combined}", shas)
+    return WeightsIdentity(f"{model}:{kind.weights_label(method)}@{combined}", shas)
+
+
+def resolve_methods(suite: SuiteConfig) -> dict[str, MethodConfig]:
+    """Each method of the suite as it runs on the suite's model (resolved once; see :class:`WorkItem`)."""
+    from deepforcing import methods
+
+    kind = model_kinds.get(suite.model)
+    return {name: kind.resolve_method(methods.get(name)) for name in suite.methods}
 
 
 def check_generator_weights(suite: SuiteConfig, weights_dir: str | os.PathLike | None = None) -> None:
@@ -298,18 +270,10 @@ def check_generator_weights(suite: SuiteConfig, weights_dir: str | os.PathLike |
     Raises:
         UserError: Listing each missing file with the registry's message (where it looked, how to get it).
     """
-    from deepforcing import methods
-
+    kind = model_kinds.get(suite.model)
     problems: list[str] = []
-    seen: set[str] = set()
-    for name in suite.methods:
-        ckpt = methods.get(name).checkpoint
-        if ckpt in seen:
-            continue
-        seen.add(ckpt)
-        try:
-            _generator_files(suite.model, ckpt, weights_dir)
-        except UserError as exc:
+    for method in resolve_methods(suite).values():
+        for exc in kind.missing_assets(method, weights_dir):
             if str(exc) not in problems:
                 problems.append(str(exc))
     if problems:
@@ -349,24 +313,22 @@ def build_plan(
     Raises:
         UserError: Missing weights (when ``resolve_weights``).
     """
-    from deepforcing import methods
-
     prompts = select_prompts(suite)
+    resolved = resolve_methods(suite)
     identities: dict[str, WeightsIdentity] = {}
     cache = _load_sha_cache() if resolve_weights else None
     by_ckpt: dict[str, WeightsIdentity] = {}
-    for name in suite.methods:
-        ckpt = methods.get(name).checkpoint
+    for name, method in resolved.items():
+        ckpt = method.checkpoint
         if not resolve_weights:
             identities[name] = WeightsIdentity(f"{suite.model}:{ckpt}@unresolved")
         elif ckpt not in by_ckpt:
-            by_ckpt[ckpt] = weights_identity(suite.model, ckpt, weights_dir, sha_cache=cache, compute=hash_new_files)
+            by_ckpt[ckpt] = weights_identity(suite.model, method, weights_dir, sha_cache=cache, compute=hash_new_files)
         identities.setdefault(name, by_ckpt.get(ckpt))
     if cache is not None:
         _save_sha_cache(cache)
     items = []
-    for name in suite.methods:
-        method = methods.get(name)
+    for name, method in resolved.items():
         for prompt in prompts:
             for seed in suite.seeds:
                 unit = UnitKey(
@@ -379,7 +341,7 @@ def build_plan(
                     num_latent_frames=suite.num_latent_frames,
                     dtype=dtype,
                 )
-                items.append(WorkItem(name, prompt, seed, unit))
+                items.append(WorkItem(name, prompt, seed, unit, method))
     return WorkPlan(suite, tuple(prompts), tuple(items), dtype, identities if resolve_weights else None)
 
 

@@ -114,7 +114,6 @@ def write_results(
     Returns:
         The aggregate and the paths written.
     """
-    from deepforcing import methods as methods_registry
     from deepforcing.metrics import get_metric
     from deepforcing.metrics.aggregate import aggregate
     from deepforcing.metrics.drift import drift_summaries, series_from_rows
@@ -264,8 +263,7 @@ def write_results(
 
     timings = _timings(plan, records)
     configs = {}
-    for method in suite.methods:
-        m = methods_registry.get(method)
+    for method, m in plan.method_configs().items():
         configs[method] = {
             "config_hash": m.config_hash,
             "config": m.to_dict(),

@@ -85,8 +85,6 @@ def generate_units(
     Returns:
         Counts and wall time.
     """
-    from deepforcing import methods
-
     progress = progress or Progress()
     t0 = time.perf_counter()
     pending, reused = pending_units(plan, store, dist, force)
@@ -108,10 +106,9 @@ def generate_units(
     try:
         for item in mine:
             if item.method != current:
-                generator = _load_generator(plan, item.method, device, weights_dir, generator)
+                generator = _load_generator(plan, item, device, weights_dir, generator)
                 current = item.method
-            method = methods.get(item.method)
-            num_chunks = item.unit.num_latent_frames // method.sampler_config.chunk_frames
+            num_chunks = item.unit.num_latent_frames // item.method_config.sampler_config.chunk_frames
             progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}", num_chunks)
             _generate_one(plan, store, dist, generator, item, device, progress)
             report.generated += 1
@@ -127,13 +124,28 @@ def generate_units(
     return report
 
 
-def _load_generator(plan: WorkPlan, method: str, device: str, weights_dir, previous):
-    """A VideoGenerator for ``method``, reusing the text encoder and VAE of the previous one."""
-    from deepforcing.pipeline import create_generator
+def _load_generator(plan: WorkPlan, item: WorkItem, device: str, weights_dir, previous):
+    """A VideoGenerator for the item's resolved method, reusing the text encoder and VAE of the previous one.
 
-    generator = create_generator(
-        plan.suite.model, method, device=device, dtype=_dtype(plan.dtype), weights_dir=weights_dir, share_from=previous
+    Raises:
+        RuntimeError: The generator would run another config than the plan's (a model kind whose
+            ``resolve_method`` is not idempotent): the unit's hash would not describe its video.
+    """
+    from deepforcing.pipeline import VideoGenerator
+
+    generator = VideoGenerator(
+        plan.suite.model,
+        item.method_config,
+        device=device,
+        dtype=_dtype(plan.dtype),
+        weights_dir=weights_dir,
+        share_from=previous,
     )
+    if generator.method.config_hash != item.unit.method_config_hash:
+        raise RuntimeError(
+            f"{item.method}: the generator runs config {generator.method.config_hash}, the plan says "
+            f"{item.unit.method_config_hash}; {plan.suite.model}'s resolve_method must be idempotent"
+        )
     del previous
     gc.collect()
     return generator
@@ -164,7 +176,7 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "unit_key": key,
         "unit": dataclasses.asdict(item.unit),
         "method": item.method,
-        "method_config": {"config_hash": generator.method.config_hash, **generator.method.to_dict()},
+        "method_config": {"config_hash": item.unit.method_config_hash, **item.method_config.to_dict()},
         "weights": plan.weights[item.method].files if plan.weights else {},
         "prompt": {"prompt_id": item.prompt.prompt_id, "text": item.prompt.text, "origin": item.prompt.origin},
         "video": "video.mp4",

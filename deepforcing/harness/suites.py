@@ -317,8 +317,8 @@ def load_suite(name: str, overrides: Overrides | None = None) -> SuiteConfig:
 
 def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: Overrides) -> SuiteConfig:
     from deepforcing import methods as methods_registry
+    from deepforcing import model_kinds
     from deepforcing.metrics import available_metrics
-    from deepforcing.model.config import PRESETS
 
     flags: dict[KeyPath, str] = {}
     applied: list[tuple[str, str]] = []
@@ -371,8 +371,8 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         problems.add(("version",), f"version must be a positive integer, got {version!r}")
 
     model = str(data["model"])
-    if model not in PRESETS:
-        problems.add(("model",), f"unknown model '{model}'", _choices(model, sorted(PRESETS)))
+    if model not in model_kinds.available():
+        problems.add(("model",), f"unknown model '{model}'", _choices(model, model_kinds.available()))
 
     # ---- methods
     method_names = _as_list(data["methods"])

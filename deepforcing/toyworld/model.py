@@ -27,19 +27,13 @@ from deepforcing.methods import MethodConfig
 from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
+from deepforcing.toyworld.kind import BUNDLE_FILES, SHIPPED_DIR
 from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 
 log = logging.getLogger(__name__)
 
-#: The shipped bundle.
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 PRESET_NAME = "toyworld"
-GENERATOR_FILE = "generator.safetensors"
-TEXT_FILE = "text_encoder.safetensors"
-VOCAB_FILE = "vocab.json"
-CARD_FILE = "card.json"
-#: The files that make a bundle (what identifies the weights of a toy run).
-BUNDLE_FILES = (GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE)
+GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE = BUNDLE_FILES
 
 
 @dataclass(frozen=True)
