@@ -112,20 +112,9 @@ def resumed_run(tmp_path_factory):
     return out / "smoke-tiny" / "tiny", seen
 
 
-@contextlib.contextmanager
 def _capture_stderr():
-    """Capture what the CLI's rich stderr console prints."""
-    from rich.console import Console
-
-    from deepforcing import cli
-
-    buf = io.StringIO()
-    real = cli.err_console
-    cli.err_console = Console(file=buf)  # swap the console (setting .file would pin today's sys.stderr for good)
-    try:
-        yield buf
-    finally:
-        cli.err_console = real
+    """Capture what the CLI prints on stderr (the console layer writes to the current ``sys.stderr``)."""
+    return contextlib.redirect_stderr(io.StringIO())
 
 
 def test_sigint_stops_cleanly(resumed_run):
