@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deepforcing import __version__
-from deepforcing.console import Column, Styled, Table, document, err, out
+from deepforcing import __version__, console
+from deepforcing.console import Column, Styled, Table, document
 from deepforcing.errors import UserError
 
 log = logging.getLogger("deepforcing")
@@ -101,9 +101,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TextColumn("chunks"),
         TimeRemainingColumn(),
-        console=err.rich,
+        console=console.err.rich,
         transient=True,
-        disable=args.quiet or not err.is_tty,
+        disable=args.quiet or not console.err.is_tty,
     ) as progress:
         task = progress.add_task("chunks", total=num_frames // chunk)
         result = generator.generate(
@@ -127,10 +127,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "kv_cache_mib": round(result.kv_cache_bytes / 2**20, 3),
     }
     if args.json:
-        out.json(document("generate", method=method.name, model=preset.name, seed=args.seed, **summary))
+        console.out.json(document("generate", method=method.name, model=preset.name, seed=args.seed, **summary))
     else:
         where = ["wrote ", Styled(str(output), "bold")] if output else ["generated latents (no --output)"]
-        out.line(
+        console.out.line(
             *where,
             f": {summary['video_frames']} frames ({summary['seconds_of_video']} s at {preset.fps} fps); "
             f"per-chunk latency {summary['chunk_latency_ms_mean']} ms mean (max {summary['chunk_latency_ms_max']}), "
@@ -151,18 +151,18 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     if args.action == "show":
         if not args.name:
             raise UserError("methods show needs a NAME", f"choose one of: {', '.join(methods.available())}")
-        out.json(document("method", **method_doc(methods.get(args.name))))
+        console.out.json(document("method", **method_doc(methods.get(args.name))))
         return 0
     resolved = [methods.get(name) for name in methods.available()]
     if args.json:
-        out.json(document("methods", methods=[method_doc(m) for m in resolved]))
+        console.out.json(document("methods", methods=[method_doc(m) for m in resolved]))
         return 0
     table = Table(
         [Column("name", "key"), Column("hash", "key"), Column("policy"), Column("checkpoint"), Column("description")]
     )
     for m in resolved:
         table.add_row(m.name, m.config_hash, m.policy, m.checkpoint, m.description)
-    out.table(table)
+    console.out.table(table)
     return 0
 
 
@@ -195,12 +195,12 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         if args.json:
             files = [dataclasses.asdict(e) for e in entries]
             groups = {k: list(v) for k, v in weights.groups().items()}
-            out.json(document("weights", files=files, groups=groups))
+            console.out.json(document("weights", files=files, groups=groups))
             return 0
         table = Table([Column("key", "key"), Column("repo"), Column("file"), Column("purpose")])
         for entry in entries:
             table.add_row(entry.key, entry.url or entry.repo_id, entry.filename, entry.purpose)
-        out.table(table)
+        console.out.table(table)
         return 0
     if args.action == "verify":
         rows = weights.verify(keys, weights_dir=args.weights_dir)
@@ -208,22 +208,24 @@ def _cmd_weights(args: argparse.Namespace) -> int:
             row["status"] = _verify_status(row)
         bad = sum(not row.get("ok", False) for row in rows)
         if args.json:
-            out.json(document("weights-verify", ok=not bad, weights_dir=args.weights_dir, files=rows))
+            console.out.json(document("weights-verify", ok=not bad, weights_dir=args.weights_dir, files=rows))
             return 1 if bad else 0
         table = Table([Column("key", "key"), Column("status"), Column("path")])
         for row in rows:
             status = row["status"]
             table.add_row(row["key"], status if row.get("ok") else Styled(status, "red"), row.get("path") or "")
-        out.table(table)
+        console.out.table(table)
         if bad:
-            err.line(f"{bad} of {len(rows)} file(s) not ok; get them with: deepforcing-eval weights download KEY")
+            console.err.line(
+                f"{bad} of {len(rows)} file(s) not ok; get them with: deepforcing-eval weights download KEY"
+            )
         return 1 if bad else 0
     paths = weights.download(keys or [], dest=args.weights_dir)
     if args.json:
-        out.json(document("weights-download", files=[str(p) for p in paths]))
+        console.out.json(document("weights-download", files=[str(p) for p in paths]))
         return 0
     for path in paths:
-        out.line(f"downloaded {path}")
+        console.out.line(f"downloaded {path}")
     return 0
 
 
@@ -363,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(level: int) -> None:
     """Log records to stderr through the console layer; third-party libraries at WARNING at most."""
-    logging.basicConfig(level=level, format="%(message)s", handlers=[err.log_handler()], force=True)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[console.err.log_handler()], force=True)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by huggingface_hub and transformers on import
     if "transformers" in sys.modules:  # already imported (a test, an embedding program): switch its bars off too
         from transformers.utils import logging as hf_logging
@@ -384,10 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"`{args.command}` has no JSON output", "drop --json")
         return args.func(args)
     except UserError as exc:
-        err.error(str(exc))
+        console.err.error(str(exc))
         return UserError.exit_code
     except KeyboardInterrupt:
-        err.line("interrupted")
+        console.err.line("interrupted")
         return 130
 
 

@@ -13,7 +13,8 @@ import math
 import signal
 from typing import Any
 
-from deepforcing.console import Column, Styled, Table, document, err, out
+from deepforcing import console
+from deepforcing.console import Column, Styled, Table, document
 from deepforcing.errors import UserError
 
 log = logging.getLogger("deepforcing.harness")
@@ -188,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if env_world()[0] == 0:
             doc = plan_doc(dry_run(opts, default_device(args.device)))
             if args.json:
-                out.json(document("plan", **doc))
+                console.out.json(document("plan", **doc))
             else:
                 print_plan(doc)
         return 0
@@ -215,8 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for h in console_handlers:
             h.addFilter(quiet)
         store = open_store(opts, suite)
-        show = dist.is_main and not args.quiet and err.is_tty
-        progress = RichProgress(err.rich) if show else Progress()
+        show = dist.is_main and not args.quiet and console.err.is_tty
+        progress = RichProgress(console.err.rich) if show else Progress()
         try:
             with progress:
                 if dist.is_main:
@@ -232,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if dist.is_main:
             doc = outcome_doc(outcome)
             if args.json:
-                out.json(document("run-summary", **doc))
+                console.out.json(document("run-summary", **doc))
             else:
                 print_outcome(doc)
             if outcome.results is not None and outcome.results.missing:
@@ -331,34 +332,36 @@ def print_plan(doc: dict[str, Any]) -> None:
     t = doc["total"]
     counts = (t["videos"], t["new_units"], t["done"], t["to_generate"])
     table.add_row("total", "", *map(str, counts), "", _fmt_hours(t["estimate_seconds"]), style="bold")
-    out.table(table)
+    console.out.table(table)
     ids = doc["prompts"]["ids"]
     span = f"{ids[0]} … {ids[-1]}" if len(ids) > 1 else ids[0]
-    out.line(
+    console.out.line(
         "model ",
         Styled(doc["model"], "bold"),
         f", dtype {doc['dtype']}, device {doc['device']}; {len(ids)} prompts ({doc['prompts']['source']}: {span}) "
         f"x {len(doc['seeds'])} seed(s) {doc['seeds']}; {doc['latent_frames']} latent frames = "
         f"{doc['video_frames']} frames = {doc['seconds']:.2f} s at {doc['video_fps']} fps",
     )
-    out.line(f"metrics: {', '.join(doc['metrics'])}; drift of: {', '.join(doc['drift']) or '-'}")
+    console.out.line(f"metrics: {', '.join(doc['metrics'])}; drift of: {', '.join(doc['drift']) or '-'}")
     if doc["overrides"]:
-        out.line("overrides: " + ", ".join(f"{k} {v}" for k, v in doc["overrides"].items()))
+        console.out.line("overrides: " + ", ".join(f"{k} {v}" for k, v in doc["overrides"].items()))
     est = doc["estimate"]
     other_model = (
         f"; this suite's model is {doc['model']}: the figure is for the same latent frames on {est['model']}"
         if doc["model"] != est["model"]
         else ""
     )
-    out.line(
+    console.out.line(
         f"est. H100 time: {est['covers']} of {est['model']} on {est['gpu']} (source: {est['source']}; * = the "
         f"method family's number, assumed); {est['excludes']} not included{other_model}; with N GPUs under "
         f"torchrun about 1/N: {_fmt_hours(est['seconds_on_8_gpus'])} on 8."
     )
     if doc["weights_problem"]:
-        out.line(Styled("generator weights not ready", "yellow"), f" (done units unknown): {doc['weights_problem']}")
+        console.out.line(
+            Styled("generator weights not ready", "yellow"), f" (done units unknown): {doc['weights_problem']}"
+        )
     if doc["metrics_problem"]:
-        out.line(Styled("metrics not ready", "yellow"), f": {doc['metrics_problem']}")
+        console.out.line(Styled("metrics not ready", "yellow"), f": {doc['metrics_problem']}")
 
 
 def _fmt_value(v: Any) -> str:
@@ -430,7 +433,7 @@ def print_outcome(doc: dict[str, Any]) -> None:
     """The run summary for people: results table, unit counts, result files, then any problems in full."""
     units = doc["units"]
     if not doc["scored"]:
-        out.line(
+        console.out.line(
             f"generated {units['pending']} unit(s) ({units['generated_here']} by this process), reused "
             f"{units['reused']}; videos in {doc['videos_dir']}"
         )
@@ -452,24 +455,24 @@ def print_outcome(doc: dict[str, Any]) -> None:
     timings = doc["timings"]
     table.add_row("FPS (this machine)", *(_fmt_value(timings.get(m, {}).get("fps_mean")) for m in methods))
     table.add_row("chunk latency ms", *(_fmt_value(timings.get(m, {}).get("chunk_latency_ms_mean")) for m in methods))
-    out.table(table)
+    console.out.table(table)
     n = doc["n_samples"]
-    out.line(
+    console.out.line(
         f"videos: {units['pending']} generated ({units['generated_here']} by this process), {units['reused']} "
         "reused; " + ", ".join(f"{m} {n[m]['scored']}/{n[m]['expected']} scored" for m in methods)
     )
-    out.line("results (every drift summary, protocol ids, per-clip and per-video rows):")
+    console.out.line("results (every drift summary, protocol ids, per-clip and per-video rows):")
     for path in doc["files"].values():
-        out.line(f"  {path}")
+        console.out.line(f"  {path}")
     for name, heading in PROBLEM_LISTS.items():
         items = doc.get(name) or []
         if not items:
             continue
-        out.line(Styled(f"{len(items)} {heading}:", "yellow"))
+        console.out.line(Styled(f"{len(items)} {heading}:", "yellow"))
         for item in items[:MAX_PROBLEM_LINES]:
-            out.line(f"  {_problem_text(item)}")
+            console.out.line(f"  {_problem_text(item)}")
         if len(items) > MAX_PROBLEM_LINES:
-            out.line(f"  … and {len(items) - MAX_PROBLEM_LINES} more (all of them: --json)")
+            console.out.line(f"  … and {len(items) - MAX_PROBLEM_LINES} more (all of them: --json)")
 
 
 # --------------------------------------------------------------------------------------------- suites
@@ -517,7 +520,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
             raise UserError("suites show needs a NAME", f"choose one of: {', '.join(available_suites())}")
         suite = load_suite(args.name)
         prompts = select_prompts(suite)
-        out.json(
+        console.out.json(
             document(
                 "suite",
                 **suite.to_dict(),
@@ -529,7 +532,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
         return 0
     rows = suite_rows()
     if args.json:
-        out.json(document("suites", suites=rows))
+        console.out.json(document("suites", suites=rows))
         return 0
     table = Table(
         [
@@ -563,5 +566,5 @@ def cmd_suites(args: argparse.Namespace) -> int:
             f"{length['seconds']} s" if length["seconds"] is not None else f"{length['latent_frames']} latent",
             status,
         )
-    out.table(table)
+    console.out.table(table)
     return 0

@@ -13,7 +13,8 @@ import logging
 import time
 from pathlib import Path
 
-from deepforcing.console import Styled, document, err, out
+from deepforcing import console
+from deepforcing.console import Styled, document
 from deepforcing.errors import UserError
 
 log = logging.getLogger("deepforcing.report")
@@ -160,11 +161,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     log.info("report of %d run(s) in %.1f s (%.0f KiB)", len(runs), time.monotonic() - t0, len(page.encode()) / 1024)
     if args.json:
         runs_json = [{"name": r.name, "path": str(r.root)} for r in runs]
-        out.json(document("report", written=written, runs=runs_json, summary=render.to_json(summary)))
+        console.out.json(document("report", written=written, runs=runs_json, summary=render.to_json(summary)))
         return 0
     if not args.quiet:
-        out.table(render.to_console(summary))
-    out.line("wrote " + ", ".join(written))
+        console.out.table(render.to_console(summary))
+    console.out.line("wrote " + ", ".join(written))
     return 0
 
 
@@ -181,16 +182,16 @@ def cmd_regress(args: argparse.Namespace) -> int:
     comparison = regress.compare(run, baseline, args.methods, str(path))
     env_notes = regress.environment_notes(run, baseline)
     if args.json:
-        out.json(document("regress", **comparison.to_json(), notes=env_notes))
+        console.out.json(document("regress", **comparison.to_json(), notes=env_notes))
     elif args.all or any(f.status != "ok" for f in comparison.findings):
-        out.table(render.to_console(regress.findings_table(comparison, show_all=args.all)))
+        console.out.table(render.to_console(regress.findings_table(comparison, show_all=args.all)))
     else:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items()))
-        out.line(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
+        console.out.line(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
     for note in env_notes:
-        err.note(note)
+        console.err.note(note)
     if comparison.failed:
-        err.line(
+        console.err.line(
             Styled("regression:", "red"),
             f" {len(comparison.failed)} change(s) outside the declared tolerances; "
             f"if intended, re-bless: deepforcing-eval regress {args.run} --baseline {path} --update",
@@ -217,15 +218,15 @@ def _update(run, path: Path, args: argparse.Namespace) -> int:
         _write(path, new_text)
     if args.json:
         changes = comparison.to_json() if comparison is not None else None
-        out.json(
+        console.out.json(
             document("regress-update", baseline=str(path), run=run.name, action=action, diff=diff, changes=changes)
         )
         return 0
     if comparison is not None:
-        out.table(render.to_console(regress.findings_table(comparison)))
+        console.out.table(render.to_console(regress.findings_table(comparison)))
     if action == "up to date":
-        out.line(f"{path} is up to date (nothing to re-bless)")
+        console.out.line(f"{path} is up to date (nothing to re-bless)")
         return 0
-    out.block(diff)
-    out.line(f"{action} {path} from run {run.name}")
+    console.out.block(diff)
+    console.out.line(f"{action} {path} from run {run.name}")
     return 0

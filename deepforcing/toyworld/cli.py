@@ -10,7 +10,8 @@ import logging
 import shlex
 import sys
 
-from deepforcing.console import Column, Table, document, err, out
+from deepforcing import console
+from deepforcing.console import Column, Table, document
 
 log = logging.getLogger("deepforcing.toyworld")
 
@@ -44,8 +45,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err.rich,
-        disable=args.quiet or not err.is_tty,
+        console=console.err.rich,
+        disable=args.quiet or not console.err.is_tty,
     ) as progress:
         task = progress.add_task("train", total=cfg.steps, loss=float("nan"), val="-")
 
@@ -58,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         card = train(cfg, args.out, resume=args.resume, on_step=on_step, command=command)
     run = card["run"]
-    out.line(
+    console.out.line(
         f"wrote {args.out}: {run['steps']} steps in {run['wall_seconds']} s, final loss "
         f"{run['final_loss_mean_last_100']} (validation {run['final_val_loss']}); loss curve in loss.csv / loss.svg"
     )
@@ -70,7 +71,7 @@ def _cmd_captions(args: argparse.Namespace) -> int:
     from deepforcing.toyworld.world import sample_scene
 
     for seed in range(args.seed, args.seed + args.n):
-        out.line(f"{seed}\t{sample_scene(seed).caption}")
+        console.out.line(f"{seed}\t{sample_scene(seed).caption}")
     return 0
 
 
@@ -80,7 +81,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     scene = sample_scene(args.scene_seed)
     path = write_preview(scene.render(args.frames), args.out, scale=args.scale)
-    out.line(f"wrote {path}: {scene.caption}")
+    console.out.line(f"wrote {path}: {scene.caption}")
     return 0
 
 
@@ -108,7 +109,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         write_preview(video.frames, args.out)
     if args.json:
         doc = document("toyworld-generate", caption=caption, method=args.method, seed=args.seed, segments=rows)
-        out.json(doc)
+        console.out.json(doc)
         return 0
     table = Table(
         [Column("frames", "key"), *(Column(name, "number") for name in SEGMENT_METRICS)],
@@ -116,8 +117,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     for r in rows:
         table.add_row(f"{r['start']}-{r['stop'] - 1}", *(f"{r[n]:.3f}" for n in SEGMENT_METRICS))
-    out.table(table)
-    out.line(f"{args.frames} frames in {video.seconds:.1f} s" + (f", wrote {args.out}" if args.out else ""))
+    console.out.table(table)
+    console.out.line(f"{args.frames} frames in {video.seconds:.1f} s" + (f", wrote {args.out}" if args.out else ""))
     return 0
 
 
@@ -133,8 +134,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         prompt_seed_base=args.prompt_seed_base,
     )
-    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet and err.is_tty)
-    out.block(summary["markdown"])
+    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty)
+    console.out.block(summary["markdown"])
     return 0
 
 
