@@ -232,3 +232,43 @@ def test_help_lists_every_model_with_its_frame_rate(capsys):
         text = " ".join(capsys.readouterr().out.split())
         for model in ("toyworld (4 fps", "tiny (16 fps", "wan2.1-t2v-1.3b (16 fps"):
             assert model in text, (argv, model)
+
+
+def documented_fields(kind: str) -> list[str]:
+    """The "Top-level fields" of a JSON kind in docs/cli.md (the backticked names of that sentence)."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split(f"### `{kind}`\n", 1)[1].split("\n### ", 1)[0]
+    sentence = " ".join(section.split("Top-level fields:", 1)[1].split(".")[0].split())
+    while "(" in sentence:  # parentheses describe a field; their names are not top-level
+        sentence = re.sub(r"\([^()]*\)", "", sentence)
+    return re.findall(r"`([a-z_0-9]+)`", sentence)
+
+
+def test_documented_fields_match_real_documents(capsys, tmp_path):
+    """Every kind in docs/cli.md is produced by a command, with at least the documented top-level fields."""
+    baseline = tmp_path / "b.json"
+    cheap = {
+        "methods": ["methods", "list", "--json"],
+        "method": ["methods", "show", "self-forcing"],
+        "weights": ["weights", "list", "--json"],
+        "weights-verify": ["weights", "verify", "self-forcing-dmd", "--weights-dir", str(tmp_path), "--json"],
+        "suites": ["suites", "list", "--json"],
+        "suite": ["suites", "show", "smoke"],
+        "plan": ["--suite", "smoke-tiny", "--dry-run", "--out", str(tmp_path / "runs"), "--json"],
+        "report": ["report", str(FIXTURE_RUN), "--out", str(tmp_path / "r.html"), "--no-filmstrips", "--json"],
+        "regress-update": ["regress", str(FIXTURE_RUN), "--baseline", str(baseline), "--update", "--json"],
+        "regress": ["regress", str(FIXTURE_RUN), "--baseline", str(baseline), "--json"],
+        "generate": ["-q", "generate", "--prompt", "a red ball", "--num-latent-frames", "3", "--json"],
+        "toyworld-generate": ["toyworld", "generate", "--frames", "6", "--segment", "3", "--json"],
+    }
+    kinds = re.findall(r"^### `([a-z-]+)`$", (ROOT / "docs" / "cli.md").read_text(), flags=re.M)
+    # run-summary needs a generated run: tests/harness/test_end_to_end.py checks it; weights-download needs a network
+    assert set(kinds) == {*cheap, "run-summary", "weights-download"}
+    for kind, argv in cheap.items():
+        main(argv)
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["kind"] == kind and doc["schema_version"] == 1
+        fields = documented_fields(kind)
+        assert fields, kind
+        missing = [f for f in fields if f not in doc]
+        assert not missing, f"{kind}: documented but not in the output: {missing}"
