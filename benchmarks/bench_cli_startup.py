@@ -27,7 +27,7 @@ COMMANDS = {
     "methods list": ["methods", "list"],
     "suites list": ["suites", "list"],
     "weights list": ["weights", "list"],
-    "--help": ["--help"],
+    "help": ["--help"],
     "methods list --json": ["methods", "list", "--json"],
 }
 
@@ -113,7 +113,7 @@ def main() -> int:
     print("|" + "---|" * (head.count("|") - 1))
     for label in commands:
         t = result["this"][label]
-        row = f"| `{label}` | {t['wall_s']:.2f} | {t['cpu_s']:.2f} | {t['peak_mib']:.0f} |"
+        row = f"| `{' '.join(commands[label])}` | {t['wall_s']:.2f} | {t['cpu_s']:.2f} | {t['peak_mib']:.0f} |"
         if args.baseline and result["baseline"][label] is None:
             row += " - | - | - | - | - |"
         elif args.baseline:

@@ -272,3 +272,24 @@ def test_documented_fields_match_real_documents(capsys, tmp_path):
         assert fields, kind
         missing = [f for f in fields if f not in doc]
         assert not missing, f"{kind}: documented but not in the output: {missing}"
+
+
+def test_line_progress_prints_one_line_per_finished_unit():
+    import io
+
+    from deepforcing.console import Output
+    from deepforcing.harness.progress import LineProgress
+
+    buf = io.StringIO()
+    with LineProgress(Output(file=buf)) as progress:
+        progress.stage("generating", 2)
+        for label in ("deep-forcing toy-001 s0", "deep-forcing toy-002 s0"):
+            progress.unit(label, 3)
+            progress.chunk(3, 3)
+            progress.advance()
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "generating: 2 unit(s)"
+    assert [line.rsplit(" (", 1)[0] for line in lines[1:]] == [
+        "generating 1/2: deep-forcing toy-001 s0",
+        "generating 2/2: deep-forcing toy-002 s0",
+    ]

@@ -180,7 +180,7 @@ def _file_logging(store, rank: int) -> logging.Handler | None:
 def cmd_run(args: argparse.Namespace) -> int:
     """``run`` / ``score`` / ``--suite``."""
     from deepforcing.harness.api import default_device, dry_run, execute
-    from deepforcing.harness.progress import Progress, RichProgress
+    from deepforcing.harness.progress import LineProgress, Progress, RichProgress
 
     opts = _options(args)
     if args.dry_run:
@@ -216,8 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         for h in console_handlers:
             h.addFilter(quiet)
         store = open_store(opts, suite)
-        show = dist.is_main and not args.quiet and console.err.is_tty
-        progress = RichProgress(console.err.rich) if show else Progress()
+        if not dist.is_main or args.quiet:
+            progress = Progress()
+        elif console.err.is_tty:
+            progress = RichProgress(console.err.rich)
+        else:  # a log file or a pipe: one line per finished unit instead of bars
+            progress = LineProgress(console.err)
         try:
             with progress:
                 if dist.is_main:
