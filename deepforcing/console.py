@@ -273,12 +273,8 @@ class Output:
 
     # ---------------------------------------------------------------------------------------- logging
     def log_handler(self) -> logging.Handler:
-        """A logging handler on this stream: rich records on a terminal, ``level: message`` lines otherwise."""
-        if self.is_tty:
-            from rich.logging import RichHandler
-
-            return RichHandler(console=self.rich, show_path=False)
-        return _PlainHandler(self)
+        """A logging handler on this stream: ``message`` / ``warning: message`` lines, never hard-wrapped."""
+        return _LineHandler(self)
 
 
 def _natural(table: Table, i: int) -> int:
@@ -324,8 +320,16 @@ def _rich_table(table: Table):
     return t
 
 
-class _PlainHandler(logging.Handler):
-    """Log records as plain lines on an :class:`Output` (``message``, or ``warning: message`` above INFO)."""
+#: Style of a log record's level prefix on a terminal.
+_LEVEL_STYLES = {"debug": "dim", "warning": "yellow", "error": "bold red", "critical": "bold red"}
+
+
+class _LineHandler(logging.Handler):
+    """Log records as lines on an :class:`Output`: ``message`` at INFO, ``warning: message`` etc. otherwise.
+
+    The same words on a terminal (the prefix coloured) and in a file; a long record stays one line (the run's
+    log file under ``<run>/logs/`` has timestamps and logger names).
+    """
 
     def __init__(self, output: Output):
         super().__init__()
@@ -334,9 +338,11 @@ class _PlainHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record)
-            if record.levelno >= logging.WARNING:
-                msg = f"{record.levelname.lower()}: {msg}"
-            self.output._write(msg + "\n")  # noqa: SLF001 - same module
+            level = record.levelname.lower()
+            if record.levelno == logging.INFO:
+                self.output.line(msg)
+            else:
+                self.output.line(Styled(f"{level}:", _LEVEL_STYLES.get(level)), " ", msg)
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
