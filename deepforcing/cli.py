@@ -383,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
     try:
         if args.json and not getattr(args, "json_output", False):
-            raise UserError(f"`{args.command}` has no JSON output", "drop --json")
+            command = " ".join(filter(None, (args.command, getattr(args, "toy_command", None))))
+            raise UserError(f"`{command}` has no JSON output", "drop --json")
         return args.func(args)
     except UserError as exc:
         console.err.error(str(exc))

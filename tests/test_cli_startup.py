@@ -95,3 +95,17 @@ def test_config_classes_are_the_ones_the_implementations_use():
             impl, cfg = registry.REGISTRY.resolve(name)
             assert registry.config_class(name) is cfg
             assert impl(cfg()).cfg == cfg()  # the implementation accepts (and keeps) the registry's config class
+
+
+def test_no_module_imports_the_top_level_cli():
+    """Dependencies point one way: deepforcing.cli -> harness/report/toyworld CLIs -> deepforcing.console."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "deepforcing").rglob("*.py")
+        if path != ROOT / "deepforcing" / "cli.py"
+        and any(
+            needle in path.read_text(encoding="utf-8")
+            for needle in ("from deepforcing.cli import", "import deepforcing.cli", "from deepforcing import cli")
+        )
+    ]
+    assert offenders == []
