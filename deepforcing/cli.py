@@ -291,9 +291,9 @@ def normalize_argv(argv: Sequence[str], commands: Sequence[str]) -> list[str]:
             break
     if i >= len(argv) or argv[i] in commands or argv[i] in ("-h", "--help", "--version"):
         return argv
-    if "-h" in argv or "--help" in argv or not any(a == "--suite" or a.startswith("--suite=") for a in argv):
+    if not any(a == "--suite" or a.startswith("--suite=") for a in argv):
         return argv
-    return [*argv[:i], "run", *argv[i:]]
+    return [*argv[:i], "run", *argv[i:]]  # `--suite smoke --help` shows run's help
 
 
 # ------------------------------------------------------------------------------------------------- main

@@ -35,7 +35,8 @@ def test_suite_flag_means_run():
         "--suite",
         "smoke",
     ]
-    assert normalize_argv(["--suite", "smoke", "--help"], COMMANDS) == ["--suite", "smoke", "--help"]
+    assert normalize_argv(["--suite", "smoke", "--help"], COMMANDS) == ["run", "--suite", "smoke", "--help"]
+    assert normalize_argv(["--help"], COMMANDS) == ["--help"]
 
 
 def test_suites_list_and_show(capsys):
