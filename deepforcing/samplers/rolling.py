@@ -11,7 +11,6 @@ windows the cleanest; attention inside a window is full (no causal mask).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -21,17 +20,7 @@ from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
-from deepforcing.samplers.schedule import StepConfig
-
-
-@dataclass(frozen=True)
-class RollingConfig(StepConfig):
-    """Rolling sampler settings (defaults: ``configs/rolling_forcing_dmd.yaml``); the window holds one chunk per step.
-
-    ``[1000, 800, 600, 400, 200]`` warped with shift 5 gives ``[1000, 952.4, 882.4, 769.2, 555.6]``.
-    """
-
-    denoising_steps: tuple[int, ...] = (1000, 800, 600, 400, 200)
+from deepforcing.samplers.configs import RollingConfig
 
 
 class RollingSampler:

@@ -19,10 +19,10 @@ GOLDEN = Path(__file__).with_name("golden")
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """Environment of a CLI subprocess: this checkout first on the path, offline, one thread, wide console."""
+    """Environment of a CLI subprocess: this checkout first on the path, offline, one thread (any width)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", COLUMNS="200")
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     env.update(extra)
     return env
 
