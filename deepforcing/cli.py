@@ -57,6 +57,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     if not args.prompt or not args.prompt.strip():
         raise UserError("the prompt is empty", "pass a non-empty --prompt")
+    from deepforcing import budget
+
     method = methods.get(args.method)
     preset = get_preset(args.model)
     chunk = method.sampler_config.chunk_frames
@@ -65,7 +67,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise UserError(f"--num-latent-frames must be a positive multiple of {chunk}, got {args.num_latent_frames}")
         num_frames = args.num_latent_frames
     else:
-        num_frames = latent_frames_for(args.duration, chunk)
+        num_frames = latent_frames_for(budget.check_positive_finite(args.duration, "--duration"), chunk)
+    max_memory = budget.parse_size(args.max_memory) if args.max_memory else None
     output = Path(args.output) if args.output else None
     if output is not None:
         _check_output_path(output)
@@ -75,6 +78,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     threads = args.threads or (1 if preset.name in ("tiny", "toyworld") else None)
     if threads:
         torch.set_num_threads(threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cost = budget.estimate(preset, method, num_frames, device, args.dtype, output=output is not None)
+    log.debug("estimate: %s (%s)", cost.describe(), cost.seconds_basis)
+    if not args.force_size:  # before any weight is loaded: refuse what cannot fit
+        limits = budget.limits_for(device, output.parent if output is not None else None, max_memory=max_memory)
+        budget.check([cost], limits, what="generate")
 
     generator = create_generator(
         preset.name,
@@ -224,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
     gen.add_argument("--threads", type=int, help="CPU threads for torch")
     gen.add_argument("--json", action="store_true", help="print the summary as JSON")
+    gen.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the request may use (e.g. 40GiB; default: free GPU memory, or available RAM on CPU)",
+    )
+    gen.add_argument(
+        "--force-size", action="store_true", help="skip the up-front memory / disk / time checks of the request"
+    )
     gen.set_defaults(func=_cmd_generate)
 
     meth = sub.add_parser("methods", help="list or show the named methods")
@@ -274,14 +291,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     for noisy in ("httpx", "urllib3", "huggingface_hub", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    from deepforcing.interrupts import stop_on_signals
+
     try:
-        return args.func(args)
+        with stop_on_signals():  # SIGTERM unwinds like Ctrl-C: partial files of the unit in flight are removed
+            return args.func(args)
     except UserError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return UserError.exit_code
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        from deepforcing.interrupts import exit_code
+
+        err_console.print(f"interrupted ({exc})" if str(exc) else "interrupted")
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ DIFFUSERS_COMPONENTS = (
 
 def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
     """Latent frames for a duration: ``ceil(seconds·16/4)`` rounded up to whole chunks (5 s -> 21, 60 s -> 240)."""
-    if not seconds > 0:
-        raise UserError(f"duration must be positive, got {seconds}")
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise UserError(f"duration must be positive and finite, got {seconds}")
     frames = math.ceil(seconds * FPS / TEMPORAL_COMPRESSION)
     return chunk_frames * math.ceil(frames / chunk_frames)
 

@@ -74,6 +74,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     if generation:
         p.add_argument("--force", action="store_true", help="regenerate and rescore units that are already done")
         p.add_argument("--rescore", action="store_true", help="recompute scores, keep the videos")
+        p.add_argument(
+            "--max-memory", metavar="SIZE", help="memory one video may use (e.g. 40GiB; default: what the device has)"
+        )
+        p.add_argument(
+            "--force-size", action="store_true", help="skip the up-front memory / disk / time checks of the videos"
+        )
     else:
         p.add_argument("--force", action="store_true", help="recompute scores that are cached")
 
@@ -127,6 +133,8 @@ def _options(args: argparse.Namespace):
         score=scoring_only or not getattr(args, "no_score", False),
         force=args.force and not scoring_only,
         rescore=getattr(args, "rescore", False) or (scoring_only and args.force),
+        max_memory=getattr(args, "max_memory", None),
+        force_size=getattr(args, "force_size", False),
     )
 
 
@@ -140,9 +148,10 @@ def _fmt_hours(seconds: float) -> str:
 
 def _sigterm_to_interrupt():
     """Make SIGTERM (what torchrun sends on Ctrl-C) stop like Ctrl-C; returns the previous handler."""
+    from deepforcing.interrupts import Terminated
 
     def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
+        raise Terminated(signum)
 
     try:
         return signal.signal(signal.SIGTERM, handler)
@@ -300,6 +309,8 @@ def _print_dry_run(console, dr) -> None:
         console.print(f"[yellow]generator weights not ready[/yellow] (done units unknown): {dr.weights_problem}")
     if dr.metrics_problem:
         console.print(f"[yellow]metrics not ready[/yellow]: {dr.metrics_problem}")
+    if dr.budget_problem:
+        console.print(f"[yellow]would not fit[/yellow]: {dr.budget_problem}")
 
 
 def _fmt_value(v: Any) -> str:

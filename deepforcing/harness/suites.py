@@ -415,8 +415,8 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             frames = f
     else:
         s = length["seconds"]
-        if not isinstance(s, int | float) or isinstance(s, bool) or not s > 0:
-            problems.add(("length", "seconds"), f"seconds must be positive, got {s!r}")
+        if not isinstance(s, int | float) or isinstance(s, bool) or not s > 0 or not math.isfinite(s):
+            problems.add(("length", "seconds"), f"seconds must be positive and finite, got {s!r}")
         else:
             exact = s * VIDEO_FPS / TEMPORAL_COMPRESSION
             if exact != int(exact):
