@@ -135,6 +135,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "fps": round(result.fps, 2),
         "decode_seconds": round(result.decode_seconds, 3),
         "kv_cache_mib": round(result.kv_cache_bytes / 2**20, 3),
+        "prompt_tokens": result.prompt_tokens.count if result.prompt_tokens else None,
+        "prompt_token_limit": result.prompt_tokens.limit if result.prompt_tokens else None,
+        "prompt_truncated": result.prompt_truncated,
     }
     if args.json:
         console.print_json(json.dumps(summary))

@@ -18,6 +18,7 @@ from deepforcing.errors import UserError
 from deepforcing.methods import MethodConfig
 from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
+from deepforcing.model.text_encoder import PromptTokens
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
 
@@ -74,6 +75,8 @@ class GenerationResult:
         peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
         kv_cache_bytes: Bytes of the preallocated KV cache.
         frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
+        prompt_tokens: The prompt's length in text-encoder tokens and the encoder's limit (None when the caller
+            passed ``context``).
     """
 
     latents: torch.Tensor
@@ -85,6 +88,12 @@ class GenerationResult:
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int = 0
     frames_per_latent: int = TEMPORAL_COMPRESSION
+    prompt_tokens: PromptTokens | None = None
+
+    @property
+    def prompt_truncated(self) -> bool | None:
+        """Whether the text encoder cut the prompt (None when unknown: ``context`` was given)."""
+        return None if self.prompt_tokens is None else self.prompt_tokens.truncated
 
     @property
     def num_pixel_frames(self) -> int:
@@ -255,7 +264,9 @@ class VideoGenerator:
         stream = NoiseStream(prompt_id or prompt_id_for(prompt), seed, self.device, self.dtype)
         if noise is None:
             noise = stream.initial(self.latent_shape(num_latent_frames))
+        tokens = None
         if context is None:
+            tokens = self.text_encoder.count_tokens(prompt)
             context = self.text_encoder.encode([prompt])
         text = self.model.encode_text(context)
         policy = methods.build_policy(self.method)
@@ -294,6 +305,7 @@ class VideoGenerator:
             peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             kv_cache_bytes=sampled.kv_cache_bytes,
             frames_per_latent=self.preset.frames_per_latent,
+            prompt_tokens=tokens,
         )
 
 

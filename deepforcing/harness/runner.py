@@ -199,6 +199,8 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "method_config": {"config_hash": generator.method.config_hash, **generator.method.to_dict()},
         "weights": plan.weights[item.method].files if plan.weights else {},
         "prompt": {"prompt_id": item.prompt.prompt_id, "text": item.prompt.text, "origin": item.prompt.origin},
+        "prompt_truncated": result.prompt_truncated,
+        "prompt_tokens": result.prompt_tokens.to_dict() if result.prompt_tokens else None,
         "video": "video.mp4",
         "video_sha256": sha256_file(video),
         "video_bytes": video.stat().st_size,

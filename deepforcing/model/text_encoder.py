@@ -10,7 +10,8 @@ Two on-disk formats load into the same transformers model:
 
 Tokenisation follows Wan's ``HuggingfaceTokenizer(clean='whitespace')``: ``ftfy.fix_text``, HTML-unescape
 twice, strip, collapse whitespace runs to one space; then pad to ``text_len`` with truncation and special
-tokens (umT5 appends ``</s>``). The encoder output rows past each prompt's real length (its attention-mask
+tokens (umT5 appends ``</s>``). A truncated prompt is reported (:class:`PromptTokens`, a warning once per
+prompt), never cut silently. The encoder output rows past each prompt's real length (its attention-mask
 length) are set to exactly 0, as Self-Forcing's ``WanTextEncoder`` does.
 
 Supported transformers: 4.46 (pyproject floor) to 5.x; tested with 5.23.0. We use ``UMT5EncoderModel``,
@@ -19,10 +20,12 @@ Supported transformers: 4.46 (pyproject floor) to 5.x; tested with 5.23.0. We us
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -158,6 +161,61 @@ def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
         layer_norm_epsilon=1e-6,
         architectures=["UMT5EncoderModel"],
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# How much of a prompt the encoder reads
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """A prompt's length in the text encoder's tokens against what the encoder reads.
+
+    Attributes:
+        count: Tokens of the whole (cleaned) prompt, special tokens included.
+        limit: Tokens the encoder reads (``text_len``); the rest is cut off.
+    """
+
+    count: int
+    limit: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when part of the prompt is cut off (and has no effect on the video)."""
+        return self.count > self.limit
+
+    def to_dict(self) -> dict[str, int | bool]:
+        """``{"count", "limit", "truncated"}`` for result files."""
+        return {"count": self.count, "limit": self.limit, "truncated": self.truncated}
+
+
+_WARNED: set[tuple[str, int]] = set()
+
+
+def warn_if_truncated(prompt: str, tokens: PromptTokens, unit: str = "tokens") -> bool:
+    """Log one warning per (prompt, limit) in this process when the prompt is longer than the encoder reads.
+
+    Returns:
+        Whether the prompt is truncated.
+    """
+    if not tokens.truncated:
+        return False
+    key = (hashlib.sha256(prompt.encode()).hexdigest(), tokens.limit)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        head = " ".join(prompt.split())[:60]
+        logger.warning(
+            "prompt '%s…' (%d characters) is %d %s long; the text encoder reads only the first %d, so the last %d "
+            "have no effect on the video",
+            head,
+            len(prompt),
+            tokens.count,
+            unit,
+            tokens.limit,
+            tokens.count - tokens.limit,
+        )
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -350,9 +408,17 @@ class UMT5TextEncoder:
         )
         return batch["input_ids"], batch["attention_mask"]
 
+    def count_tokens(self, prompt: str) -> PromptTokens:
+        """The cleaned prompt's length in tokens (``</s>`` included) against ``text_len``."""
+        ids = self.tokenizer(clean_prompt(prompt), add_special_tokens=True, truncation=False, verbose=False)
+        return PromptTokens(len(ids["input_ids"]), self.text_len)
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Encode prompts into the DiT's text context.
+
+        A prompt longer than ``text_len`` tokens is truncated, as Wan does; a warning (once per prompt) gives
+        its token count and the limit (:meth:`count_tokens`).
 
         Args:
             prompts: B prompts.
@@ -361,6 +427,9 @@ class UMT5TextEncoder:
             ``[B, text_len, text_dim]`` in ``self.dtype`` on ``self.device``; row ``j`` of prompt ``b`` is
             exactly 0 for ``j >= `` its token count (tokens incl. ``</s>``).
         """
+        if not isinstance(prompts, str):
+            for p in prompts:
+                warn_if_truncated(p, self.count_tokens(p))
         ids, mask = self.tokenize(prompts)  # [B, L], [B, L]
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, L, D]

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 
 from deepforcing import methods
 from deepforcing.errors import UserError
+from deepforcing.model.text_encoder import PromptTokens
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.pipeline import GenerationResult, VideoGenerator
 from deepforcing.toyworld import latent
 from deepforcing.toyworld.model import GENERATOR_FILE, SHIPPED_DIR, ToyModel, load_toy_model, toy_method
-from deepforcing.toyworld.world import parse_caption
+from deepforcing.toyworld.world import caption_words, parse_caption
 
 #: Nearest-neighbour upscale of written frames (32×32 → 128×128).
 VIDEO_SCALE = 4
@@ -55,6 +56,10 @@ class _CaptionEncoder:
 
     def __init__(self, toy: ToyModel):
         self.toy = toy
+
+    def count_tokens(self, prompt: str) -> PromptTokens:
+        """The caption's words against the embedding's length (longer captions are refused, never cut)."""
+        return PromptTokens(len(caption_words(prompt)), self.toy.text_encoder.text_len)
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         for p in prompts:
