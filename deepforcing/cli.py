@@ -187,14 +187,17 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     if args.action == "verify":
         rows = weights.verify(keys, weights_dir=args.weights_dir)
         table = Table(title="weights verify")
-        for col in ("key", "status", "path"):
-            table.add_column(col)
+        for col in ("key", "status", "detail", "path"):
+            table.add_column(col, overflow="fold" if col == "detail" else "ellipsis")
         bad = 0
         for row in rows:
             ok = row.get("ok", False)
             bad += not ok
             table.add_row(
-                row["key"], "ok" if ok else f"[red]{row.get('status', 'missing')}", str(row.get("path") or "")
+                row["key"],
+                "ok" if ok else f"[red]{row['status']}",
+                "" if ok or row["status"] == "missing" else row["detail"],
+                str(row.get("path") or ""),
             )
         console.print(table)
         return 1 if bad else 0

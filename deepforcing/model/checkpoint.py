@@ -266,6 +266,33 @@ def check_generator_file(path: str | Path, preset: str = "wan2.1-t2v-1.3b") -> l
     return [mismatch.summary()] if mismatch else []
 
 
+def check_wan_t2v_1_3b(path: str | Path) -> list[str]:
+    """:func:`check_generator_file` against Wan2.1-T2V-1.3B (the registry's generator entries)."""
+    return check_generator_file(path, "wan2.1-t2v-1.3b")
+
+
+def check_wan_config_json(path: str | Path, preset: str = "wan2.1-t2v-1.3b") -> list[str]:
+    """Problems of a Wan ``config.json`` against a preset's DiT shape (fields named as ``WanModel``'s arguments).
+
+    Raises:
+        UserError: Not a JSON object.
+    """
+    import dataclasses
+
+    from deepforcing.model.config import PRESETS
+
+    try:
+        data = formats.json_object(path)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    want = dataclasses.asdict(PRESETS[preset].wan)
+    shared = [k for k in want if k in data and k not in ("patch_size",)]
+    if not {"dim", "num_layers"} <= set(shared):
+        return [f"not a Wan DiT config (no dim / num_layers; keys {', '.join(sorted(data)[:6])})"]
+    wrong = [f"{k} {data[k]!r} (expected {want[k]!r})" for k in shared if data[k] != want[k]]
+    return [f"describes another model than {preset}: " + ", ".join(wrong)] if wrong else []
+
+
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Copy weights into ``model`` with strict key and shape checking.
 

@@ -123,6 +123,64 @@ def hf_umt5_to_wan(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def check_wan_t5_file(path: str | os.PathLike) -> list[str]:
+    """Problems of Wan's T5 encoder file, from its pickle only (``weights verify``).
+
+    Names that do not map onto ``UMT5EncoderModel``, or blocks with missing tensors.
+
+    Raises:
+        UserError: The file does not open as a torch state dict.
+    """
+    from deepforcing import formats
+
+    path = Path(path)
+    try:
+        formats.torch_archive(path)
+        sd = torch.load(path, map_location="meta", weights_only=True)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure: the file is unreadable
+        raise UserError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(sd, dict):
+        return [f"holds a {type(sd).__name__}, not a state dict"]
+    try:
+        wan_t5_to_hf(sd)
+    except UserError as exc:
+        return [exc.message]
+    blocks: dict[int, set[str]] = {}
+    for key in sd:
+        if m := _WAN_BLOCK_RE.match(key):
+            blocks.setdefault(int(m.group(1)), set()).add(m.group(2))
+    problems = [f"missing {k}" for k in _WAN_TOP if k not in sd]
+    for i in range(max(blocks, default=-1) + 1):
+        lack = sorted(set(_WAN_BLOCK_MAP) - blocks.get(i, set()))
+        if lack:
+            problems.append(f"block {i} lacks {', '.join(lack[:3])}")
+    if not blocks:
+        problems.append("no encoder blocks")
+    return problems[:1] + ([f"and {len(problems) - 1} more"] if len(problems) > 1 else [])
+
+
+def check_umt5_config_json(path: str | os.PathLike) -> list[str]:
+    """Problems of the diffusers text-encoder ``config.json``: must be umT5 with Wan's 4096-wide output.
+
+    Raises:
+        UserError: Not a JSON object.
+    """
+    from deepforcing import formats
+
+    try:
+        data = formats.json_object(path)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    problems = []
+    if data.get("model_type") != "umt5":
+        problems.append(f"model_type {data.get('model_type')!r}, expected 'umt5'")
+    if data.get("d_model") != WAN_TEXT_DIM:
+        problems.append(f"d_model {data.get('d_model')!r}, expected {WAN_TEXT_DIM}")
+    return ["; ".join(problems)] if problems else []
+
+
 def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
     """Infer the ``UMT5Config`` of a Wan T5 encoder checkpoint from its tensor shapes.
 
