@@ -235,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", help="mp4 path (omit to generate latents only)")
     gen.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
     gen.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bf16 on cuda, fp32 on cpu")
-    gen.add_argument("--checkpoint", help="generator checkpoint (default: from the weights registry)")
+    gen.add_argument(
+        "--checkpoint",
+        help="generator checkpoint file or folder (default: from the weights registry; toyworld: a bundle folder "
+        "or its weights file)",
+    )
     gen.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
     gen.add_argument("--threads", type=int, help="CPU threads for torch")
     gen.add_argument("--json", action="store_true", help="print the summary as JSON")

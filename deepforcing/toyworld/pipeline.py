@@ -25,7 +25,7 @@ from deepforcing.model.text_encoder import PromptTokens
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.pipeline import GenerationResult, VideoGenerator
 from deepforcing.toyworld import latent
-from deepforcing.toyworld.model import GENERATOR_FILE, SHIPPED_DIR, ToyModel, load_toy_model, toy_method
+from deepforcing.toyworld.model import GENERATOR_FILE, ToyModel, load_toy_model, locate_bundle, toy_method
 from deepforcing.toyworld.world import caption_words, parse_caption
 
 #: Nearest-neighbour upscale of written frames (32×32 → 128×128).
@@ -75,7 +75,7 @@ class ToyVideoGenerator(VideoGenerator):
         method: Method name; its sampler settings are replaced by the bundle's.
         device: ``cpu`` / ``cuda``.
         dtype: Model dtype (default float32; the toy model is small).
-        checkpoint: A toy bundle directory (default: the shipped weights).
+        checkpoint: A toy bundle folder, or its weights file (default: the shipped weights).
         weights_dir: Unused (the toy weights are part of the package).
         share_from: Unused (the caption embedding is part of the bundle).
         toy: An already loaded toy model to use instead of loading ``checkpoint``.
@@ -114,15 +114,14 @@ class ToyVideoGenerator(VideoGenerator):
 
     def _locate_assets(self, checkpoint: str | Path | None) -> dict[str, Path]:
         if self._preloaded is not None:
-            bundle = self._preloaded.path
-        else:
-            bundle = Path(checkpoint) if checkpoint is not None else SHIPPED_DIR
-        if bundle.is_file():
-            bundle = bundle.parent
-        return {"checkpoint": bundle / GENERATOR_FILE, "bundle": bundle}
+            bundle, generator = self._preloaded.path, self._preloaded.generator_path
+            generator = generator or bundle / GENERATOR_FILE
+        else:  # a bundle folder, or the weights file itself (its folder holds the rest of the bundle)
+            bundle, generator = locate_bundle(checkpoint)
+        return {"checkpoint": generator, "bundle": bundle}
 
     def _load_model(self) -> CausalWanModel:
-        self.toy = self._preloaded or load_toy_model(self._assets["bundle"], device=self.device)
+        self.toy = self._preloaded or load_toy_model(self._assets["checkpoint"], device=self.device)
         return self.toy.dit.to(self.device, self.dtype)
 
     def generate(self, prompt: str, **kwargs) -> GenerationResult:
