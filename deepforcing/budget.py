@@ -28,6 +28,7 @@ what does not fit, the estimate, the limit and the override (``--max-memory SIZE
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -67,30 +68,10 @@ DEFAULT_MAX_SECONDS = 7 * 24 * 3600.0
 
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgtp]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 10**3,
-    "kb": 10**3,
-    "m": 10**6,
-    "mb": 10**6,
-    "g": 10**9,
-    "gb": 10**9,
-    "t": 10**12,
-    "tb": 10**12,
-    "p": 10**15,
-    "pb": 10**15,
-    "ki": 2**10,
-    "kib": 2**10,
-    "mi": 2**20,
-    "mib": 2**20,
-    "gi": 2**30,
-    "gib": 2**30,
-    "ti": 2**40,
-    "tib": 2**40,
-    "pi": 2**50,
-    "pib": 2**50,
-}
+_UNITS = {"": 1, "b": 1}
+for _i, _p in enumerate("kmgtp", start=1):  # k / kb = 10^3 ... ; ki / kib = 2^10 ...
+    _UNITS.update({_p: 1000**_i, _p + "b": 1000**_i, _p + "i": 1024**_i, _p + "ib": 1024**_i})
+del _i, _p
 
 
 @dataclass(frozen=True)
@@ -244,6 +225,7 @@ def _method(method: str | MethodConfig, preset: ModelPreset) -> MethodConfig:
     return m
 
 
+@functools.lru_cache(maxsize=8)
 def _param_count(preset: ModelPreset) -> int:
     import torch
 

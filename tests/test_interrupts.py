@@ -22,6 +22,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
 
 
+def _popen(cmd: list[str]) -> subprocess.Popen:
+    """Start the CLI with SIGINT handled normally, even when this test process ignores it (started with `&`)."""
+    return subprocess.Popen(
+        cmd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - no threads involved
+    )
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -61,7 +73,7 @@ def test_generate_interrupted_removes_the_partial_video_and_keeps_finished_ones(
     shas = {p: _sha(p) for p in (finished, out)}
     cmd = [sys.executable, "-m", "deepforcing.cli", "-q", "generate", "--model", "toyworld", "--prompt", CAPTION]
     cmd += ["--num-latent-frames", "600", "--output", str(out)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _popen(cmd)
     _wait_for(lambda: bool(list(tmp_path.glob(".out.mp4.*.tmp.mp4"))), proc)
     time.sleep(1.0)  # a few chunks into the video
     proc.send_signal(signum)
@@ -83,7 +95,7 @@ def _run_cmd(out: Path) -> list[str]:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_suite_run_killed_mid_unit_resumes_without_stray_files(tmp_path, signum):
     root = tmp_path / "smoke" / "toyworld" / "units"
-    proc = subprocess.Popen(_run_cmd(tmp_path), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _popen(_run_cmd(tmp_path))
 
     def second_unit_in_flight() -> bool:
         done = list(root.glob("*/unit.json"))
