@@ -51,7 +51,7 @@ def _check_output_path(path: Path) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from deepforcing import methods, model_kinds
+    from deepforcing import budget, methods, model_kinds
     from deepforcing.pipeline import VideoGenerator, latent_frames_for
 
     if not args.prompt or not args.prompt.strip():
@@ -65,7 +65,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise UserError(f"--num-latent-frames must be a positive multiple of {chunk}, got {args.num_latent_frames}")
         num_frames = args.num_latent_frames
     else:
-        num_frames = latent_frames_for(args.duration, chunk)
+        num_frames = latent_frames_for(budget.check_positive_finite(args.duration, "--duration"), chunk)
+    max_memory = budget.parse_size(args.max_memory) if args.max_memory else None
     output = Path(args.output) if args.output else None
     if output is not None:
         _check_output_path(output)
@@ -77,6 +78,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     threads = args.threads or (kind.cpu_threads if args.device != "cuda" else None)
     if threads:
         torch.set_num_threads(threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cost = budget.estimate(preset, method, num_frames, device, args.dtype, output=output is not None)
+    log.debug("estimate: %s (%s)", cost.describe(), cost.seconds_basis)
+    if not args.force_size:  # before any weight is loaded: refuse what cannot fit
+        limits = budget.limits_for(device, output.parent if output is not None else None, max_memory=max_memory)
+        budget.check([cost], limits, what="generate")
 
     generator = VideoGenerator(
         kind,
@@ -128,6 +135,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "fps": round(result.fps, 2),
         "decode_seconds": round(result.decode_seconds, 3),
         "kv_cache_mib": round(result.kv_cache_bytes / 2**20, 3),
+        "prompt_tokens": result.prompt_tokens.count if result.prompt_tokens else None,
+        "prompt_token_limit": result.prompt_tokens.limit if result.prompt_tokens else None,
+        "prompt_truncated": result.prompt_truncated,
     }
     if args.json:
         console.out.json(document("generate", method=method.name, model=preset.name, seed=args.seed, **summary))
@@ -213,10 +223,11 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         if args.json:
             console.out.json(document("weights-verify", ok=not bad, weights_dir=args.weights_dir, files=rows))
             return 1 if bad else 0
-        table = Table([Column("key", "key"), Column("status"), Column("path")])
+        table = Table([Column("key", "key"), Column("status"), Column("detail"), Column("path")])
         for row in rows:
             status = row["status"]
-            table.add_row(row["key"], status if row.get("ok") else Styled(status, "red"), row.get("path") or "")
+            detail = "" if row.get("ok") or status == "missing" else row.get("detail", "")
+            table.add_row(row["key"], status if row.get("ok") else Styled(status, "red"), detail, row.get("path") or "")
         console.out.table(table)
         if bad:
             console.err.line(
@@ -332,10 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", help="mp4 path (omit to generate latents only)")
     gen.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
     gen.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bf16 on cuda, fp32 on cpu")
-    gen.add_argument("--checkpoint", help="generator checkpoint (default: from the weights registry)")
+    gen.add_argument(
+        "--checkpoint",
+        help="generator checkpoint file or folder (default: from the weights registry; toyworld: a bundle folder "
+        "or its weights file)",
+    )
     gen.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
     gen.add_argument("--threads", type=int, help="CPU threads for torch")
     gen.add_argument("--json", action="store_true", help="print the summary as JSON")
+    gen.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the request may use (e.g. 40GiB; default: free GPU memory, or available RAM on CPU)",
+    )
+    gen.add_argument(
+        "--force-size", action="store_true", help="skip the up-front memory / disk / time checks of the request"
+    )
     gen.set_defaults(func=_cmd_generate)
 
     meth = sub.add_parser("methods", help="list or show the named methods")
@@ -384,17 +407,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = list(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse has no public API
     args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv, commands))
     _configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    from deepforcing.interrupts import exit_code, stop_on_signals
+
     try:
         if args.json and not getattr(args, "json_output", False):
             command = " ".join(filter(None, (args.command, getattr(args, "toy_command", None))))
             raise UserError(f"`{command}` has no JSON output", "drop --json")
-        return args.func(args)
+        with stop_on_signals():  # SIGTERM unwinds like Ctrl-C: partial files of the unit in flight are removed
+            return args.func(args)
     except UserError as exc:
         console.err.error(str(exc))
         return UserError.exit_code
-    except KeyboardInterrupt:
-        console.err.line("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        console.err.line(f"interrupted ({exc})" if str(exc) else "interrupted")
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

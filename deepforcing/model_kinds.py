@@ -97,12 +97,24 @@ class ModelKind:
         preset: DiT shape, latent size, frame rate and name.
         cpu_threads: Torch threads used on a CPU by default (1 for the small models, None: torch's choice).
         video_crf: x264 CRF of written videos (None: the encoder's default).
+        companion_bytes: Bytes the text encoder and VAE keep on the device beside the DiT (memory estimates).
+        video_size: (height, width) of written frames (default: the Wan VAE's 8x the latent size).
     """
 
-    def __init__(self, preset: ModelPreset, *, cpu_threads: int | None = None, video_crf: int | None = None):
+    def __init__(
+        self,
+        preset: ModelPreset,
+        *,
+        cpu_threads: int | None = None,
+        video_crf: int | None = None,
+        companion_bytes: int = 0,
+        video_size: tuple[int, int] | None = None,
+    ):
         self.preset = preset
         self.cpu_threads = cpu_threads
         self.video_crf = video_crf
+        self.companion_bytes = companion_bytes
+        self.video_size = video_size or (8 * preset.latent_height, 8 * preset.latent_width)
 
     @property
     def name(self) -> str:
@@ -120,6 +132,13 @@ class ModelKind:
         A unit's config (and its hash) is the resolved method: what actually runs.
         """
         return method
+
+    #: Where to find prompts the model reads (shown with :meth:`prompt_problems`).
+    prompt_hint = ""
+
+    def prompt_problems(self, prompts: list[str]) -> list[str]:
+        """Why each prompt this model cannot read is refused (default: it reads every prompt)."""
+        return []
 
     def weights_label(self, method: MethodConfig) -> str:
         """Short name of the weights a method runs with (part of the unit's weights id)."""
@@ -357,6 +376,7 @@ class FilesModel(ModelKind):
         diffusers_root: Diffusers-layout pipeline root holding ``text_encoder/``, ``tokenizer/`` and ``vae/``
             (optional: needed only to encode prompts and to decode videos).
         cpu_threads: Default torch threads on a CPU.
+        companion_bytes: Device bytes of its text encoder and VAE (memory estimates).
     """
 
     def __init__(
@@ -366,8 +386,9 @@ class FilesModel(ModelKind):
         diffusers_root: str | os.PathLike | None = None,
         *,
         cpu_threads: int | None = None,
+        companion_bytes: int = 0,
     ):
-        super().__init__(preset, cpu_threads=cpu_threads)
+        super().__init__(preset, cpu_threads=cpu_threads, companion_bytes=companion_bytes)
         self.checkpoint = Path(checkpoint)
         self.diffusers_root = Path(diffusers_root) if diffusers_root is not None else None
 
@@ -448,7 +469,8 @@ def from_files(
 
 # ------------------------------------------------------------------------------------------- registry
 _BUILTIN: dict[str, str | Callable[[], ModelKind]] = {
-    "wan2.1-t2v-1.3b": lambda: WanCheckpointModel(PRESETS["wan2.1-t2v-1.3b"]),
+    # umT5-XXL encoder (~11.4 GB in bf16) and the Wan VAE (~0.5 GB in fp32) beside the DiT.
+    "wan2.1-t2v-1.3b": lambda: WanCheckpointModel(PRESETS["wan2.1-t2v-1.3b"], companion_bytes=11_910_000_000),
     "tiny": lambda: TinyRandomModel(PRESETS["tiny"]),
     "medium": lambda: TinyRandomModel(PRESETS["medium"], random_dit=True),
     "toyworld": "deepforcing.toyworld.kind:ToyWorldModel",

@@ -17,6 +17,7 @@ from deepforcing import methods, model_kinds
 from deepforcing.errors import UserError
 from deepforcing.methods import MethodConfig
 from deepforcing.model.config import ModelPreset
+from deepforcing.model.text_encoder import PromptTokens
 from deepforcing.model_kinds import ModelKind
 from deepforcing.noise import NoiseStream, RenoiseFn
 
@@ -30,8 +31,8 @@ TEMPORAL_COMPRESSION = 4
 
 def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
     """Latent frames for a duration: ``ceil(seconds·16/4)`` rounded up to whole chunks (5 s -> 21, 60 s -> 240)."""
-    if not seconds > 0:
-        raise UserError(f"duration must be positive, got {seconds}")
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise UserError(f"duration must be positive and finite, got {seconds}")
     frames = math.ceil(seconds * FPS / TEMPORAL_COMPRESSION)
     return chunk_frames * math.ceil(frames / chunk_frames)
 
@@ -65,6 +66,8 @@ class GenerationResult:
         peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
         kv_cache_bytes: Bytes of the preallocated KV cache.
         frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
+        prompt_tokens: The prompt's length in text-encoder tokens and the encoder's limit (None when the caller
+            passed ``context``).
     """
 
     latents: torch.Tensor
@@ -76,6 +79,12 @@ class GenerationResult:
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int = 0
     frames_per_latent: int = TEMPORAL_COMPRESSION
+    prompt_tokens: PromptTokens | None = None
+
+    @property
+    def prompt_truncated(self) -> bool | None:
+        """Whether the text encoder cut the prompt (None when unknown: ``context`` was given)."""
+        return None if self.prompt_tokens is None else self.prompt_tokens.truncated
 
     @property
     def num_pixel_frames(self) -> int:
@@ -201,7 +210,9 @@ class VideoGenerator:
         stream = NoiseStream(prompt_id or prompt_id_for(prompt or ""), seed, self.device, self.dtype)
         if noise is None:
             noise = stream.initial(self.latent_shape(num_latent_frames))
+        tokens = None
         if context is None:
+            tokens = self.text_encoder.count_tokens(prompt)
             context = self.text_encoder.encode([prompt])
         text = self.model.encode_text(context)
         policy = methods.build_policy(self.method)
@@ -240,6 +251,7 @@ class VideoGenerator:
             peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             kv_cache_bytes=sampled.kv_cache_bytes,
             frames_per_latent=self.preset.frames_per_latent,
+            prompt_tokens=tokens,
         )
 
 

@@ -41,6 +41,8 @@ class RunOptions:
         score: Run the scoring stage.
         force: Regenerate and rescore units that are done.
         rescore: Rescore (keep videos).
+        max_memory: ``--max-memory``: the memory one video may use (e.g. ``40GiB``; default: what the device has).
+        force_size: ``--force-size``: skip the memory / disk / time checks of :mod:`deepforcing.budget`.
     """
 
     suite: str
@@ -54,6 +56,8 @@ class RunOptions:
     score: bool = True
     force: bool = False
     rescore: bool = False
+    max_memory: str | None = None
+    force_size: bool = False
 
 
 @dataclass
@@ -126,6 +130,30 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
     return metrics
 
 
+def check_budget(plan: WorkPlan, store: RunStore, device: str, opts: RunOptions) -> None:
+    """Refuse a suite whose videos cannot fit (:mod:`deepforcing.budget`), before anything is generated.
+
+    Memory and time are checked per video (the most expensive method counts); disk for the units that have no
+    manifest row yet.
+
+    Raises:
+        UserError: What does not fit, the estimate, the limit and the override (``--max-memory``, ``--force-size``).
+    """
+    from deepforcing import budget
+
+    if opts.force_size or not opts.generate:
+        return
+    suite = plan.suite
+    max_memory = budget.parse_size(opts.max_memory) if opts.max_memory else None
+    pending = [item for item in plan.units() if opts.force or not store.record_path(item.unit.key).is_file()]
+    if not pending:
+        return
+    methods = list(dict.fromkeys(item.method for item in pending))
+    estimates = [budget.estimate(suite.model, m, suite.num_latent_frames, device, plan.dtype) for m in methods]
+    limits = budget.limits_for(device, store.root, max_memory=max_memory)
+    budget.check(estimates, limits, videos=len(pending), what=f"suite '{suite.name}'")
+
+
 def execute(
     opts: RunOptions,
     dist: DistContext,
@@ -153,6 +181,7 @@ def execute(
     metrics = preflight(suite, opts, store if dist.is_main else None)
     dist.barrier()
     plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
+    check_budget(plan, store, device, opts)
     prov = provenance(device if dist.world_size == 1 else device.split(":")[0], dtype, dist.world_size)
     if dist.is_main:
         _write_run_json(store, plan, prov, "running", opts)
@@ -219,6 +248,7 @@ class DryRun:
         weights_problem: Why weights could not be resolved (None if they could).
         metrics_problem: Why metric weights/builders are not ready (None if they are).
         device: Device the run would use.
+        budget_problem: Why the videos would not fit (memory / disk / time; None if they would).
     """
 
     plan: WorkPlan
@@ -227,6 +257,7 @@ class DryRun:
     weights_problem: str | None
     metrics_problem: str | None
     device: str
+    budget_problem: str | None = None
 
 
 def dry_run(opts: RunOptions, device: str) -> DryRun:
@@ -256,7 +287,12 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
     done: set[str] = set()
     if weights_problem is None and Path(store.root).is_dir():
         done = set(store.done_items(plan.items))
-    return DryRun(plan, store, done, weights_problem, metrics_problem, device)
+    budget_problem = None
+    try:
+        check_budget(plan, store, device, opts)
+    except UserError as exc:
+        budget_problem = str(exc)
+    return DryRun(plan, store, done, weights_problem, metrics_problem, device, budget_problem)
 
 
 def default_device(device: str | None) -> str:

@@ -78,6 +78,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     if generation:
         p.add_argument("--force", action="store_true", help="regenerate and rescore units that are already done")
         p.add_argument("--rescore", action="store_true", help="recompute scores, keep the videos")
+        p.add_argument(
+            "--max-memory", metavar="SIZE", help="memory one video may use (e.g. 40GiB; default: what the device has)"
+        )
+        p.add_argument(
+            "--force-size", action="store_true", help="skip the up-front memory / disk / time checks of the videos"
+        )
     else:
         p.add_argument("--force", action="store_true", help="recompute scores that are cached")
 
@@ -132,6 +138,8 @@ def _options(args: argparse.Namespace):
         score=scoring_only or not getattr(args, "no_score", False),
         force=args.force and not scoring_only,
         rescore=getattr(args, "rescore", False) or (scoring_only and args.force),
+        max_memory=getattr(args, "max_memory", None),
+        force_size=getattr(args, "force_size", False),
     )
 
 
@@ -145,9 +153,10 @@ def _fmt_hours(seconds: float) -> str:
 
 def _sigterm_to_interrupt():
     """Make SIGTERM (what torchrun sends on Ctrl-C) stop like Ctrl-C; returns the previous handler."""
+    from deepforcing.interrupts import Terminated
 
     def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
+        raise Terminated(signum)
 
     try:
         return signal.signal(signal.SIGTERM, handler)
@@ -316,6 +325,7 @@ def plan_doc(dr) -> dict[str, Any]:
         },
         "weights_problem": dr.weights_problem or None,
         "metrics_problem": dr.metrics_problem or None,
+        "budget_problem": dr.budget_problem or None,
     }
 
 
@@ -368,6 +378,8 @@ def print_plan(doc: dict[str, Any]) -> None:
         )
     if doc["metrics_problem"]:
         console.out.line(Styled("metrics not ready", "yellow"), f": {doc['metrics_problem']}")
+    if doc["budget_problem"]:
+        console.out.line(Styled("would not fit", "yellow"), f": {doc['budget_problem']}")
 
 
 def _fmt_value(v: Any) -> str:
@@ -496,7 +508,7 @@ def suite_rows() -> list[dict[str, Any]]:
             continue
         problems: list[str] = []
         try:
-            load_suite(name)
+            load_suite(name, check_prompts=False)  # structure only: a listing loads no model code
         except UserError as exc:
             problems = str(exc).splitlines() or [str(exc)]
         p = data.get("prompts", {})
@@ -524,7 +536,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
     if args.action == "show":
         if not args.name:
             raise UserError("suites show needs a NAME", f"choose one of: {', '.join(available_suites())}")
-        suite = load_suite(args.name)
+        suite = load_suite(args.name, check_prompts=False)  # prompt texts are checked by run / --dry-run
         prompts = select_prompts(suite)
         console.out.json(
             document(

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepforcing import ENGINE_VERSION, model_kinds
@@ -26,6 +25,9 @@ from deepforcing.configs import config_hash
 from deepforcing.errors import UserError
 from deepforcing.harness.prompts import Prompt
 from deepforcing.harness.suites import TEMPORAL_COMPRESSION, VIDEO_FPS, SuiteConfig, select_prompts
+from deepforcing.weights import NotHashedYet, sha256_cached  # noqa: F401 - one sha256 cache, shared with `weights`
+from deepforcing.weights import load_sha_cache as _load_sha_cache
+from deepforcing.weights import save_sha_cache as _save_sha_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepforcing.methods import MethodConfig
@@ -177,54 +179,6 @@ class WorkPlan:
 
 
 # --------------------------------------------------------------------------------------------- hashing
-def _sha_cache_path() -> Path:
-    from deepforcing.model.tiny import cache_root
-
-    return cache_root() / "sha256-cache.json"
-
-
-class NotHashedYet(Exception):
-    """A weight file has no cached sha256 and hashing was not allowed (dry runs do not hash big files)."""
-
-
-def sha256_cached(path: Path, cache: dict[str, list] | None = None, compute: bool = True) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) in ``cache`` so large weights are hashed once.
-
-    Raises:
-        NotHashedYet: If the file is not in the cache and ``compute`` is False.
-    """
-    st = path.stat()
-    k = str(path.resolve())
-    if cache is not None:
-        hit = cache.get(k)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
-    if not compute:
-        raise NotHashedYet(str(path))
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    digest = h.hexdigest()
-    if cache is not None:
-        cache[k] = [st.st_size, st.st_mtime_ns, digest]
-    return digest
-
-
-def _load_sha_cache() -> dict[str, list]:
-    try:
-        return json.loads(_sha_cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_sha_cache(cache: dict[str, list]) -> None:
-    from deepforcing.harness.store import atomic_write_text
-
-    try:
-        atomic_write_text(_sha_cache_path(), json.dumps(cache, sort_keys=True))
-    except (OSError, UserError) as exc:  # a cache: never fatal
-        log.debug("could not save the sha256 cache: %s", exc)
 
 
 def weights_identity(

@@ -2,12 +2,15 @@
 
 Per unit: remove temporary files of dead processes, stream the video into a temporary mp4 (renamed when
 complete), hash it, then write the unit's manifest row last. A SIGKILL at any point leaves either a complete,
-agreeing (video, row) pair or an incomplete unit that the next run regenerates; nothing else is touched.
-Ctrl-C (and SIGTERM) raise ``KeyboardInterrupt``: the writer removes its temporary file and the run stops.
+agreeing (video, row) pair or an incomplete unit that the next run regenerates (its temporary files are removed
+when the next run starts); nothing else is touched. Ctrl-C and SIGTERM raise ``KeyboardInterrupt``: the writer
+removes its temporary file, a video whose row was not written yet is removed, finished units stay, and the run
+stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -100,6 +103,9 @@ def generate_units(
             len(pending),
             f" ({len(mine)} on rank 0 of {dist.world_size})" if dist.world_size > 1 else "",
         )
+    if dist.is_main and store.units_dir.is_dir():  # temporary files of killed runs, also of units not planned now
+        for folder in sorted(store.units_dir.iterdir()):
+            store.clean_stale_tmp(folder.name)
     progress.stage("generating", len(mine))
     generator = None
     current = None
@@ -110,7 +116,8 @@ def generate_units(
                 current = item.method
             num_chunks = item.unit.num_latent_frames // item.method_config.sampler_config.chunk_frames
             progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}", num_chunks)
-            _generate_one(plan, store, dist, generator, item, device, progress)
+            with _unit_in_flight(store, item.unit.key):
+                _generate_one(plan, store, dist, generator, item, device, progress)
             report.generated += 1
             progress.advance()
     except KeyboardInterrupt:
@@ -122,6 +129,31 @@ def generate_units(
         raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@contextlib.contextmanager
+def _unit_in_flight(store: RunStore, key: str):
+    """On an interrupt or error, remove a video this unit wrote but did not record (a partial unit).
+
+    A video that was there before (``--force`` regenerating it) is kept unless it was replaced.
+    """
+    video = store.video_path(key)
+
+    def identity():
+        try:
+            st = video.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    before = identity()
+    try:
+        yield
+    except BaseException:
+        after = identity()
+        if after is not None and after != before and not store.record_path(key).is_file():
+            video.unlink(missing_ok=True)
+        raise
 
 
 def _load_generator(plan: WorkPlan, item: WorkItem, device: str, weights_dir, previous):
@@ -179,6 +211,8 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "method_config": {"config_hash": item.unit.method_config_hash, **item.method_config.to_dict()},
         "weights": plan.weights[item.method].files if plan.weights else {},
         "prompt": {"prompt_id": item.prompt.prompt_id, "text": item.prompt.text, "origin": item.prompt.origin},
+        "prompt_truncated": result.prompt_truncated,
+        "prompt_tokens": result.prompt_tokens.to_dict() if result.prompt_tokens else None,
         "video": "video.mp4",
         "video_sha256": sha256_file(video),
         "video_bytes": video.stat().st_size,

@@ -123,6 +123,8 @@ class UnitRecord(TypedDict):
     method_config: dict[str, Any]  # resolved MethodConfig + config_hash
     weights: dict[str, str]  # weight file -> sha256
     prompt: dict[str, str]  # prompt_id, text, origin (<set>:<line>)
+    prompt_truncated: bool | None  # the text encoder cut the prompt (the rest had no effect on the video)
+    prompt_tokens: dict[str, Any] | None  # count (whole prompt), limit (what the encoder reads), truncated
     video: str  # "video.mp4", relative to the unit directory
     video_sha256: str
     video_bytes: int

@@ -411,6 +411,15 @@ def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions)
         parts = [f'<article class="prompt" id="prompt-{_esc(prompt_id)}-{seed}">']
         parts.append(f"<h3>{_esc(prompt_id)} · seed {seed}</h3>")
         parts.append(f'<p class="prompt-text">{_esc(texts.get(prompt_id, ""))}</p>')
+        cut = [(s, units[(prompt_id, seed)][i]) for i, s in enumerate(series) if i in units[(prompt_id, seed)]]
+        cut = [(s, u) for s, u in cut if u.get("prompt_truncated")]
+        if cut:
+            t = cut[0][1].get("prompt_tokens") or {}
+            parts.append(
+                f'<p class="banner truncated">prompt truncated: {_esc(t.get("count", "?"))} tokens, the text '
+                f"encoder reads {_esc(t.get('limit', '?'))}; the rest had no effect on the videos of "
+                f"{_esc(', '.join(s.label for s, _ in cut))}.</p>"
+            )
         for i, s in enumerate(series):
             u = units[(prompt_id, seed)].get(i)
             if u is None:
@@ -502,7 +511,8 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     out = Path(out)
     series = T.series_of(runs)
     title = opts.title or "deepforcing-eval report: " + ", ".join(r.name for r in runs)
-    banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in T.comparability_notes(runs))
+    notes = T.comparability_notes(runs) + T.truncation_notes(runs)
+    banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in notes)
     nav = "".join(
         f'<a href="#{sid}">{_esc(label)}</a>'
         for sid, label in (

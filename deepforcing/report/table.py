@@ -371,6 +371,32 @@ def comparability_notes(runs: Sequence[Run]) -> list[str]:
     return notes
 
 
+def truncated_prompts(run: Run) -> dict[str, dict[str, Any]]:
+    """Prompt id -> ``prompt_tokens`` of every prompt the text encoder cut (from the run's unit rows)."""
+    out: dict[str, dict[str, Any]] = {}
+    for u in run.units:
+        if u.get("prompt_truncated"):
+            pid = str((u.get("unit") or {}).get("prompt_id") or (u.get("prompt") or {}).get("prompt_id"))
+            out.setdefault(pid, dict(u.get("prompt_tokens") or {}))
+    return out
+
+
+def truncation_notes(runs: Sequence[Run]) -> list[str]:
+    """One note per run whose prompts were longer than the text encoder reads (the rest had no effect)."""
+    notes = []
+    for r in runs:
+        cut = truncated_prompts(r)
+        if cut:
+            listed = ", ".join(
+                f"{pid} ({t.get('count', '?')} tokens, limit {t.get('limit', '?')})" for pid, t in sorted(cut.items())
+            )
+            notes.append(
+                f"{r.name}: {len(cut)} prompt(s) were longer than the text encoder reads and were truncated; the "
+                f"cut-off text had no effect on their videos: {listed}."
+            )
+    return notes
+
+
 # ------------------------------------------------------------------------------------------- summary
 def summary_table(runs: Sequence[Run], published: Published | None = None, keys: Iterable[str] | None = None) -> Table:
     """Method x metric: our value, and where the paper printed one, the paper's (in our unit) and the delta.
@@ -447,7 +473,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             "for each method the paper's table and length nearest to ours: "
             + "; ".join(f"{t}: {p}" for t, p in sorted(used_refs.items()))
         )
-    notes += comparability_notes(runs)
+    notes += comparability_notes(runs) + truncation_notes(runs)
     return mark_best(Table("summary", "Summary: method x metric", tuple(columns), tuple(rows), tuple(notes)))
 
 

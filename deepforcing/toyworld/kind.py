@@ -5,7 +5,7 @@ runs the toy model through the same chunk loop, cache policies, noise streams an
 Only the components differ:
 
 * the DiT and its caption embedding come from a toy bundle (default: the shipped ``weights/``; ``--checkpoint``
-  takes a bundle folder or any file in it);
+  takes a bundle folder, any file in it, or a DiT weights file under another name whose folder holds the rest);
 * the "text encoder" is the caption embedding (captions must parse in the toy grammar);
 * the "VAE" is the exact pixel-unshuffle latent, decoded frame by frame (one latent frame = one video frame) and
   upscaled 4× with nearest neighbour to 128×128 px, because H.264's 4:2:0 chroma would smear 32×32 colours;
@@ -26,6 +26,7 @@ from deepforcing.model_kinds import LoadedModel, ModelKind
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from deepforcing.model.text_encoder import PromptTokens
     from deepforcing.toyworld.model import ToyModel
 
 #: The shipped bundle (``deepforcing/toyworld/weights``).
@@ -74,6 +75,13 @@ class _CaptionEncoder:
     def __init__(self, toy: ToyModel):
         self.toy = toy
 
+    def count_tokens(self, prompt: str) -> PromptTokens:
+        """The caption's words against the embedding's length (longer captions are refused, never cut)."""
+        from deepforcing.model.text_encoder import PromptTokens
+        from deepforcing.toyworld.world import caption_words
+
+        return PromptTokens(len(caption_words(prompt)), self.toy.text_encoder.text_len)
+
     def encode(self, prompts: list[str]) -> torch.Tensor:
         from deepforcing.toyworld.world import parse_caption
 
@@ -97,7 +105,8 @@ class ToyWorldModel(ModelKind):
     """
 
     def __init__(self, toy: ToyModel | None = None):
-        super().__init__(PRESETS["toyworld"], cpu_threads=1, video_crf=12)  # near-lossless: the oracle reads colours
+        # Near-lossless x264: the oracle reads colours; 32x32 frames are written 4x upscaled.
+        super().__init__(PRESETS["toyworld"], cpu_threads=1, video_crf=12, video_size=(32 * VIDEO_SCALE,) * 2)
         self.toy = toy
 
     def _card(self, checkpoint: str | Path | None) -> dict[str, Any]:
@@ -121,6 +130,20 @@ class ToyWorldModel(ModelKind):
             method, ToySampling(**{k: tuple(v) if isinstance(v, list) else v for k, v in sampling.items()})
         )
 
+    prompt_hint = "the toyworld prompt set holds captions it reads (`deepforcing-eval toyworld captions`)"
+
+    def prompt_problems(self, prompts):
+        """Prompts outside the toy grammar (the caption embedding cannot read them)."""
+        from deepforcing.toyworld.world import parse_caption
+
+        problems = []
+        for text in prompts:
+            try:
+                parse_caption(text)
+            except UserError as exc:
+                problems.append(exc.message)
+        return problems
+
     def weights_label(self, method):
         """See :meth:`ModelKind.weights_label`."""
         return "shipped" if self.toy is None else "in-memory"
@@ -139,17 +162,25 @@ class ToyWorldModel(ModelKind):
         if self.toy is not None and checkpoint is None:
             return []
         folder = bundle_dir(checkpoint)
-        if checkpoint is not None and not folder.is_dir():
-            return [UserError(f"toy checkpoint {checkpoint} is neither a bundle folder nor a file in one")]
+        if checkpoint is not None and not Path(checkpoint).exists():
+            return [
+                UserError(
+                    f"toy model {checkpoint} not found",
+                    "give a toy bundle folder or its generator.safetensors (default: the shipped weights)",
+                )
+            ]
         hint = (
             "reinstall the package, or retrain: `deepforcing-eval toyworld train`"
             if checkpoint is None
             else "give a bundle written by `deepforcing-eval toyworld train --out DIR` (the folder or a file in it)"
         )
+        own_weights = (
+            checkpoint is not None and Path(checkpoint).is_file() and Path(checkpoint).name not in BUNDLE_FILES
+        )
         return [
             UserError(f"toy model file {folder / name} is missing", hint)
             for name in BUNDLE_FILES
-            if not (folder / name).is_file()
+            if not (folder / name).is_file() and not (own_weights and name == BUNDLE_FILES[0])
         ]
 
     def load(self, method, *, device, dtype, checkpoint=None, weights_dir=None):
@@ -158,6 +189,7 @@ class ToyWorldModel(ModelKind):
 
         self.check_assets(method, checkpoint=checkpoint)
         preloaded = self.toy is not None and checkpoint is None
-        toy = self.toy if preloaded else load_toy_model(bundle_dir(checkpoint), device)
+        toy = self.toy if preloaded else load_toy_model(checkpoint, device)  # a bundle folder or a file of one
         dit = toy.dit.to(device, dtype).eval().requires_grad_(False)
-        return _LoadedToy(dit, Path(toy.path) / BUNDLE_FILES[0], lambda: _CaptionEncoder(toy), ToyCodec)
+        weights = toy.generator_path or Path(toy.path) / BUNDLE_FILES[0]
+        return _LoadedToy(dit, weights, lambda: _CaptionEncoder(toy), ToyCodec)
