@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
@@ -25,6 +25,7 @@ from deepforcing.metrics.clips import (
     split_scene_clips,
 )
 from deepforcing.metrics.rows import ClipRow, ClipScore, VideoErrorRow
+from deepforcing.metrics.segments import Segment, parse_segments
 
 if TYPE_CHECKING:
     import torch
@@ -47,10 +48,13 @@ class VideoContext:
     Attributes:
         fps: Native frame rate as decoded (not rounded).
         prompt: The text prompt the video was generated from (prompt-dependent metrics need it).
+        segments: The prompt segments of a multi-prompt video, validated
+            (:func:`~deepforcing.metrics.segments.parse_segments`); empty for a single-prompt video.
     """
 
     fps: float
     prompt: str | None = None
+    segments: tuple[Segment, ...] = ()
 
 
 class ClipMetric(abc.ABC):
@@ -68,6 +72,18 @@ class ClipMetric(abc.ABC):
     #: prompt-switch metrics): the clip protocol's re-encode does not apply to them, they always get the decoded
     #: frames, and their ids are never tagged with the protocol.
     uses_clips: ClassVar[bool] = True
+
+    def units(self, num_frames: int, context: VideoContext) -> list[ClipSpan]:
+        """The spans a metric with ``uses_clips = False`` writes rows for (default: the whole video as one).
+
+        Args:
+            num_frames: Frames of the decoded video.
+            context: The video's fps, prompt and segments.
+
+        Raises:
+            UserError: If the video does not suit the metric (e.g. no segments where they are needed).
+        """
+        return [ClipSpan(0, 0, num_frames, 0)]
 
     @property
     @abc.abstractmethod
@@ -117,6 +133,7 @@ def score_video(
     allow_short: bool = False,
     scene_threshold: float | None = None,
     protocol: ClipProtocol | None = None,
+    segments: Sequence[Segment | Mapping[str, Any]] | None = None,
 ) -> list[ClipRow | VideoErrorRow]:
     """Split a decoded video into VBench-Long clips and score them with every metric.
 
@@ -140,6 +157,8 @@ def score_video(
             it, and every row's metric id is tagged with the protocol (``protocol.tag_ids(metric.metric_ids)``
             are the ids a metric writes then); rows keep the original spans, so they are placed in time as usual.
             Metrics with ``uses_clips = False`` are scored on the decoded frames under either protocol.
+        segments: Prompt segments of a multi-prompt video (``[{"prompt", "start_s", "end_s"}, ...]`` or
+            :class:`~deepforcing.metrics.segments.Segment`); bad segments make every metric's row an error row.
 
     Returns:
         Clip rows (and error rows) for all metrics.
@@ -153,10 +172,11 @@ def score_video(
         ]
     try:
         cuts = detect_scene_cuts(frames, fps, scene_threshold) if scene_threshold is not None else []
+        parsed = parse_segments(segments)
     except UserError as err:
         return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
     splits: dict[tuple[float, bool], tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError] = {}
-    context = VideoContext(fps=float(fps), prompt=prompt)
+    context = VideoContext(fps=float(fps), prompt=prompt, segments=parsed)
     rows: list[ClipRow | VideoErrorRow] = []
     source: torch.Tensor | UserError = frames  # what exact-protocol clips are cut from
     if protocol.reencode and cuts and any(m.uses_clips for m in metrics):
@@ -168,22 +188,17 @@ def score_video(
         seconds = duration_s if metric.clip_seconds is None else metric.clip_seconds
         exact = protocol.reencode and metric.uses_clips
         metric_ids = _ids(metric, protocol)
-        key = (seconds, exact)
-        if key not in splits:
+        if not metric.uses_clips:  # the metric's own units (whole video, segments, boundaries), decoded frames
             try:
-                if cuts:
-                    clips = split_scene_clips(int(frames.shape[0]), cuts, fps, seconds)
-                else:
-                    clips = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
-                # What the metric scores: the decoded frames, or the clips re-encoded one by one (exact protocol).
-                if exact and isinstance(source, UserError):
-                    raise source
-                splits[key] = (
-                    (clips, *reencode_clips(source, clips, fps, protocol)) if exact else (clips, frames, clips)
-                )
+                own = metric.units(int(frames.shape[0]), context)
+                split: tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError = (own, frames, own)
             except UserError as err:
-                splits[key] = err
-        split = splits[key]
+                split = err
+        else:
+            key = (seconds, exact)
+            if key not in splits:
+                splits[key] = _split(frames, source, cuts, fps, seconds, allow_short, protocol if exact else None)
+            split = splits[key]
         if isinstance(split, UserError):
             rows.extend(VideoErrorRow(mid, video_id, str(split), prompt_id) for mid in metric_ids)
             continue
@@ -213,6 +228,30 @@ def score_video(
                 )
             )
     return rows
+
+
+def _split(
+    frames: torch.Tensor,
+    source: torch.Tensor | UserError,
+    cuts: list[int],
+    fps: float,
+    seconds: float,
+    allow_short: bool,
+    protocol: ClipProtocol | None,
+) -> tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError:
+    """``(clips, frames to score, their spans)``: the decoded frames, or the clips re-encoded (``protocol``)."""
+    try:
+        if cuts:
+            clips = split_scene_clips(int(frames.shape[0]), cuts, fps, seconds)
+        else:
+            clips = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
+        if protocol is None:
+            return clips, frames, clips
+        if isinstance(source, UserError):
+            return source
+        return (clips, *reencode_clips(source, clips, fps, protocol))
+    except UserError as err:
+        return err
 
 
 def _ids(metric: ClipMetric, protocol: ClipProtocol) -> list[str]:
