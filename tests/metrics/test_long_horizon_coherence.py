@@ -115,3 +115,14 @@ def test_not_affected_by_the_clip_protocol(metric):
     exact = _by_id(score_video("v", video, 2.0, [metric], protocol=VBENCH_LONG_EXACT))
     assert set(once) == set(exact) == set(metric.metric_ids)  # ids are not tagged
     assert all(once[m].value == exact[m].value or math.isnan(once[m].value) for m in once)
+
+
+def test_metrics_yaml_has_the_default_ids():
+    from pathlib import Path
+
+    import yaml
+
+    meta = yaml.safe_load((Path(__file__).parents[2] / "eval" / "metrics.yaml").read_text())
+    entry = next(m for m in meta["metrics"] if m["name"] == "long_horizon_coherence")
+    curve, slope = coherence_ids(LongHorizonCoherenceConfig("dino_vitbase16_pretrain.pth"))
+    assert entry["id"] == [*curve, slope]
