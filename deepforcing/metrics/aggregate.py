@@ -41,7 +41,7 @@ from deepforcing.metrics.rows import ClipRow, VideoErrorRow
 
 Reduction = Literal["mean", "weighted_mean"]
 SuiteReduction = Literal["mean", "weighted_mean", "clip_mean"]
-Protocol = Literal["decode-once", "vbench-long-exact"]
+ProtocolName = Literal["decode-once", "vbench-long-exact"]
 
 #: The clip protocols: ``decode-once`` (default) and ``vbench-long-exact`` (see the module docstring).
 PROTOCOLS: tuple[str, ...] = ("decode-once", "vbench-long-exact")
@@ -77,7 +77,7 @@ class Aggregation:
 VBENCH_LONG = Aggregation()
 
 
-def for_protocol(spec: Aggregation, protocol: str = "decode-once") -> Aggregation:
+def for_protocol(spec: Aggregation, protocol: ProtocolName | str = "decode-once") -> Aggregation:
     """The aggregation of a metric under a clip protocol.
 
     Args:
@@ -95,7 +95,7 @@ def for_protocol(spec: Aggregation, protocol: str = "decode-once") -> Aggregatio
     raise ValueError(f"unknown clip protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
-def protocol_of_metric_id(metric: str) -> str:
+def protocol_of_metric_id(metric: str) -> ProtocolName:
     """``vbench-long-exact`` if the id carries ``clips=vbench_long_exact``, else ``decode-once``.
 
     Raises:
