@@ -44,7 +44,14 @@ FVD = "fvd"
 #: Frames per FVD clip and I3D input side (StyleGAN-V protocol).
 FVD_FRAMES, FVD_RES = 16, 224
 #: Shared metric code whose change can alter every metric's rows.
-_SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py")
+_SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py", "segments.py")
+#: Other modules of the metrics root that a metric depends on (their change rescores it).
+_METRIC_DEPENDS = {
+    "segment_text_alignment": ("text_alignment.py",),
+    "switch_accuracy": ("text_alignment.py", "segment_text_alignment.py"),
+    "transition_smoothness": ("text_alignment.py",),
+    "switch_latency": ("text_alignment.py",),
+}
 
 
 def metric_weights_root(weights_dir: str | os.PathLike | None = None) -> Path:
@@ -78,6 +85,7 @@ def _source_files(name: str) -> list[Path]:
     elif own.parent != metrics_root:  # a metric package (e.g. vbench/): all of its modules
         files.update(own.parent.glob("*.py"))
     files.update(metrics_root / f for f in _SHARED_SOURCES if (metrics_root / f).is_file())
+    files.update(metrics_root / f for f in _METRIC_DEPENDS.get(name, ()))
     if name not in _NO_WEIGHTS:
         files.update((metrics_root / "backbones").glob("*.py"))
     return sorted(files)
@@ -262,6 +270,30 @@ def _build_laion_improved(paths: dict[str, str]):
     )
 
 
+def _build_coherence(paths: dict[str, str]):
+    from deepforcing.metrics.long_horizon_coherence import LongHorizonCoherenceConfig
+
+    return LongHorizonCoherenceConfig(weights=paths["dino_vitb16"])
+
+
+def _build_segment_alignment(paths: dict[str, str]):
+    from deepforcing.metrics.segment_text_alignment import SegmentTextAlignmentConfig
+
+    return SegmentTextAlignmentConfig(viclip_weights=paths["viclip"], clip_weights=paths["openai_clip_vit_b32"])
+
+
+def _build_transition(paths: dict[str, str]):
+    from deepforcing.metrics.transition_smoothness import TransitionSmoothnessConfig
+
+    return TransitionSmoothnessConfig(dino_weights=paths["dino_vitb16"], clip_weights=paths["openai_clip_vit_b32"])
+
+
+def _build_latency(paths: dict[str, str]):
+    from deepforcing.metrics.switch_latency import SwitchLatencyConfig
+
+    return SwitchLatencyConfig(clip_weights=paths["openai_clip_vit_b32"])
+
+
 def _option_weight_metrics(name: str, options: dict[str, Any]) -> tuple[str, ...]:
     """Metrics whose weight files an option also needs (the static filter runs dynamic_degree's RAFT)."""
     return ("dynamic_degree",) if name == "temporal_flickering" and options.get("static_filter") else ()
@@ -284,6 +316,11 @@ _BUILDERS = {
     "overall_consistency": _build_overall,
     "clip_text_similarity": _build_clip_text,
     "laion_improved_aesthetic": _build_laion_improved,
+    "long_horizon_coherence": _build_coherence,
+    "segment_text_alignment": _build_segment_alignment,
+    "switch_accuracy": _build_segment_alignment,
+    "transition_smoothness": _build_transition,
+    "switch_latency": _build_latency,
 }
 
 
