@@ -18,7 +18,13 @@ from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkPlan, build_plan, check_generator_weights, default_dtype
 from deepforcing.harness.progress import Progress
 from deepforcing.harness.provenance import provenance
-from deepforcing.harness.results import ResultsSummary, write_results
+from deepforcing.harness.results import (
+    ResultsSummary,
+    UnitProblem,
+    generation_problems,
+    write_index,
+    write_results,
+)
 from deepforcing.harness.store import RunStore, atomic_write_json
 from deepforcing.harness.suites import Overrides, SuiteConfig, load_suite
 
@@ -73,6 +79,7 @@ class Outcome:
         reused: Units that were already done.
         scored: Units scored by this rank.
         results: The results (rank 0 only).
+        problems: Every failed or missing piece of a work item (rank 0 only; the results' list when scored).
     """
 
     suite: SuiteConfig
@@ -83,6 +90,17 @@ class Outcome:
     reused: int = 0
     scored: int = 0
     results: ResultsSummary | None = None
+    problems: list[UnitProblem] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        """One line per failure."""
+        return [p.line() for p in self.problems if p.state == "failed"]
+
+    @property
+    def missing(self) -> list[str]:
+        """One line per missing piece."""
+        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def resolve_dtype(device: str, dtype: str | None) -> str:
@@ -178,6 +196,8 @@ def execute(
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
+    if not opts.generate:
+        store.require_existing()  # `score` never creates a run
     metrics = preflight(suite, opts, store if dist.is_main else None)
     dist.barrier()
     plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
@@ -209,14 +229,23 @@ def execute(
     if dist.is_main:
         if opts.score:
             outcome.results = write_results(plan, store, metrics, records, prov)
-        status = "complete" if len(records) == len(plan.units()) else "incomplete"
-        if outcome.results is not None and outcome.results.missing:
-            status = "incomplete"
-        _write_run_json(store, plan, prov, status, opts)
+            outcome.problems = outcome.results.problems
+        else:
+            outcome.problems = generation_problems(plan, store, records)
+        write_index(plan, store, outcome.problems)
+        status = "incomplete" if outcome.problems else "complete"
+        _write_run_json(store, plan, prov, status, opts, outcome.problems)
     return outcome
 
 
-def _write_run_json(store: RunStore, plan: WorkPlan, prov: dict[str, Any], status: str, opts: RunOptions) -> None:
+def _write_run_json(
+    store: RunStore,
+    plan: WorkPlan,
+    prov: dict[str, Any],
+    status: str,
+    opts: RunOptions,
+    problems: list[UnitProblem] = (),
+) -> None:
     from deepforcing.harness.store import SCHEMA_VERSION
 
     atomic_write_json(
@@ -225,6 +254,8 @@ def _write_run_json(store: RunStore, plan: WorkPlan, prov: dict[str, Any], statu
             "record": "run",
             "schema_version": SCHEMA_VERSION,
             "status": status,
+            "failed": sum(p.state == "failed" for p in problems),
+            "missing": sum(p.state == "missing" for p in problems),
             "suite": plan.suite.to_dict(),
             "run_id": store.run_id,
             "stages": [s for s, on in (("generate", opts.generate), ("score", opts.score)) if on],

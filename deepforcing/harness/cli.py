@@ -46,6 +46,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from exc
 
 
+#: Exit status of a run that finished with failed or missing units (without ``--allow-failures``).
+EXIT_INCOMPLETE = 3
+
+
 def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     """Options shared by ``run`` and ``score`` (one definition, no copies)."""
     p.add_argument("--suite", required=True, help="suite name (see `suites list`) or a path to a suite YAML")
@@ -75,6 +79,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
         "(Deep Forcing Tables 1 and 6); compute nothing",
     )
     p.add_argument("--json", action="store_true", help="print the summary (or the --dry-run plan) as JSON")
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help=f"exit 0 even when units failed or are missing (default: exit {EXIT_INCOMPLETE}; they are always listed)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
     if generation:
         p.add_argument("--force", action="store_true", help="regenerate and rescore units that are already done")
         p.add_argument("--rescore", action="store_true", help="recompute scores, keep the videos")
@@ -186,8 +196,22 @@ def _file_logging(store, rank: int) -> logging.Handler | None:
 
 
 # ------------------------------------------------------------------------------------------------ run
+def _write_report(run_dir):
+    """``report.html`` in the run folder (the same page as ``deepforcing-eval report RUN``); returns its path."""
+    from deepforcing.report.html import ReportOptions, build_report
+    from deepforcing.report.published import load_published
+    from deepforcing.report.runs import load_runs
+
+    out = run_dir / "report.html"
+    page = build_report(load_runs([run_dir]), out, ReportOptions(published=load_published()))
+    from deepforcing.files import atomic_write_text
+
+    atomic_write_text(out, page)
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """``run`` / ``score`` / ``--suite``."""
+    """``run`` / ``score`` / ``--suite``: exit 0 when every unit is scored, 3 with failed or missing units."""
     from deepforcing.harness.api import default_device, dry_run, execute
     from deepforcing.harness.progress import LineProgress, Progress, RichProgress
 
@@ -227,6 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for h in console_handlers:
             h.addFilter(quiet)
         store = open_store(opts, suite)
+        if not opts.generate:
+            store.require_existing()  # before the log folder: `score` creates nothing
         if not dist.is_main or args.quiet:
             progress = Progress()
         elif console.err.is_tty:
@@ -247,12 +273,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 handler.close()
         if dist.is_main:
             doc = outcome_doc(outcome)
+            if outcome.results is not None and not args.no_report:
+                doc["report"] = str(_write_report(outcome.store.root))
             if args.json:
                 console.out.json(document("run-summary", **doc))
             else:
                 print_outcome(doc)
-            if outcome.results is not None and outcome.results.missing:
-                return 1
+            if outcome.problems and not args.allow_failures:
+                return EXIT_INCOMPLETE
         return 0
     finally:
         if dist is not None:
@@ -399,8 +427,8 @@ def _short(metric: str) -> str:
 def outcome_doc(outcome) -> dict[str, Any]:
     """What a run did, as a JSON-ready dict (schema ``run-summary`` in docs/cli.md); the text summary reads it too.
 
-    Optional lists of the results object (``missing`` today; ``failed`` when the results carry it) are copied
-    under the same names, so the summary and ``--json`` always show the same problems.
+    The ``failed`` and ``missing`` lists come from the outcome's one problem list (the same one the results files
+    and the report are written from), so the summary and ``--json`` always show the same problems.
     """
     res = outcome.results
     doc: dict[str, Any] = {
@@ -416,7 +444,7 @@ def outcome_doc(outcome) -> dict[str, Any]:
         "scored": res is not None,
     }
     if res is None:
-        return doc
+        return {**doc, **{name: list(getattr(outcome, name)) for name in PROBLEM_LISTS}}
     agg = res.aggregate
     doc.update(
         methods=list(agg["results"]),
@@ -426,9 +454,9 @@ def outcome_doc(outcome) -> dict[str, Any]:
         files=dict(res.files),
     )
     for name in PROBLEM_LISTS:
-        items = getattr(res, name, None)
-        if items is not None:
-            doc[name] = list(items)
+        doc[name] = list(getattr(outcome, name))
+    counts = agg["n_samples"]
+    doc["failed_units"] = {m: counts[m].get("failed", 0) for m in counts}
     return doc
 
 
@@ -455,6 +483,7 @@ def print_outcome(doc: dict[str, Any]) -> None:
             f"generated {units['pending']} unit(s) ({units['generated_here']} by this process), reused "
             f"{units['reused']}; videos in {doc['videos_dir']}"
         )
+        _print_problems(doc)
         return
     results, methods = doc["results"], doc["methods"]
     metrics: list[str] = []
@@ -475,18 +504,31 @@ def print_outcome(doc: dict[str, Any]) -> None:
     table.add_row("chunk latency ms", *(_fmt_value(timings.get(m, {}).get("chunk_latency_ms_mean")) for m in methods))
     console.out.table(table)
     n = doc["n_samples"]
+
+    def counts(m: str) -> str:
+        c = n[m]
+        extra = [f"{c[k]} {k}" for k in ("failed", "missing") if c.get(k)]
+        return f"{m} {c['scored']}/{c['expected']} scored" + (f" ({', '.join(extra)})" if extra else "")
+
     console.out.line(
         f"videos: {units['pending']} generated ({units['generated_here']} by this process), {units['reused']} "
-        "reused; " + ", ".join(f"{m} {n[m]['scored']}/{n[m]['expected']} scored" for m in methods)
+        "reused; " + ", ".join(counts(m) for m in methods)
     )
     console.out.line("results (every drift summary, protocol ids, per-clip and per-video rows):")
     for path in doc["files"].values():
         console.out.line(f"  {path}")
+    if doc.get("report"):
+        console.out.line(f"report: {doc['report']}")
+    _print_problems(doc)
+
+
+def _print_problems(doc: dict[str, Any]) -> None:
+    """Every failed and missing piece, counted (the same lists as ``--json`` and results/problems.csv)."""
     for name, heading in PROBLEM_LISTS.items():
         items = doc.get(name) or []
         if not items:
             continue
-        console.out.line(Styled(f"{len(items)} {heading}:", "yellow"))
+        console.out.line(Styled(f"{heading} ({len(items)}):", "yellow"))
         for item in items[:MAX_PROBLEM_LINES]:
             console.out.line(f"  {_problem_text(item)}")
         if len(items) > MAX_PROBLEM_LINES:

@@ -19,6 +19,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkItem, WorkPlan, pixel_frames
 from deepforcing.harness.progress import Progress
@@ -36,12 +37,14 @@ class GenerateReport:
         planned: Distinct units in the plan.
         reused: Units already done before this run (counted on rank 0).
         generated: Units this rank generated.
+        failed: Units whose generation failed on this rank (recorded in their ``failed.json``; retried next run).
         seconds: Wall time of this rank's generation.
     """
 
     planned: int = 0
     reused: int = 0
     generated: int = 0
+    failed: int = 0
     seconds: float = 0.0
 
 
@@ -49,7 +52,16 @@ def pending_units(plan: WorkPlan, store: RunStore, dist: DistContext, force: boo
     """Units that still need a video (decided on rank 0, broadcast) and how many are reused."""
     units = plan.units()
     if dist.is_main:
-        pending = [u for u in units if force or store.done_record(u.unit) is None]
+        pending = []
+        for u in units:
+            check = store.inspect(u.unit)
+            if check.state == "invalid":  # say why; nothing of another unit is touched
+                log.warning("unit %s (%s %s s%d): %s; generating it again", u.unit.key, u.method, u.prompt.prompt_id,
+                            u.seed, check.reason)  # fmt: skip
+            elif check.state == "failed":
+                log.info("unit %s: the last run's %s; trying again", u.unit.key, check.reason)
+            if force or check.row is None:
+                pending.append(u)
         payload = ([u.unit.key for u in pending], len(units) - len(pending))
     else:
         payload = None
@@ -116,9 +128,22 @@ def generate_units(
                 current = item.method
             num_chunks = item.unit.num_latent_frames // item.method_config.sampler_config.chunk_frames
             progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}", num_chunks)
-            with _unit_in_flight(store, item.unit.key):
-                _generate_one(plan, store, dist, generator, item, device, progress)
-            report.generated += 1
+            try:
+                with _unit_in_flight(store, item.unit.key):
+                    _generate_one(plan, store, dist, generator, item, device, progress)
+                report.generated += 1
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # one unit's failure is counted and shown; the other units go on
+                reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
+                log.error("unit %s (%s %s s%d) failed: %s", item.unit.key, item.method, item.prompt.prompt_id,
+                          item.seed, reason)  # fmt: skip
+                log.debug("traceback of unit %s", item.unit.key, exc_info=True)
+                store.write_failure(
+                    item.unit.key, "generate", reason, method=item.method, prompt_id=item.prompt.prompt_id,
+                    seed=item.seed, at=now(),
+                )  # fmt: skip
+                report.failed += 1
             progress.advance()
     except KeyboardInterrupt:
         log.warning(

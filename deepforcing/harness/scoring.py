@@ -33,7 +33,14 @@ from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkItem, WorkPlan, _load_sha_cache, _save_sha_cache, sha256_cached
 from deepforcing.harness.progress import Progress
-from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_bytes, atomic_write_json, clean_json
+from deepforcing.harness.store import (
+    SCHEMA_VERSION,
+    RunStore,
+    _remove_quietly,
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -456,11 +463,6 @@ def score_units(
     Returns:
         Number of units this rank scored.
     """
-    from deepforcing.metrics.base import score_video
-    from deepforcing.metrics.clips import SCENE_THRESHOLD
-    from deepforcing.metrics.rows import VideoErrorRow
-    from deepforcing.metrics.video_io import decode_video
-
     progress = progress or Progress()
     todo: list[tuple[WorkItem, list[str]]] = []
     if dist.is_main:
@@ -486,56 +488,100 @@ def score_units(
             if n not in built:
                 log.info("loading metric %s", n)
                 built[n] = fvd_extractor(metrics[n], device) if n == FVD else build_metric(metrics[n], device)
-        clip_names = [n for n in names if n != FVD]
-        instances = [built[n] for n in clip_names]
         try:
-            video = decode_video(store.video_path(key))
-        except UserError as exc:
-            log.warning("unit %s: cannot decode its video: %s", key, exc)
-            video, decode_error = None, str(exc)
-        rows = []
-        if instances and video is not None:
-            rows = score_video(
-                key,
-                video.frames,
-                video.fps,
-                instances,
-                prompt_id=item.prompt.prompt_id,
-                prompt=item.prompt.text,
-                duration_s=plan.suite.clip_seconds,
-                allow_short=plan.suite.allow_short,
-                scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
-            )
-        elif instances:
-            rows = [
-                VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids
-            ]
-        for n, metric in zip(clip_names, instances, strict=True):
-            ids = set(metric.metric_ids)
-            mine_rows = [r.to_json() for r in rows if r.metric in ids]
-            atomic_write_json(
-                store.scores_dir(key) / metrics[n].cache_name(),
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "record": "scores",
-                    "metric": n,
-                    "fingerprint": metrics[n].fingerprint,
-                    "metric_ids": sorted(ids),
-                    "weights": metrics[n].weights,
-                    "unit_key": key,
-                    "video_sha256": rec["video_sha256"],
-                    "rows": clean_json(mine_rows),
-                },
-            )
-        if FVD in names:
-            meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
-            if video is None:
-                import torch
-                from safetensors.torch import save
-
-                blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
-            else:
-                blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
-            atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
+            _score_one(plan, store, item, rec, names, metrics, built)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one unit's failure is counted and shown; the other units go on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("unit %s (%s %s s%d): scoring failed: %s", key, item.method, item.prompt.prompt_id, item.seed,
+                      reason)  # fmt: skip
+            log.debug("traceback of unit %s", key, exc_info=True)
+            for n in names:
+                atomic_write_json(
+                    failure_path(store, key, metrics[n]),
+                    {"schema_version": SCHEMA_VERSION, "record": "failure", "stage": "score", "metric": n,
+                     "fingerprint": metrics[n].fingerprint, "video_sha256": rec["video_sha256"], "reason": reason},
+                )  # fmt: skip
         progress.advance()
     return len(mine)
+
+
+def failure_path(store: RunStore, key: str, mp: MetricPlan) -> Path:
+    """Where a metric that raised on a unit records why (not a cache: the next run scores it again)."""
+    return store.scores_dir(key) / f"{mp.cache_name()}.failed.json"
+
+
+def load_failure(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> str | None:
+    """Why scoring ``mp`` failed on the unit's current video and metric plan, or None."""
+    try:
+        data = json.loads(failure_path(store, key, mp).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("video_sha256") != video_sha256 or data.get("fingerprint") != mp.fingerprint:
+        return None
+    return str(data.get("reason"))
+
+
+def _score_one(plan, store: RunStore, item: WorkItem, rec: dict[str, Any], names, metrics, built) -> None:
+    """Score one unit with the metrics ``names`` and write their caches.
+
+    A metric that cannot score the video (too short, undecodable) writes error rows; an exception propagates.
+    """
+    from deepforcing.metrics.base import score_video
+    from deepforcing.metrics.clips import SCENE_THRESHOLD
+    from deepforcing.metrics.rows import VideoErrorRow
+    from deepforcing.metrics.video_io import decode_video
+
+    key = item.unit.key
+    clip_names = [n for n in names if n != FVD]
+    instances = [built[n] for n in clip_names]
+    try:
+        video = decode_video(store.video_path(key))
+    except UserError as exc:
+        log.warning("unit %s: cannot decode its video: %s", key, exc)
+        video, decode_error = None, str(exc)
+    rows = []
+    if instances and video is not None:
+        rows = score_video(
+            key,
+            video.frames,
+            video.fps,
+            instances,
+            prompt_id=item.prompt.prompt_id,
+            prompt=item.prompt.text,
+            duration_s=plan.suite.clip_seconds,
+            allow_short=plan.suite.allow_short,
+            scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
+        )
+    elif instances:
+        rows = [VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids]
+    for n, metric in zip(clip_names, instances, strict=True):
+        ids = set(metric.metric_ids)
+        mine_rows = [r.to_json() for r in rows if r.metric in ids]
+        atomic_write_json(
+            store.scores_dir(key) / metrics[n].cache_name(),
+            {
+                "schema_version": SCHEMA_VERSION,
+                "record": "scores",
+                "metric": n,
+                "fingerprint": metrics[n].fingerprint,
+                "metric_ids": sorted(ids),
+                "weights": metrics[n].weights,
+                "unit_key": key,
+                "video_sha256": rec["video_sha256"],
+                "rows": clean_json(mine_rows),
+            },
+        )
+    if FVD in names:
+        meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
+        if video is None:
+            import torch
+            from safetensors.torch import save
+
+            blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
+        else:
+            blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
+        atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
+    for n in names:
+        _remove_quietly(failure_path(store, key, metrics[n]))

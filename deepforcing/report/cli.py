@@ -105,7 +105,7 @@ def _check_out(path: Path, suffixes: tuple[str, ...], flag: str) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    from deepforcing.harness.store import atomic_write_text
+    from deepforcing.files import atomic_write_text
 
     atomic_write_text(path, text)
 

@@ -328,6 +328,16 @@ def _summary_section(runs: Sequence[Run], published: Published | None) -> str:
     return _section("summary", "Summary", "\n".join(body))
 
 
+def _problems_section(runs: Sequence[Run]) -> str:
+    t = T.problems_table(runs)
+    counts = _table(T.counts_table(runs))
+    if not t.rows:
+        return _section(
+            "problems", "Failed / missing units", counts + '<p class="muted">None: every video was scored.</p>'
+        )
+    return _section("problems", "Failed / missing units", counts + _table(t))
+
+
 def _paper_section(runs: Sequence[Run], published: Published | None) -> str:
     if published is None:
         return _section("paper", "Published numbers", '<p class="muted">No published numbers loaded.</p>')
@@ -511,12 +521,13 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     out = Path(out)
     series = T.series_of(runs)
     title = opts.title or "deepforcing-eval report: " + ", ".join(r.name for r in runs)
-    notes = T.comparability_notes(runs) + T.truncation_notes(runs)
+    notes = T.comparability_notes(runs, opts.published) + T.truncation_notes(runs) + T.problem_notes(runs)
     banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in notes)
     nav = "".join(
         f'<a href="#{sid}">{_esc(label)}</a>'
         for sid, label in (
             ("summary", "Summary"),
+            ("problems", "Failed / missing"),
             ("paper", "Paper"),
             ("drift", "Drift"),
             ("ablation", "Ablations"),
@@ -529,6 +540,7 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     runs_line = "; ".join(T.run_protocol(r) for r in runs)
     sections = [
         _summary_section(runs, opts.published),
+        _problems_section(runs),
         _paper_section(runs, opts.published),
         _drift_section(series, runs),
         _ablation_section(series),

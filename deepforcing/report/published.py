@@ -86,6 +86,9 @@ class Published:
         source: The publications, in order of preference, joined by ``"; "``.
         sources: The publications, in order of preference.
         unmatched_by_source: ``(source, published method name)`` -> why it has no counterpart.
+        model: The model every published number was measured on (``comparable.model``); runs of another model
+            are not compared.
+        speed_device: GPU class of the published speed numbers (``comparable.speed_device``).
     """
 
     values: tuple[PublishedValue, ...]
@@ -95,6 +98,8 @@ class Published:
     source: str
     sources: tuple[str, ...] = ()
     unmatched_by_source: dict[tuple[str, str], str] = field(default_factory=dict)
+    model: str | None = None
+    speed_device: str | None = None
 
     def published_names(self, ours: str) -> list[tuple[str, str, tuple[str, ...]]]:
         """``(source, published name, tables)`` of the published methods that one of our methods reproduces."""
@@ -203,4 +208,15 @@ def load_published(folder: str | None = None) -> Published:
     for name, spec in (mapping.get("metrics") or {}).items():
         spec = spec or {}
         metrics[str(name)] = MetricLink(str(name), spec.get("ours"), float(spec.get("scale", 1.0)), spec.get("why", ""))
-    return Published(tuple(values), methods, unmatched, metrics, "; ".join(sources), sources, by_source)
+    comparable = mapping.get("comparable") or {}
+    return Published(
+        tuple(values),
+        methods,
+        unmatched,
+        metrics,
+        "; ".join(sources),
+        sources,
+        by_source,
+        model=comparable.get("model"),
+        speed_device=comparable.get("speed_device"),
+    )

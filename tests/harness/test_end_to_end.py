@@ -155,7 +155,8 @@ def test_sigkill_then_resume_redoes_only_the_unit_in_flight(resumed_run):
             row_type = schema.ROW_TYPES[row["record"]]
             keys = set(row_type.__annotations__) | ({"used_by"} if row["record"] == "unit" else set())
             assert set(row) == keys, (row["record"], set(row) ^ keys)
-    assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2}
+    assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2, "failed": 0, "missing": 0}
+    assert agg["problems"] == []
     assert agg["timings"]["self-forcing"]["fps_mean"] > 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 

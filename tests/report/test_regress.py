@@ -183,7 +183,7 @@ def test_other_weights_fail_and_another_machine_is_noted(tmp_path):
     assert _statuses(regress.compare(run, base))[("deep-forcing", "weights_id")] == "weights"
     notes = regress.environment_notes(run, base)
     assert notes == [
-        "device differs from the blessed run's: Other CPU -> Test CPU",
+        "device differs from the blessed run's: Other CPU -> NVIDIA H100 80GB HBM3",
         "library versions differ from the blessed run's: torch 2.0.0 -> 2.14.1",
     ]
 
