@@ -130,9 +130,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             _check_out(Path(value), suffixes, flag)
     findings = None
     if args.findings:
-        from deepforcing.toyworld.drift import load_summary
+        from deepforcing.report.findings import load_findings
 
-        findings = load_summary(args.findings)
+        findings = load_findings(args.findings)
     runs = load_runs(args.runs)
     published = None if args.no_published else load_published()
     t0 = time.monotonic()

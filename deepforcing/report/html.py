@@ -31,6 +31,7 @@ from deepforcing.report import charts, render
 from deepforcing.report import table as T
 from deepforcing.report.catalog import describe, split_drift, split_id
 from deepforcing.report.filmstrip import filmstrip
+from deepforcing.report.findings import Findings
 from deepforcing.report.published import Published
 from deepforcing.report.runs import Run
 
@@ -64,8 +65,8 @@ class ReportOptions:
         max_prompts: Most (prompt, seed) sections shown.
         copy_videos: Copy the mp4s next to the report (``<stem>_videos/``) and link the copies.
         published: Published numbers (None: ours only).
-        findings: A toy-world drift study (``deepforcing-eval toyworld drift`` ``summary.json``) shown as its own
-            section (None: no such section).
+        findings: A study from :func:`deepforcing.report.findings.load_findings` (e.g. the toy-world drift
+            study) shown as its own section (None: no such section).
     """
 
     title: str | None = None
@@ -74,7 +75,7 @@ class ReportOptions:
     max_prompts: int = 8
     copy_videos: bool = False
     published: Published | None = field(default=None, compare=False)
-    findings: dict[str, Any] | None = field(default=None, compare=False)
+    findings: Findings | None = field(default=None, compare=False)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -455,17 +456,14 @@ def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions)
     return _section("prompts", "Prompts", "\n".join(body))
 
 
-def _findings_section(study: dict[str, Any]) -> str:
-    """A toy-world drift study: per oracle number, early / late / drift per method with 95% CIs over prompts."""
-    from deepforcing.toyworld.drift import findings_tables
-
-    intro, tables, notes = findings_tables(study)
-    body = [f"<p>{_esc(intro)}</p>"]
-    for title, t in tables:
+def _findings_section(findings: Findings) -> str:
+    """A study from elsewhere (:mod:`deepforcing.report.findings`): its introduction, tables and notes."""
+    body = [f"<p>{_esc(findings.intro)}</p>"]
+    for title, t in findings.tables:
         body.append(f"<h3>{_esc(title)}</h3>")
         body.append(_table(t))
-    body += [f'<p class="muted">{_esc(n)}</p>' for n in notes]
-    return _section("findings", "Toy-world findings", "\n".join(body))
+    body += [f'<p class="muted">{_esc(n)}</p>' for n in findings.notes]
+    return _section("findings", findings.title, "\n".join(body))
 
 
 def _provenance_section(runs: Sequence[Run]) -> str:
