@@ -93,7 +93,7 @@ def test_piped_listings_are_one_line_per_row_at_any_width():
 
     suites = _piped("suites", "list", columns=60)
     assert suites == _piped("suites", "list", columns=200)
-    assert any(line.split()[:3] == ["vbench-long-30s", "1", "wan2.1-t2v-1.3b"] for line in suites.splitlines())
+    assert any(line.split()[:3] == ["vbench-long-30s", "2", "wan2.1-t2v-1.3b"] for line in suites.splitlines())
 
     weights = _piped("weights", "list", columns=60)
     assert weights == _piped("weights", "list", columns=200)

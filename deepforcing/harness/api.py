@@ -15,6 +15,7 @@ from typing import Any
 
 from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
+from deepforcing.harness.imports import load_imports
 from deepforcing.harness.plan import WorkPlan, build_plan, check_generator_weights, default_dtype
 from deepforcing.harness.progress import Progress
 from deepforcing.harness.provenance import provenance
@@ -29,6 +30,21 @@ from deepforcing.harness.store import RunStore, atomic_write_json
 from deepforcing.harness.suites import Overrides, SuiteConfig, load_suite
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """A folder of videos to import (see :mod:`deepforcing.harness.imports`).
+
+    Attributes:
+        folder: The folder.
+        name: Method name (flat folder or mapping without a method column).
+        prompts: Mapping file or list of full prompt texts.
+    """
+
+    folder: str
+    name: str | None = None
+    prompts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,8 @@ class RunOptions:
     score: bool = True
     force: bool = False
     rescore: bool = False
+    existing_only: bool = False
+    import_from: ImportRequest | None = None
     max_memory: str | None = None
     force_size: bool = False
 
@@ -163,7 +181,9 @@ def check_budget(plan: WorkPlan, store: RunStore, device: str, opts: RunOptions)
         return
     suite = plan.suite
     max_memory = budget.parse_size(opts.max_memory) if opts.max_memory else None
-    pending = [item for item in plan.units() if opts.force or not store.record_path(item.unit.key).is_file()]
+    pending = [
+        item for item in plan.units(generated_only=True) if opts.force or not store.record_path(item.unit.key).is_file()
+    ]
     if not pending:
         return
     methods = list(dict.fromkeys(item.method for item in pending))
@@ -196,11 +216,14 @@ def execute(
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
-    if not opts.generate:
+    if opts.import_from is not None:
+        import_videos(opts.import_from, suite, store, dist)
+    elif not opts.generate:
         store.require_existing()  # `score` never creates a run
     metrics = preflight(suite, opts, store if dist.is_main else None)
     dist.barrier()
     plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
+    plan = plan.with_imports(load_imports(store), drop_absent=opts.existing_only, store=store)
     check_budget(plan, store, device, opts)
     prov = provenance(device if dist.world_size == 1 else device.split(":")[0], dtype, dist.world_size)
     if dist.is_main:
@@ -236,6 +259,34 @@ def execute(
         status = "incomplete" if outcome.problems else "complete"
         _write_run_json(store, plan, prov, status, opts, outcome.problems)
     return outcome
+
+
+def import_videos(request: ImportRequest, suite: SuiteConfig, store: RunStore, dist: DistContext) -> None:
+    """Find, check and copy the videos of a folder into the run (rank 0; the others wait for it).
+
+    Raises:
+        UserError: Every problem of the folder at once, before anything is copied.
+    """
+    from deepforcing.harness.imports import discover, import_set
+    from deepforcing.harness.suites import select_prompts
+
+    if dist.is_main:
+        layout, sets = discover(
+            request.folder, request.name, prompts_file=request.prompts, suite_prompts=select_prompts(suite)
+        )
+        clash = [s.method.name for s in sets if s.method.name in suite.methods]
+        if clash:
+            raise UserError(
+                f"imported method name(s) {', '.join(clash)} are methods the suite generates",
+                "import under another --name",
+            )
+        store.check_writable()
+        for s in sets:
+            items = import_set(store, s)
+            log.info(
+                "imported %d video(s) of %s (%s layout) from %s", len(items), s.method.name, layout, s.method.source
+            )
+    dist.barrier()
 
 
 def _write_run_json(

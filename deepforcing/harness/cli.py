@@ -50,9 +50,8 @@ def _int_list(text: str) -> tuple[int, ...]:
 EXIT_INCOMPLETE = 3
 
 
-def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
-    """Options shared by ``run`` and ``score`` (one definition, no copies)."""
-    p.add_argument("--suite", required=True, help="suite name (see `suites list`) or a path to a suite YAML")
+def _add_suite_overrides(p: argparse.ArgumentParser) -> None:
+    """The suite overrides of ``run``, ``score`` and ``score-videos`` (a run is found by the same overrides)."""
     p.add_argument("--methods", type=_csv_list, help="comma-separated methods instead of the suite's")
     p.add_argument("--metrics", type=_csv_list, help="comma-separated metrics instead of the suite's")
     p.add_argument("--limit", type=int, help="only the first N prompts of the suite")
@@ -66,6 +65,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     length.add_argument("--num-latent-frames", type=int, help="latent frames (a multiple of the chunk size)")
     p.add_argument("--seeds", type=_int_list, help="comma-separated seeds instead of the suite's")
     p.add_argument("--model", help="model preset instead of the suite's: " + MODELS_HELP)
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
+    """Options shared by ``run`` and ``score`` (one definition, no copies)."""
+    p.add_argument("--suite", required=True, help="suite name (see `suites list`) or a path to a suite YAML")
+    _add_suite_overrides(p)
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<suite>/<run-id> (default runs)")
     p.add_argument("--run-id", help="run id (default: the model preset); re-running the same id resumes")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
@@ -109,12 +114,59 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
     _add_run_options(score, generation=False)
     score.set_defaults(func=cmd_run, stage="score")
 
+    sv = sub.add_parser(
+        "score-videos",
+        help="score a folder of videos made elsewhere (VBench naming, a mapping file, or one folder per method)",
+        description="Import a folder of videos into a run and score them like generated ones. Layouts: VBench's "
+        "naming <prompt>-<index>.mp4; --prompts MAPPING.csv|jsonl (path, prompt[, seed][, prompt_id][, method]"
+        "[, segments]); or one sub-folder per method. With --suite the videos join that suite's run (beside the "
+        "methods it generated, sharing prompt ids); with --metrics alone they go to the scoring-only suite "
+        "'videos'. See docs/import.md.",
+    )
+    sv.add_argument("folder", help="the folder of videos")
+    sv.add_argument("--name", help="method name of the videos (a flat folder; a folder of method folders names them)")
+    sv.add_argument("--suite", help="suite whose protocol and run the videos join (default: 'videos', scoring only)")
+    _add_suite_overrides(sv)
+    sv.add_argument(
+        "--prompts",
+        help="a mapping CSV/JSONL (path, prompt, ...) or the full prompt texts of VBench names (.txt lines, VBench "
+        "{path: prompt} .json, or a prompt .jsonl)",
+    )
+    sv.add_argument("--out", default="runs", help="output root (default runs)")
+    sv.add_argument("--run-id", help="run id (default: the suite's model with --suite, else --name)")
+    sv.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available")
+    sv.add_argument("--weights-dir", help="metric weights directory")
+    sv.add_argument("--threads", type=int, help="CPU threads for torch")
+    sv.add_argument("--force", action="store_true", help="rescore videos that are already scored")
+    sv.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sv.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help=f"exit 0 even when videos failed (default: exit {EXIT_INCOMPLETE}; they are always listed)",
+    )
+    sv.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    sv.set_defaults(func=cmd_run, stage="score-videos")
+
+    ex = sub.add_parser(
+        "export",
+        help="write a run's videos (and VBench results JSON) in VBench's layout",
+        description="Copy a run's videos to DIR/<method>/<prompt>-<index>.mp4 (VBench / VBench-Long submission "
+        "naming) with DIR/<method>/mapping.csv (full prompts, seeds, prompt ids) and DIR/<method>_eval_results.json "
+        "(VBench's results layout {dimension: [score, [{video_path, video_results}]]}).",
+    )
+    ex.add_argument("run", help="the run folder <out>/<suite>/<run-id>")
+    ex.add_argument("dest", help="output folder")
+    ex.add_argument("--layout", choices=["vbench"], default="vbench", help="the layout (default vbench)")
+    ex.add_argument("--methods", type=_csv_list, help="only these methods")
+    ex.add_argument("--json", action="store_true", help="print what was written as JSON")
+    ex.set_defaults(func=cmd_export)
+
     suites = sub.add_parser("suites", help="list suites or show one resolved suite")
     suites.add_argument("action", choices=["list", "show"], nargs="?", default="list")
     suites.add_argument("name", nargs="?")
     suites.add_argument("--json", action="store_true", help="print a JSON document (show always prints JSON)")
     suites.set_defaults(func=cmd_suites)
-    return ["run", "score", "suites"]
+    return ["run", "score", "score-videos", "export", "suites"]
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -133,8 +185,24 @@ def _overrides(args: argparse.Namespace):
 
 
 def _options(args: argparse.Namespace):
-    from deepforcing.harness.api import RunOptions
+    from deepforcing.harness.api import ImportRequest, RunOptions
 
+    if args.stage == "score-videos":
+        if not args.suite and not args.metrics:
+            raise UserError("score-videos needs --suite SUITE or --metrics LIST", "e.g. --metrics image_stats")
+        return RunOptions(
+            suite=args.suite or "videos",
+            overrides=_overrides(args),
+            out=args.out,
+            run_id=args.run_id or (None if args.suite else args.name or "imported"),
+            device=args.device,
+            weights_dir=args.weights_dir,
+            generate=False,
+            score=True,
+            rescore=args.force,
+            existing_only=True,
+            import_from=ImportRequest(args.folder, args.name, args.prompts),
+        )
     scoring_only = args.stage == "score"
     return RunOptions(
         suite=args.suite,
@@ -216,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from deepforcing.harness.progress import LineProgress, Progress, RichProgress
 
     opts = _options(args)
-    if args.dry_run:
+    if getattr(args, "dry_run", False):
         from deepforcing.harness.distributed import env_world
 
         if env_world()[0] == 0:
@@ -251,7 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for h in console_handlers:
             h.addFilter(quiet)
         store = open_store(opts, suite)
-        if not opts.generate:
+        if not opts.generate and opts.import_from is None:
             store.require_existing()  # before the log folder: `score` creates nothing
         if not dist.is_main or args.quiet:
             progress = Progress()
@@ -533,6 +601,21 @@ def _print_problems(doc: dict[str, Any]) -> None:
             console.out.line(f"  {_problem_text(item)}")
         if len(items) > MAX_PROBLEM_LINES:
             console.out.line(f"  … and {len(items) - MAX_PROBLEM_LINES} more (all of them: --json)")
+
+
+# --------------------------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    """``export RUN DEST --layout vbench``."""
+    from deepforcing.harness.export import export_vbench
+    from deepforcing.report.runs import resolve_run_dir
+
+    written = export_vbench(resolve_run_dir(args.run), args.dest, list(args.methods) if args.methods else None)
+    if args.json:
+        console.out.json(document("export", layout=args.layout, dest=str(args.dest), methods=written))
+        return 0
+    for method, w in written.items():
+        console.out.line(f"{method}: {w['videos']} video(s) in {w['folder']}; VBench results {w['results']}")
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- suites

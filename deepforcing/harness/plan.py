@@ -13,6 +13,7 @@ text hash is in the key so that a reused id with an edited text can never pick u
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from deepforcing import ENGINE_VERSION, model_kinds
 from deepforcing.configs import config_hash
 from deepforcing.errors import UserError
+from deepforcing.harness.imports import ImportedMethod, ImportedUnit
 from deepforcing.harness.prompts import Prompt
 from deepforcing.harness.suites import TEMPORAL_COMPRESSION, VIDEO_FPS, SuiteConfig, select_prompts
 from deepforcing.weights import NotHashedYet, sha256_cached  # noqa: F401 - one sha256 cache, shared with `weights`
@@ -111,14 +113,20 @@ class WorkItem:
         unit: The content key of its video.
         method_config: The method as it runs on the suite's model (:meth:`ModelKind.resolve_method`), resolved
             once when the plan is built; ``unit.method_config_hash`` is its hash, and every file that describes
-            the unit (``unit.json``, ``aggregate.json``) is written from it.
+            the unit (``unit.json``, ``aggregate.json``) is written from it. An imported method's description for
+            an imported video (:mod:`deepforcing.harness.imports`).
     """
 
     method: str
     prompt: Prompt
     seed: int
-    unit: UnitKey
-    method_config: MethodConfig = field(compare=False, hash=False, repr=False)
+    unit: UnitKey | ImportedUnit
+    method_config: MethodConfig | ImportedMethod = field(compare=False, hash=False, repr=False)
+
+    @property
+    def imported(self) -> bool:
+        """True for a video imported from elsewhere (never generated here)."""
+        return isinstance(self.unit, ImportedUnit)
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,37 @@ class WorkPlan:
     dtype: str
     weights: dict[str, WeightsIdentity] | None = field(default=None, hash=False, compare=False)
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every method of the plan in report order: the suite's, then the imported ones."""
+        return tuple(dict.fromkeys([*self.suite.methods, *(it.method for it in self.items)]))
+
+    def generated_items(self) -> list[WorkItem]:
+        """The items the engine generates (imported ones excluded)."""
+        return [it for it in self.items if not it.imported]
+
+    def with_imports(self, imports, *, drop_absent: bool = False, store=None) -> WorkPlan:
+        """This plan plus the imported methods of a run (see :func:`deepforcing.harness.imports.load_imports`).
+
+        Args:
+            imports: ``[(ImportedMethod, [(prompt, index, unit), ...]), ...]``.
+            drop_absent: Leave out generated items whose unit is not done in ``store`` (``score-videos`` scores
+                what exists and generates nothing).
+            store: The run store (with ``drop_absent``).
+        """
+        suite_names = set(self.suite.methods)
+        items = list(self.items)
+        if drop_absent:
+            items = [it for it in items if store.done_record(it.unit) is not None]
+        for method, entries in imports:
+            if method.name in suite_names:
+                raise UserError(
+                    f"imported method '{method.name}' has the name of a method the suite generates",
+                    "import it under another --name",
+                )
+            items += [WorkItem(method.name, prompt, seed, unit, method) for prompt, seed, unit in entries]
+        return dataclasses.replace(self, items=tuple(items))
+
     def method_configs(self) -> dict[str, MethodConfig]:
         """Method name -> its resolved config (what ran), in suite order."""
         out: dict[str, MethodConfig] = {}
@@ -159,11 +198,11 @@ class WorkPlan:
             out.setdefault(item.method, item.method_config)
         return out
 
-    def units(self) -> list[WorkItem]:
+    def units(self, *, generated_only: bool = False) -> list[WorkItem]:
         """One item per distinct unit key (the first item that needs it), in plan order."""
         seen: set[str] = set()
         out = []
-        for item in self.items:
+        for item in self.generated_items() if generated_only else self.items:
             if item.unit.key not in seen:
                 seen.add(item.unit.key)
                 out.append(item)
@@ -172,7 +211,7 @@ class WorkPlan:
     def estimate_seconds(self, items: list[WorkItem] | None = None) -> dict[str, float]:
         """GPU seconds per method on one H100 from :data:`PAPER_FPS` (sampling only, decode excluded)."""
         out: dict[str, float] = {}
-        for item in self.units() if items is None else items:
+        for item in self.units(generated_only=True) if items is None else items:
             fps, _ = paper_fps(item.method)
             out[item.method] = out.get(item.method, 0.0) + pixel_frames(item.unit.num_latent_frames) / fps
         return out

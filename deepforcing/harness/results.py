@@ -161,7 +161,7 @@ def write_results(
         The aggregate and the paths written.
     """
     from deepforcing.metrics import get_metric
-    from deepforcing.metrics.aggregate import aggregate
+    from deepforcing.metrics.aggregate import aggregate, aggregation_for_metric_id
     from deepforcing.metrics.drift import drift_summaries, series_from_rows
     from deepforcing.metrics.rows import ClipRow
 
@@ -185,7 +185,7 @@ def write_results(
     n_samples: dict[str, dict[str, int]] = {}
     problems: list[UnitProblem] = []
     previous = _previous_units(store)
-    for method in suite.methods:
+    for method in plan.methods:
         items = [it for it in plan.items if it.method == method]
         rows_by_metric: dict[str, list] = defaultdict(list)
         fvd_stats: list[tuple[str, Any]] = []
@@ -241,7 +241,7 @@ def write_results(
                 continue
             spec = aggregations[name]
             for mid in sorted(ids_by_metric[name]):
-                agg = aggregate(rows_by_metric[name], mid, spec)
+                agg = aggregate(rows_by_metric[name], mid, aggregation_for_metric_id(spec, mid))
                 per_video[method][mid] = agg.per_video
                 res[mid] = {
                     "value": agg.value,
@@ -322,8 +322,8 @@ def write_results(
         configs[method] = {
             "config_hash": m.config_hash,
             "config": m.to_dict(),
-            "weights_id": plan.weights[method].weights_id if plan.weights else None,
-            "weights": plan.weights[method].files if plan.weights else None,
+            "weights_id": plan.weights[method].weights_id if plan.weights and method in plan.weights else None,
+            "weights": plan.weights[method].files if plan.weights and method in plan.weights else None,
         }
     prompts_hash = _prompts_hash(plan)
     aggregate_doc = {
@@ -343,7 +343,7 @@ def write_results(
             "together), percentile method",
             **stats_options,
         },
-        "paired": _paired(suite.methods, per_video, item_of, results, stats_options),
+        "paired": _paired(plan.methods, per_video, item_of, results, stats_options),
         "timings": timings,
     }
 
@@ -600,7 +600,11 @@ def _prompts_hash(plan: WorkPlan) -> str:
 def _timings(plan: WorkPlan, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for method in plan.suite.methods:
-        recs = [records[it.unit.key] for it in plan.items if it.method == method and it.unit.key in records]
+        recs = [
+            records[it.unit.key]
+            for it in plan.items
+            if it.method == method and it.unit.key in records and "timings" in records[it.unit.key]
+        ]
         if not recs:
             continue
         t = [r["timings"] for r in recs]

@@ -50,7 +50,7 @@ class GenerateReport:
 
 def pending_units(plan: WorkPlan, store: RunStore, dist: DistContext, force: bool) -> tuple[list[WorkItem], int]:
     """Units that still need a video (decided on rank 0, broadcast) and how many are reused."""
-    units = plan.units()
+    units = plan.units(generated_only=True)  # imported videos are never generated
     if dist.is_main:
         pending = []
         for u in units:
@@ -103,7 +103,7 @@ def generate_units(
     progress = progress or Progress()
     t0 = time.perf_counter()
     pending, reused = pending_units(plan, store, dist, force)
-    report = GenerateReport(planned=len(plan.units()), reused=reused)
+    report = GenerateReport(planned=len(plan.units(generated_only=True)), reused=reused)
     mine = dist.shard(pending)
     order = {m: i for i, m in enumerate(plan.suite.methods)}
     mine.sort(key=lambda it: order[it.method])  # stable: one model load per method

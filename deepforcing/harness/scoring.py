@@ -145,6 +145,7 @@ def plan_metrics(
     fvd_window_s: float = 5.0,
     metric_options: dict[str, dict[str, Any]] | None = None,
     scene_split: bool = False,
+    clip_protocol: str = "decode-once",
 ) -> dict[str, MetricPlan]:
     """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
 
@@ -156,10 +157,12 @@ def plan_metrics(
         fvd_window_s: Temporal FVD window.
         metric_options: The suite's validated ``metric_options`` (metric -> option -> value).
         scene_split: Split videos at scene cuts first (needs PySceneDetect; checked here, before any compute).
+        clip_protocol: ``decode-once`` or ``vbench-long-exact`` (in the fingerprint when not the default).
 
     Raises:
         UserError: A metric without a builder, or missing weight files (one error listing all of them).
     """
+    from deepforcing.metrics.clips import ClipProtocol
     from deepforcing.metrics.weights import check_metric_weights, weights_for
 
     check_buildable(names)
@@ -190,6 +193,7 @@ def plan_metrics(
                 **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
                 **({"options": metric_options[name]} if metric_options.get(name) else {}),
                 **({"scene_split": "content35"} if scene_split else {}),
+                **(ClipProtocol(clip_protocol).fingerprint() if clip_protocol != "decode-once" else {}),
             },
             sort_keys=True,
         )
@@ -214,6 +218,7 @@ def plan_suite_metrics(suite: Any, weights_dir: str | os.PathLike | None = None)
         suite.fvd_window_s,
         {m: suite.options_for(m) for m, _ in suite.metric_options},
         suite.scene_split,
+        suite.clip_protocol,
     )
 
 
@@ -528,12 +533,13 @@ def _score_one(plan, store: RunStore, item: WorkItem, rec: dict[str, Any], names
 
     A metric that cannot score the video (too short, undecodable) writes error rows; an exception propagates.
     """
-    from deepforcing.metrics.base import score_video
-    from deepforcing.metrics.clips import SCENE_THRESHOLD
+    from deepforcing.metrics.base import metric_ids_under, score_video
+    from deepforcing.metrics.clips import SCENE_THRESHOLD, ClipProtocol
     from deepforcing.metrics.rows import VideoErrorRow
     from deepforcing.metrics.video_io import decode_video
 
     key = item.unit.key
+    protocol = ClipProtocol(plan.suite.clip_protocol)
     clip_names = [n for n in names if n != FVD]
     instances = [built[n] for n in clip_names]
     try:
@@ -553,11 +559,17 @@ def _score_one(plan, store: RunStore, item: WorkItem, rec: dict[str, Any], names
             duration_s=plan.suite.clip_seconds,
             allow_short=plan.suite.allow_short,
             scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
+            segments=rec.get("segments") or None,  # a multi-prompt video: its prompts and their times
+            protocol=protocol,
         )
     elif instances:
-        rows = [VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids]
+        rows = [
+            VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id)
+            for m in instances
+            for mid in metric_ids_under(m, protocol)
+        ]
     for n, metric in zip(clip_names, instances, strict=True):
-        ids = set(metric.metric_ids)
+        ids = set(metric_ids_under(metric, protocol))
         mine_rows = [r.to_json() for r in rows if r.metric in ids]
         atomic_write_json(
             store.scores_dir(key) / metrics[n].cache_name(),

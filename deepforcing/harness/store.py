@@ -124,8 +124,16 @@ class RunStore:
         return self.units_dir / key
 
     def video_path(self, key: str) -> Path:
-        """The unit's mp4."""
-        return self.unit_dir(key) / "video.mp4"
+        """The unit's video: ``video.mp4`` (an imported video keeps its own container: ``video.<ext>``)."""
+        default = self.unit_dir(key) / "video.mp4"
+        if default.is_file() or not self.unit_dir(key).is_dir():
+            return default
+        return next((p for p in sorted(self.unit_dir(key).glob("video.*")) if p.suffix != ".tmp"), default)
+
+    @property
+    def imports_dir(self) -> Path:
+        """``imports/``: one manifest per imported method (:mod:`deepforcing.harness.imports`)."""
+        return self.root / "imports"
 
     def record_path(self, key: str) -> Path:
         """The unit's manifest row."""
@@ -210,8 +218,9 @@ class RunStore:
             if failure is not None:
                 return UnitCheck(None, "failed", f"{failure.get('stage', 'generate')} failed: {failure.get('reason')}")
             return UnitCheck(None, "absent", "not generated")
-        if row.get("unit_key") != key or row.get("unit") != dataclasses.asdict(unit):
-            changed = changed_fields(row.get("unit") or {}, dataclasses.asdict(unit))
+        fields = json.loads(json.dumps(dataclasses.asdict(unit)))  # as unit.json holds them (tuples are lists)
+        if row.get("unit_key") != key or row.get("unit") != fields:
+            changed = changed_fields(row.get("unit") or {}, fields)
             return UnitCheck(None, "invalid", f"its unit.json describes another unit ({changed})")
         video = self.video_path(key)
         if not video.is_file():

@@ -22,6 +22,8 @@ Schema (see ``eval/suites/README.md`` for the full description)::
     allow_short: false                      # score a video shorter than one clip as a single clip
     fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
     scene_split: false                      # split at scene cuts first (VBench-Long --use_semantic_splitting)
+    clip_protocol: decode-once              # or vbench-long-exact: re-encode every clip and average all clips,
+                                            #   as VBench-Long does (for numbers beside published ones)
     metric_options:                         # optional, per metric (see METRIC_OPTIONS); part of the hash
       temporal_flickering: {static_filter: true}
 
@@ -75,6 +77,7 @@ _FIELDS = {
     "fvd_window_s",
     "metric_options",
     "scene_split",
+    "clip_protocol",
 }
 _REQUIRED = ("version", "model", "prompts", "methods", "seeds", "length", "metrics")
 
@@ -134,6 +137,9 @@ class SuiteConfig:
         overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
         metric_options: Per-metric options (:data:`METRIC_OPTIONS`), sorted, as ``(metric, ((option, value),
             ...))``.
+        clip_protocol: ``decode-once`` (default: frames decoded once, clips averaged per video, then videos) or
+            ``vbench-long-exact`` (every clip re-encoded as VBench-Long writes it, and the plain mean over all clips
+            of all videos; :class:`deepforcing.metrics.clips.ClipProtocol`); metric ids carry it.
         scene_split: Split every video at its scene cuts (PySceneDetect, VBench-Long's defaults) before the
             fixed-length clip split (:func:`deepforcing.metrics.clips.split_scene_clips`).
     """
@@ -155,19 +161,22 @@ class SuiteConfig:
     overrides: tuple[tuple[str, str], ...] = field(default=())
     metric_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     scene_split: bool = False
+    clip_protocol: str = "decode-once"
 
     @property
     def config_hash(self) -> str:
         """Short content hash of the protocol (the description is excluded).
 
-        ``metric_options`` and ``scene_split`` enter the hash only when set, so the hashes of suites that do not
-        use them are the same as before these fields existed.
+        ``metric_options``, ``scene_split`` and ``clip_protocol`` enter the hash only when set, so the hashes of
+        suites that do not use them are the same as before these fields existed.
         """
         data = to_dict(replace(self, description=""))
         if not self.metric_options:
             data.pop("metric_options")
         if not self.scene_split:
             data.pop("scene_split")
+        if self.clip_protocol == "decode-once":
+            data.pop("clip_protocol")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -390,9 +399,9 @@ def _validate(
     # ---- methods
     method_names = _as_list(data.get("methods"))
     resolved_methods = []
-    if not method_names:
-        if "methods" in data:
-            problems.add(("methods",), "methods must be a non-empty list")
+    if not method_names:  # `methods: []` is a scoring-only suite (its runs hold imported videos)
+        if "methods" in data and not isinstance(data["methods"], list):
+            problems.add(("methods",), "methods must be a list of method names ([] for imported videos only)")
         method_names = []
     valid_methods = methods_registry.available()
     for i, m in enumerate(method_names):
@@ -508,6 +517,9 @@ def _validate(
     scene_split = data.get("scene_split", False)
     if not isinstance(scene_split, bool):
         problems.add(("scene_split",), f"scene_split must be true or false, got {scene_split!r}")
+    clip_protocol = data.get("clip_protocol", "decode-once")
+    if clip_protocol not in ("decode-once", "vbench-long-exact"):
+        problems.add(("clip_protocol",), f"unknown clip_protocol {clip_protocol!r}", "decode-once or vbench-long-exact")
 
     # ---- prompts
     selection, prompt_list = _validate_prompts(data["prompts"], problems) if "prompts" in data else (None, None)
@@ -538,6 +550,7 @@ def _validate(
         overrides=tuple(applied),
         metric_options=metric_options,
         scene_split=scene_split,
+        clip_protocol=str(clip_protocol),
     )
 
 
