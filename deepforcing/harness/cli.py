@@ -90,6 +90,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
         help=f"exit 0 even when units failed or are missing (default: exit {EXIT_INCOMPLETE}; they are always listed)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    p.add_argument(
+        "--fvd-reference",
+        metavar="DIR",
+        help="a folder of reference (real) videos: every method's set-level FVD against it (needs the fvd metric)",
+    )
     if generation:
         p.add_argument("--force", action="store_true", help="regenerate and rescore units that are already done")
         p.add_argument("--rescore", action="store_true", help="recompute scores, keep the videos")
@@ -145,6 +150,11 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
         help=f"exit 0 even when videos failed (default: exit {EXIT_INCOMPLETE}; they are always listed)",
     )
     sv.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    sv.add_argument(
+        "--fvd-reference",
+        metavar="DIR",
+        help="a folder of reference (real) videos: every method's set-level FVD against it (needs the fvd metric)",
+    )
     sv.set_defaults(func=cmd_run, stage="score-videos")
 
     ex = sub.add_parser(
@@ -202,6 +212,7 @@ def _options(args: argparse.Namespace):
             rescore=args.force,
             existing_only=True,
             import_from=ImportRequest(args.folder, args.name, args.prompts),
+            fvd_reference=args.fvd_reference,
         )
     scoring_only = args.stage == "score"
     return RunOptions(
@@ -218,6 +229,7 @@ def _options(args: argparse.Namespace):
         rescore=getattr(args, "rescore", False) or (scoring_only and args.force),
         max_memory=getattr(args, "max_memory", None),
         force_size=getattr(args, "force_size", False),
+        fvd_reference=args.fvd_reference,
     )
 
 
