@@ -21,6 +21,7 @@ from deepforcing.harness.plan import WorkPlan, build_plan, check_generator_weigh
 from deepforcing.harness.progress import Progress
 from deepforcing.harness.provenance import provenance
 from deepforcing.harness.results import (
+    ProblemLines,
     ResultsSummary,
     UnitProblem,
     generation_problems,
@@ -87,7 +88,7 @@ class RunOptions:
 
 
 @dataclass
-class Outcome:
+class Outcome(ProblemLines):
     """What a run did.
 
     Attributes:
@@ -111,16 +112,6 @@ class Outcome:
     scored: int = 0
     results: ResultsSummary | None = None
     problems: list[UnitProblem] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        """One line per failure."""
-        return [p.line() for p in self.problems if p.state == "failed"]
-
-    @property
-    def missing(self) -> list[str]:
-        """One line per missing piece."""
-        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def resolve_dtype(device: str, dtype: str | None) -> str:

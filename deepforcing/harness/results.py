@@ -124,8 +124,24 @@ class UnitProblem:
         return f"{self.method} {self.prompt_id} seed {self.seed}: {what}: {self.reason}"
 
 
+class ProblemLines:
+    """``failed`` and ``missing`` lines of an object with a ``problems`` list of :class:`UnitProblem`."""
+
+    problems: list[UnitProblem]
+
+    @property
+    def failed(self) -> list[str]:
+        """One line per failure."""
+        return [p.line() for p in self.problems if p.state == "failed"]
+
+    @property
+    def missing(self) -> list[str]:
+        """One line per missing piece."""
+        return [p.line() for p in self.problems if p.state == "missing"]
+
+
 @dataclass
-class ResultsSummary:
+class ResultsSummary(ProblemLines):
     """What :func:`write_results` computed (for the CLI's summary table).
 
     Attributes:
@@ -138,16 +154,6 @@ class ResultsSummary:
     aggregate: dict[str, Any]
     files: dict[str, str]
     problems: list[UnitProblem] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        """One line per failure."""
-        return [p.line() for p in self.problems if p.state == "failed"]
-
-    @property
-    def missing(self) -> list[str]:
-        """One line per missing piece."""
-        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def write_results(
