@@ -697,7 +697,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
                     f"{info.label} (paper, no CI)",
                     "paper",
                     info.label,
-                    "paper",
+                    "paper (no CI)",
                     direction,
                     "published value (a point value: no interval was published)",
                 )
@@ -1062,7 +1062,7 @@ def paired_table(runs: Sequence[Run], keys: Iterable[str] | None = None) -> Tabl
                         Cell(value=key, display=info.label, note=key),
                         replace(diff, best=significant),
                         number(entry.get("p_value"), ".3g", note=p_note),
-                        number(n if isinstance(n, int) else None, ".0f", note=f"{pairs} pair(s)"),
+                        Cell(n, str(n), note=f"{pairs} pair(s)") if isinstance(n, int) else number(None),
                         text(verdict),
                     )
                 )

@@ -65,7 +65,7 @@ def test_paper_numbers_beside_ours_in_our_unit_with_delta(synthetic):
     assert t.cell("sink-longlive", f"paper:{SUBJ}").value is None  # LongLive is not sink-longlive
     assert any("Table 1: VBench-Long" in n for n in t.notes)
     col = t.columns[t.column_index(f"paper:{SUBJ}")]
-    assert col.group == "Subject consistency" and col.sub == "paper" and col.kind == "paper"
+    assert col.group == "Subject consistency" and col.sub == "paper (no CI)" and col.kind == "paper"
 
 
 def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthetic):
