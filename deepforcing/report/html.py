@@ -445,7 +445,7 @@ def _coherence_section(series: Sequence[T.Series], runs: Sequence[Run]) -> str:
     body = []
     panels = coherence_panels(series, groups)
     if panels:
-        cap = "Mean cosine of DINO features of frames Δt apart, mean over videos; bars: 95 % interval over prompts."
+        cap = "Mean feature cosine of frames Δt apart (log axis), mean over videos; bars: 95 % interval over prompts."
         body.append(_figure(charts.coherence_chart(panels), "coherence", cap))
     body += [_table(T.coherence_table(runs, g)) for g in groups]
     return _section("coherence", "Long-horizon coherence", "\n".join(body))

@@ -1174,8 +1174,9 @@ def coherence_table(runs: Sequence[Run], group: CoherenceGroup) -> Table:
     for s in series_of(runs):
         rows.append((text(s.label, source=s.source), *(_cell(s, k, column_direction(runs, k)) for k in keys)))
     notes = (
-        f"{group.protocol}: mean cosine of DINO CLS features of frames Δt apart on a 1-frame-per-grid-step time grid, "
-        "per video, then mean over videos; a gap longer than the video is undefined (left out).",
+        f"{group.protocol}: per video, the mean cosine of the backbone's features of every pair of time-grid frames Δt "
+        "apart; then the mean over videos. A gap longer than the video is undefined (left out). The slope is per "
+        "tenfold gap (0: no decay).",
         *interval_notes(runs, rows),
     )
     return mark_best(Table("coherence", "Long-horizon coherence", tuple(columns), tuple(rows), notes))
