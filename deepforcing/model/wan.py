@@ -8,7 +8,8 @@ Numerics follow the reference inference path: the timestep sinusoid in float64, 
 norm in float32 then cast back, LayerNorm and modulation in the model dtype.
 
 Shapes: ``B`` batch, ``F`` latent frames in the call, ``C`` latent channels, ``H, W`` latent size,
-``h, w`` patch grid (H/2, W/2), ``L = F*h*w`` tokens, ``Lt`` text tokens, ``N`` heads, ``D`` head dim.
+``h, w`` patch grid (H/2, W/2), ``T = h*w`` tokens per frame, ``L = F*T`` tokens, ``Lt`` text tokens, ``N`` heads,
+``D`` head dim. Inside the blocks the residual stream is kept as [B, F, T, dim] (frame-wise modulation broadcasts).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torch import nn
 
 from deepforcing.cache import KVCache
 from deepforcing.model.config import WanConfig
-from deepforcing.model.rope import RotaryEmbedding
+from deepforcing.model.rope import RotaryEmbedding, rotate
 
 
 def sinusoidal_embedding(dim: int, timesteps: torch.Tensor) -> torch.Tensor:
@@ -60,8 +61,9 @@ class WanRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        # F.rms_norm is x·rsqrt(mean(x²) + eps) in float32 for low-precision x, returned in x's dtype: on CPU the
+        # same operations as Wan's formula (bit for bit), on CUDA one fused kernel.
+        return F.rms_norm(x, self.weight.shape, eps=self.eps) * self.weight
 
 
 class WanLayerNorm(nn.LayerNorm):
@@ -72,7 +74,8 @@ class WanLayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        return super().forward(x).type_as(x)
+        y = super().forward(x)
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 @dataclass
@@ -109,31 +112,29 @@ class CausalSelfAttention(_AttentionProjections):
     def forward(
         self,
         x: torch.Tensor,
-        grid: tuple[int, int, int],
-        frame_positions: torch.Tensor,
-        rope: RotaryEmbedding,
+        phases: torch.Tensor,
         kv: KVCache | None,
         layer_idx: int,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """X [B, L, dim] -> [B, L, dim].
+        """X [B, F, T, dim] (T tokens per frame, L = F*T), phases [L, 1, D/2] (complex128) -> [B, F, T, dim].
 
         Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
         cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
         holds (itself included).
         """
-        b, length, _ = x.shape
+        b, num_frames, per_frame, dim = x.shape
+        length = num_frames * per_frame
         n, d = self.num_heads, self.head_dim
-        num_frames, h, w = grid
         q = self.norm_q(self.q(x)).view(b, length, n, d)
         k = self.norm_k(self.k(x)).view(b, length, n, d)
         v = self.v(x).view(b, length, n, d)
-        q = rope.apply(q, frame_positions, h, w)
+        q = rotate(q, phases)
         if kv is None:
-            k = rope.apply(k, frame_positions, h, w)
-        else:
-            k, v = kv.update(layer_idx, q, rope.apply_spatial(k, num_frames, h, w), v)
-        return self.o(attention(q, k, v, mask).flatten(2))
+            k = rotate(k, phases)
+        else:  # the cache stores k and its rotation
+            k, v = kv.update(layer_idx, q, k, v, phases)
+        return self.o(attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
 
 
 class TextCrossAttention(_AttentionProjections):
@@ -147,10 +148,10 @@ class TextCrossAttention(_AttentionProjections):
         return k, v
 
     def forward(self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor) -> torch.Tensor:
-        """X [B, L, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, L, dim]."""
-        b, length, _ = x.shape
-        q = self.norm_q(self.q(x)).view(b, length, self.num_heads, self.head_dim)
-        return self.o(attention(q, text_k, text_v).flatten(2))
+        """X [B, F, T, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, F, T, dim]."""
+        b, num_frames, per_frame, dim = x.shape
+        q = self.norm_q(self.q(x)).view(b, num_frames * per_frame, self.num_heads, self.head_dim)
+        return self.o(attention(q, text_k, text_v).reshape(b, num_frames, per_frame, dim))
 
 
 class CausalWanBlock(nn.Module):
@@ -173,35 +174,19 @@ class CausalWanBlock(nn.Module):
         e0: torch.Tensor,
         text_k: torch.Tensor,
         text_v: torch.Tensor,
-        grid: tuple[int, int, int],
-        frame_positions: torch.Tensor,
-        rope: RotaryEmbedding,
+        phases: torch.Tensor,
         kv: KVCache | None,
         layer_idx: int,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """X [B, L, dim], e0 [B, F, 6, dim] (per-frame modulation) -> [B, L, dim]."""
-        num_frames = e0.shape[1]
-        per_frame = x.shape[1] // num_frames
-        # shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, dim], broadcast over a frame's tokens.
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e0).chunk(6, dim=2)
-
-        def frames(t: torch.Tensor) -> torch.Tensor:  # [B, L, dim] -> [B, F, L/F, dim]
-            return t.unflatten(1, (num_frames, per_frame))
-
-        y = self.self_attn(
-            (frames(self.norm1(x)) * (1 + scale1) + shift1).flatten(1, 2),
-            grid,
-            frame_positions,
-            rope,
-            kv,
-            layer_idx,
-            mask,
-        )
-        x = x + (frames(y) * gate1).flatten(1, 2)
+        """X [B, F, T, dim], e0 [B, F, 6, dim] (per-frame modulation), phases [F*T, 1, D/2] -> [B, F, T, dim]."""
+        # shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, dim], broadcast over a frame's T tokens.
+        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e0).unsqueeze(3).unbind(2)
+        y = self.self_attn(self.norm1(x) * (1 + scale1) + shift1, phases, kv, layer_idx, mask)
+        x = x + y * gate1
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
-        y = self.ffn((frames(self.norm2(x)) * (1 + scale2) + shift2).flatten(1, 2))
-        return x + (frames(y) * gate2).flatten(1, 2)
+        y = self.ffn(self.norm2(x) * (1 + scale2) + shift2)
+        return x + y * gate2
 
 
 class CausalHead(nn.Module):
@@ -214,10 +199,9 @@ class CausalHead(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """X [B, L, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, L/F, prod(patch)*out_dim]."""
-        num_frames = e.shape[1]
+        """X [B, F, T, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, T, prod(patch)*out_dim]."""
         shift, scale = (self.modulation.unsqueeze(1) + e).chunk(2, dim=2)
-        return self.head(self.norm(x).unflatten(1, (num_frames, x.shape[1] // num_frames)) * (1 + scale) + shift)
+        return self.head(self.norm(x) * (1 + scale) + shift)
 
 
 class CausalWanModel(nn.Module):
@@ -296,14 +280,15 @@ class CausalWanModel(nn.Module):
         b, num_frames, _, height, width = latents.shape
         x = self.patch_embedding(latents.permute(0, 2, 1, 3, 4).to(self.dtype))  # [B, dim, F, h, w]
         grid = tuple(x.shape[2:])
-        x = x.flatten(2).transpose(1, 2)  # [B, L, dim]
+        x = x.flatten(3).permute(0, 2, 3, 1).contiguous()  # [B, F, h*w, dim], the residual stream
 
         if kv is not None:
             if kv.chunk is None or kv.chunk.num_frames != num_frames:
                 raise RuntimeError("forward with a KV cache needs kv.begin_chunk for exactly these frames")
-            frame_positions = kv.chunk.frame_positions.to(x.device)
+            frame_positions = kv.chunk.frame_positions.tolist()
         else:
-            frame_positions = torch.arange(start_frame, start_frame + num_frames, device=x.device)
+            frame_positions = list(range(start_frame, start_frame + num_frames))
+        phases = self.rope.phases(frame_positions, grid[1], grid[2], x.device)  # [L, 1, D/2], memoised
 
         e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, timestep.flatten()).type_as(x))  # [B*F, dim]
         e0 = self.time_projection(e).unflatten(1, (6, self.cfg.dim)).unflatten(0, (b, num_frames))  # [B, F, 6, dim]
@@ -314,7 +299,7 @@ class CausalWanModel(nn.Module):
                 raise ValueError("causal_chunk_frames is for calls without a KV cache")
             mask = block_causal_mask(num_frames, grid[1] * grid[2], causal_chunk_frames, x.device)
         for i, block in enumerate(self.blocks):
-            x = block(x, e0, text.keys[i], text.values[i], grid, frame_positions, self.rope, kv, i, mask)
+            x = block(x, e0, text.keys[i], text.values[i], phases, kv, i, mask)
 
         x = self.head(x, e.unflatten(0, (b, num_frames)).unsqueeze(2))  # [B, F, h*w, pt*ph*pw*C]
         return self._unpatchify(x, grid)
