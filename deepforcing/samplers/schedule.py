@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
+
+
+@functools.lru_cache(maxsize=8)
+def _shifted_table(shift: float, num_train_timesteps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (sigmas, timesteps) tables, built once per schedule (read-only: never modify them in place)."""
+    n = num_train_timesteps
+    sigmas = torch.linspace(1.0, 0.0, n + 1)[:-1]
+    sigmas = shift * sigmas / (1 + (shift - 1) * sigmas)
+    return sigmas, sigmas * n
+
+
+@functools.lru_cache(maxsize=1024)
+def _scalar_sigma(shift: float, num_train_timesteps: int, timestep: float) -> tuple[float, float]:
+    """(σ, 1 − σ) of the table entry nearest to one timestep, as Python floats holding the float32 values.
+
+    Multiplying a tensor by a Python float holding a float32 value is the same operation as multiplying it by the
+    0-d float32 tensor (both are the op's scalar argument), so the scalar path below is bit for bit the tensor one.
+    """
+    sigmas, timesteps = _shifted_table(shift, num_train_timesteps)
+    sigma = sigmas[torch.argmin((timesteps - torch.tensor(timestep, dtype=torch.float32)).abs())]
+    return float(sigma), float(1 - sigma)
+
+
+def _is_scalar(timestep: float | torch.Tensor) -> bool:
+    return not isinstance(timestep, torch.Tensor) or timestep.ndim == 0
 
 
 @dataclass(frozen=True)
@@ -23,18 +49,16 @@ class FlowSchedule:
     num_train_timesteps: int = 1000
 
     def table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The float32 (sigmas, timesteps) tables, descending, length T."""
-        n = self.num_train_timesteps
-        sigmas = torch.linspace(1.0, 0.0, n + 1)[:-1]
-        sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
-        return sigmas, sigmas * n
+        """The float32 (sigmas, timesteps) tables, descending, length T (copies of the memoised ones)."""
+        sigmas, timesteps = _shifted_table(self.shift, self.num_train_timesteps)
+        return sigmas.clone(), timesteps.clone()
 
     def warp(self, nominal_steps: tuple[int, ...]) -> torch.Tensor:
         """Map nominal steps (e.g. 1000, 750, 500, 250) onto the shifted table: float32 [S].
 
         ``[1000, 750, 500, 250]`` with shift 5 gives ``[1000, 937.5, 833.33, 625]``.
         """
-        _, timesteps = self.table()
+        _, timesteps = _shifted_table(self.shift, self.num_train_timesteps)
         extended = torch.cat([timesteps, torch.zeros(1, dtype=torch.float32)])
         index = self.num_train_timesteps - torch.tensor(nominal_steps, dtype=torch.long)
         if (index < 0).any() or (index > self.num_train_timesteps).any():
@@ -43,7 +67,7 @@ class FlowSchedule:
 
     def sigma(self, timestep: float | torch.Tensor) -> torch.Tensor:
         """Sigma of the table entry nearest to each timestep (float32; scalar in, scalar out; [n] in, [n] out)."""
-        sigmas, timesteps = self.table()
+        sigmas, timesteps = _shifted_table(self.shift, self.num_train_timesteps)
         t = torch.as_tensor(timestep, dtype=torch.float32).cpu()
         return sigmas[torch.argmin((timesteps.unsqueeze(0) - t.reshape(-1, 1)).abs(), dim=1)].reshape(t.shape)
 
@@ -54,12 +78,20 @@ class FlowSchedule:
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
         """``(1 − σ)·x0 + σ·ε`` with σ in float32, returned in the noise dtype (timestep scalar or per frame)."""
-        sigma = self._per_frame(self.sigma(timestep).to(x0.device), x0)
-        return ((1 - sigma) * x0 + sigma * noise).type_as(noise)
+        if _is_scalar(timestep):
+            sigma, one_minus_sigma = _scalar_sigma(self.shift, self.num_train_timesteps, float(timestep))
+            out = one_minus_sigma * x0 + sigma * noise
+        else:
+            sigma = self._per_frame(self.sigma(timestep).to(x0.device), x0)
+            out = (1 - sigma) * x0 + sigma * noise
+        return out if out.dtype == noise.dtype else out.to(noise.dtype)
 
     def flow_to_x0(self, flow: torch.Tensor, x_t: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
         """``x0 = x_t − σ·v`` in float64, returned in the flow dtype (timestep scalar or one per frame)."""
-        sigma = self._per_frame(self.sigma(timestep).to(torch.float64).to(flow.device), flow)
+        if _is_scalar(timestep):  # σ as a Python float: the float32 value, exactly
+            sigma = _scalar_sigma(self.shift, self.num_train_timesteps, float(timestep))[0]
+        else:
+            sigma = self._per_frame(self.sigma(timestep).to(torch.float64).to(flow.device), flow)
         return (x_t.to(torch.float64) - sigma * flow.to(torch.float64)).to(flow.dtype)
 
 
