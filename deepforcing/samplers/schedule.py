@@ -67,8 +67,12 @@ class FlowSchedule:
 
     def sigma(self, timestep: float | torch.Tensor) -> torch.Tensor:
         """Sigma of the table entry nearest to each timestep (float32; scalar in, scalar out; [n] in, [n] out)."""
+        t = torch.as_tensor(timestep, dtype=torch.float32)
+        if t.device.type == "cpu" and t.numel() <= 64:  # per value from the memo: the same entries, no search
+            values = [_scalar_sigma(self.shift, self.num_train_timesteps, v)[0] for v in t.reshape(-1).tolist()]
+            return torch.tensor(values, dtype=torch.float32).reshape(t.shape)
         sigmas, timesteps = _shifted_table(self.shift, self.num_train_timesteps)
-        t = torch.as_tensor(timestep, dtype=torch.float32).cpu()
+        t = t.cpu()
         return sigmas[torch.argmin((timesteps.unsqueeze(0) - t.reshape(-1, 1)).abs(), dim=1)].reshape(t.shape)
 
     @staticmethod
