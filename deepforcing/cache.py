@@ -91,6 +91,7 @@ class LayerCache:
         self.attend: torch.Tensor | None = None
         self._dirty: list[tuple[int, int]] = []  # slot ranges whose k_rot is stale
         self._pending_moved = False  # a pending slot's position was changed since its chunk was written
+        self._slots: torch.Tensor | None = None  # arange(S), made on first use by slot_mask
 
     def set_positions(self, start: int, values: torch.Tensor) -> None:
         """Move tokens ``[start, start + len(values))`` to new temporal positions (int64 [n])."""
@@ -110,6 +111,16 @@ class LayerCache:
         if end > start:  # spatial pairs times exactly 1: the multiply keeps the full formula's layout
             phases = rope.temporal_only_phases(self.positions[start:end])
             rotate(self.k[:, start:end], phases, out=self.k_rot[:, start:end])
+
+    def slot_mask(self) -> torch.Tensor:
+        """Bool [S]: the slots the current pass attends to (``attend``, or every valid slot)."""
+        if self.attend is None:
+            if self._slots is None:
+                self._slots = torch.arange(self.capacity, device=self.positions.device)
+            return self._slots < self.valid
+        mask = torch.zeros(self.capacity, dtype=torch.bool, device=self.positions.device)
+        mask[self.attend] = True
+        return mask
 
     def _moved(self) -> None:
         # Rows of k_rot move with their tokens, so they stay valid; pending dirty ranges no longer point at the
@@ -309,8 +320,14 @@ class KVCache:
         self.chunk.is_context_pass = is_context_pass
 
     def update(
-        self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, phases: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        layer_idx: int,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        phases: torch.Tensor | None = None,
+        static: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """Write the chunk's K/V for one layer and return what that layer attends to.
 
         Args:
@@ -320,10 +337,13 @@ class KVCache:
                 temporal channels raw.
             v: The chunk's values [B, n, H, D].
             phases: The chunk tokens' full rotation at their positions (``RotaryEmbedding.phases``).
+            static: Return the whole buffers and a slot mask instead of the attended slots (fixed shapes, for
+                the compiled path).
 
         Returns:
             Keys [B, L, H, D] rotated to their stored temporal positions, and values [B, L, H, D], where L is
-            the layer's committed plus pending tokens.
+            the layer's committed plus pending tokens (or the slots a policy chose for this pass). With
+            ``static``: the rotated-key and value buffers [B, S, H, D] and a bool mask [1, S] of those L slots.
         """
         if self.chunk is None:
             raise RuntimeError("KVCache.update called outside a chunk")
@@ -333,6 +353,8 @@ class KVCache:
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
         layer.refresh(self.rope)
+        if static:
+            return layer.k_rot, layer.v, layer.slot_mask().unsqueeze(0)
         if layer.attend is not None:  # a policy chose a subset of slots for this pass
             return layer.k_rot[:, layer.attend], layer.v[:, layer.attend]
         return layer.k_rot[:, : layer.valid], layer.v[:, : layer.valid]

@@ -107,34 +107,18 @@ class _AttentionProjections(nn.Module):
 
 
 class CausalSelfAttention(_AttentionProjections):
-    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
+    """Self-attention with RMS q/k norm and 3-D RoPE.
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        phases: torch.Tensor,
-        kv: KVCache | None,
-        layer_idx: int,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """X [B, F, T, dim] (T tokens per frame, L = F*T), phases [L, 1, D/2] (complex128) -> [B, F, T, dim].
+    The block applies RoPE and the KV cache between :meth:`project` and the output projection ``o``.
+    """
 
-        Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
-        cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
-        holds (itself included).
-        """
-        b, num_frames, per_frame, dim = x.shape
-        length = num_frames * per_frame
-        n, d = self.num_heads, self.head_dim
-        q = self.norm_q(self.q(x)).view(b, length, n, d)
-        k = self.norm_k(self.k(x)).view(b, length, n, d)
-        v = self.v(x).view(b, length, n, d)
-        q = rotate(q, phases)
-        if kv is None:
-            k = rotate(k, phases)
-        else:  # the cache stores k and its rotation
-            k, v = kv.update(layer_idx, q, k, v, phases)
-        return self.o(attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """X [B, F, T, dim] -> q, k, v [B, F*T, N, D], q and k RMS-normed, not rotated."""
+        b, num_frames, per_frame, _ = x.shape
+        shape = (b, num_frames * per_frame, self.num_heads, self.head_dim)
+        q = self.norm_q(self.q(x)).view(shape)
+        k = self.norm_k(self.k(x)).view(shape)
+        return q, k, self.v(x).view(shape)
 
 
 class TextCrossAttention(_AttentionProjections):
@@ -168,6 +152,9 @@ class CausalWanBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
+        #: (pre_attention, post_attention) replacements set by ``deepforcing.model.compiled``; None = eager.
+        self.compiled: tuple | None = None
+
     def forward(
         self,
         x: torch.Tensor,
@@ -179,10 +166,54 @@ class CausalWanBlock(nn.Module):
         layer_idx: int,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """X [B, F, T, dim], e0 [B, F, 6, dim] (per-frame modulation), phases [F*T, 1, D/2] -> [B, F, T, dim]."""
-        # shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, dim], broadcast over a frame's T tokens.
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e0).unsqueeze(3).unbind(2)
-        y = self.self_attn(self.norm1(x) * (1 + scale1) + shift1, phases, kv, layer_idx, mask)
+        """X [B, F, T, dim], e0 [B, F, 6, dim] (per-frame modulation), phases [F*T, 1, D/2] -> [B, F, T, dim].
+
+        Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
+        cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
+        holds (itself included). RoPE and the cache run eagerly between the two dense regions
+        (:meth:`pre_attention`, :meth:`post_attention`), which the compiled path replaces; it then reads the
+        cache as whole, static-shaped buffers with a slot mask.
+        """
+        compiled = self.compiled if kv is not None else None
+        pre, post = compiled or (self.pre_attention, self.post_attention)
+        q, k, v, modulation = pre(x, e0)
+        q = rotate(q, phases)
+        if kv is None:
+            k = rotate(k, phases)
+        elif compiled is None:  # the cache stores k and its rotation
+            k, v = kv.update(layer_idx, q, k, v, phases)
+        else:
+            k, v, mask = kv.update(layer_idx, q, k, v, phases, static=True)
+        return post(x, q, k, v, mask, modulation, text_k, text_v)
+
+    def pre_attention(self, x: torch.Tensor, e0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """X [B, F, T, dim], e0 [B, F, 6, dim] -> q, k, v [B, F*T, N, D] (not rotated), modulation [B, F, 6, 1, dim].
+
+        The modulation rows are shift1, scale1, gate1, shift2, scale2, gate2, each broadcast over a frame's tokens.
+        """
+        modulation = (self.modulation.unsqueeze(1) + e0).unsqueeze(3)
+        q, k, v = self.self_attn.project(self.norm1(x) * (1 + modulation[:, :, 1]) + modulation[:, :, 0])
+        return q, k, v, modulation
+
+    def post_attention(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        modulation: torch.Tensor,
+        text_k: torch.Tensor,
+        text_v: torch.Tensor,
+    ) -> torch.Tensor:
+        """Self-attention of q [B, L, N, D] over k/v [B, S, N, D] (bool ``mask`` [L or 1, S]), then the rest.
+
+        Returns:
+            The block's output [B, F, T, dim].
+        """
+        b, num_frames, per_frame, dim = x.shape
+        _, _, gate1, shift2, scale2, gate2 = modulation.unbind(2)
+        y = self.self_attn.o(attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
         x = x + y * gate1
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
         y = self.ffn(self.norm2(x) * (1 + scale2) + shift2)
