@@ -18,15 +18,23 @@ def _shifted_table(shift: float, num_train_timesteps: int) -> tuple[torch.Tensor
 
 
 @functools.lru_cache(maxsize=1024)
-def _scalar_sigma(shift: float, num_train_timesteps: int, timestep: float) -> tuple[float, float]:
-    """(σ, 1 − σ) of the table entry nearest to one timestep, as Python floats holding the float32 values.
-
-    Multiplying a tensor by a Python float holding a float32 value is the same operation as multiplying it by the
-    0-d float32 tensor (both are the op's scalar argument), so the scalar path below is bit for bit the tensor one.
-    """
+def _scalar_sigma(shift: float, num_train_timesteps: int, timestep: float) -> float:
+    """σ of the table entry nearest to one timestep: the float32 value, as a Python float (exact)."""
     sigmas, timesteps = _shifted_table(shift, num_train_timesteps)
-    sigma = sigmas[torch.argmin((timesteps - torch.tensor(timestep, dtype=torch.float32)).abs())]
-    return float(sigma), float(1 - sigma)
+    return float(sigmas[torch.argmin((timesteps - torch.tensor(timestep, dtype=torch.float32)).abs())])
+
+
+@functools.lru_cache(maxsize=1024)
+def _noise_weights(
+    shift: float, num_train_timesteps: int, timestep: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 − σ, σ) as 0-d float32 tensors on ``device``, made once per timestep (read-only).
+
+    They stay float32 *tensors* (not Python floats): with bf16 latents a 0-d float32 operand is rounded to bf16
+    inside the multiply, a Python float is not, and the noising must not change with this memo.
+    """
+    sigma = torch.tensor(_scalar_sigma(shift, num_train_timesteps, timestep), dtype=torch.float32, device=device)
+    return 1 - sigma, sigma
 
 
 def _is_scalar(timestep: float | torch.Tensor) -> bool:
@@ -69,7 +77,7 @@ class FlowSchedule:
         """Sigma of the table entry nearest to each timestep (float32; scalar in, scalar out; [n] in, [n] out)."""
         t = torch.as_tensor(timestep, dtype=torch.float32)
         if t.device.type == "cpu" and t.numel() <= 64:  # per value from the memo: the same entries, no search
-            values = [_scalar_sigma(self.shift, self.num_train_timesteps, v)[0] for v in t.reshape(-1).tolist()]
+            values = [_scalar_sigma(self.shift, self.num_train_timesteps, v) for v in t.reshape(-1).tolist()]
             return torch.tensor(values, dtype=torch.float32).reshape(t.shape)
         sigmas, timesteps = _shifted_table(self.shift, self.num_train_timesteps)
         t = t.cpu()
@@ -83,7 +91,7 @@ class FlowSchedule:
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
         """``(1 − σ)·x0 + σ·ε`` with σ in float32, returned in the noise dtype (timestep scalar or per frame)."""
         if _is_scalar(timestep):
-            sigma, one_minus_sigma = _scalar_sigma(self.shift, self.num_train_timesteps, float(timestep))
+            one_minus_sigma, sigma = _noise_weights(self.shift, self.num_train_timesteps, float(timestep), x0.device)
             out = one_minus_sigma * x0 + sigma * noise
         else:
             sigma = self._per_frame(self.sigma(timestep).to(x0.device), x0)
@@ -92,8 +100,8 @@ class FlowSchedule:
 
     def flow_to_x0(self, flow: torch.Tensor, x_t: torch.Tensor, timestep: float | torch.Tensor) -> torch.Tensor:
         """``x0 = x_t − σ·v`` in float64, returned in the flow dtype (timestep scalar or one per frame)."""
-        if _is_scalar(timestep):  # σ as a Python float: the float32 value, exactly
-            sigma = _scalar_sigma(self.shift, self.num_train_timesteps, float(timestep))[0]
+        if _is_scalar(timestep):  # σ as a Python float: the float32 value, exactly (the arithmetic is float64)
+            sigma = _scalar_sigma(self.shift, self.num_train_timesteps, float(timestep))
         else:
             sigma = self._per_frame(self.sigma(timestep).to(torch.float64).to(flow.device), flow)
         return (x_t.to(torch.float64) - sigma * flow.to(torch.float64)).to(flow.dtype)
