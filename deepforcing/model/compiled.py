@@ -12,8 +12,9 @@ Numerics: inductor fuses the elementwise work and may reorder float operations (
 masked attention over the whole buffer sums in a different order; the parity fixtures stay within 1e-4
 (``tests/test_compiled.py``). RoPE, the cache and the samplers are the eager code, unchanged.
 
-Requirements: a C++ compiler for inductor's CPU kernels (``g++`` or ``clang++`` on the PATH, or ``CXX``; on
-Debian ``apt-get install g++``), Triton for CUDA (bundled with PyTorch's CUDA wheels). Where compilation is
+Requirements: on CPU a C++ compiler and the Python headers for inductor's kernels (they are C++ with Python
+bindings): on a fresh Debian/Ubuntu machine ``apt-get install g++ python3-dev`` (pyenv/conda Pythons ship their own
+headers; another compiler via ``CXX``). On CUDA, Triton (bundled with PyTorch's CUDA wheels). Where compilation is
 unavailable, :func:`compile_model` logs one line and the model stays eager (the same results as without
 ``--compile``); a compilation that fails later, at a new shape, falls back the same way.
 """

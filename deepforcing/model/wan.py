@@ -15,6 +15,7 @@ Shapes: ``B`` batch, ``F`` latent frames in the call, ``C`` latent channels, ``H
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return out.transpose(1, 2)
 
 
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` as the bare op.
+
+    The inner layers of a block have no hooks, and the module-call machinery costs more than the op itself on
+    small models.
+    """
+    return F.linear(x, layer.weight, layer.bias)
+
+
 def block_causal_mask(num_frames: int, tokens_per_frame: int, chunk_frames: int, device=None) -> torch.Tensor:
     """Bool [L, L] mask: a token attends to every token of its own chunk and of earlier chunks (L = F·tpf)."""
     chunk = torch.arange(num_frames, device=device).repeat_interleave(tokens_per_frame) // chunk_frames
@@ -61,9 +71,9 @@ class WanRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        # F.rms_norm is x·rsqrt(mean(x²) + eps) in float32 for low-precision x, returned in x's dtype: on CPU the
+        # rms_norm is x·rsqrt(mean(x²) + eps) in float32 for low-precision x, returned in x's dtype: on CPU the
         # same operations as Wan's formula (bit for bit), on CUDA one fused kernel.
-        return F.rms_norm(x, self.weight.shape, eps=self.eps) * self.weight
+        return torch.rms_norm(x, self.weight.shape, None, self.eps) * self.weight
 
 
 class WanLayerNorm(nn.LayerNorm):
@@ -74,7 +84,7 @@ class WanLayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        y = super().forward(x)
+        y = torch.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)  # F.layer_norm's op
         return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
@@ -116,9 +126,9 @@ class CausalSelfAttention(_AttentionProjections):
         """X [B, F, T, dim] -> q, k, v [B, F*T, N, D], q and k RMS-normed, not rotated."""
         b, num_frames, per_frame, _ = x.shape
         shape = (b, num_frames * per_frame, self.num_heads, self.head_dim)
-        q = self.norm_q(self.q(x)).view(shape)
-        k = self.norm_k(self.k(x)).view(shape)
-        return q, k, self.v(x).view(shape)
+        q = self.norm_q(_linear(self.q, x)).view(shape)
+        k = self.norm_k(_linear(self.k, x)).view(shape)
+        return q, k, _linear(self.v, x).view(shape)
 
 
 class TextCrossAttention(_AttentionProjections):
@@ -134,8 +144,8 @@ class TextCrossAttention(_AttentionProjections):
     def forward(self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor) -> torch.Tensor:
         """X [B, F, T, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, F, T, dim]."""
         b, num_frames, per_frame, dim = x.shape
-        q = self.norm_q(self.q(x)).view(b, num_frames * per_frame, self.num_heads, self.head_dim)
-        return self.o(attention(q, text_k, text_v).reshape(b, num_frames, per_frame, dim))
+        q = self.norm_q(_linear(self.q, x)).view(b, num_frames * per_frame, self.num_heads, self.head_dim)
+        return _linear(self.o, attention(q, text_k, text_v).reshape(b, num_frames, per_frame, dim))
 
 
 class CausalWanBlock(nn.Module):
@@ -213,10 +223,11 @@ class CausalWanBlock(nn.Module):
         """
         b, num_frames, per_frame, dim = x.shape
         _, _, gate1, shift2, scale2, gate2 = modulation.unbind(2)
-        y = self.self_attn.o(attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
+        y = _linear(self.self_attn.o, attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
         x = x + y * gate1
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
-        y = self.ffn(self.norm2(x) * (1 + scale2) + shift2)
+        hidden = _linear(self.ffn[0], self.norm2(x) * (1 + scale2) + shift2)
+        y = _linear(self.ffn[2], F.gelu(hidden, approximate="tanh"))  # self.ffn, as its ops
         return x + y * gate2
 
 
@@ -232,7 +243,7 @@ class CausalHead(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """X [B, F, T, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, T, prod(patch)*out_dim]."""
         shift, scale = (self.modulation.unsqueeze(1) + e).chunk(2, dim=2)
-        return self.head(self.norm(x) * (1 + scale) + shift)
+        return _linear(self.head, self.norm(x) * (1 + scale) + shift)
 
 
 class CausalWanModel(nn.Module):
@@ -255,6 +266,7 @@ class CausalWanModel(nn.Module):
         self.blocks = nn.ModuleList([CausalWanBlock(cfg) for _ in range(cfg.num_layers)])
         self.head = CausalHead(cfg)
         self.rope = RotaryEmbedding(cfg.head_dim)  # plain attribute: stays float64 under .to(dtype)
+        self._sinusoids: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # memo of CPU timestep sinusoids
 
     @property
     def dtype(self) -> torch.dtype:
@@ -321,7 +333,7 @@ class CausalWanModel(nn.Module):
             frame_positions = list(range(start_frame, start_frame + num_frames))
         phases = self.rope.phases(frame_positions, grid[1], grid[2], x.device)  # [L, 1, D/2], memoised
 
-        e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, timestep.flatten()).type_as(x))  # [B*F, dim]
+        e = self.time_embedding(self._sinusoid(timestep.flatten(), x))  # [B*F, dim]
         e0 = self.time_projection(e).unflatten(1, (6, self.cfg.dim)).unflatten(0, (b, num_frames))  # [B, F, 6, dim]
 
         mask = None
@@ -334,6 +346,22 @@ class CausalWanModel(nn.Module):
 
         x = self.head(x, e.unflatten(0, (b, num_frames)).unsqueeze(2))  # [B, F, h*w, pt*ph*pw*C]
         return self._unpatchify(x, grid)
+
+    def _sinusoid(self, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``sinusoidal_embedding`` of timesteps [T] on ``like``'s device and dtype.
+
+        Memoised for CPU timesteps: a video has a few distinct rows (the sampler's steps).
+        """
+        if timesteps.device.type != "cpu" or timesteps.requires_grad:
+            return sinusoidal_embedding(self.cfg.freq_dim, timesteps).to(like.device, like.dtype)
+        key = (tuple(timesteps.tolist()), timesteps.dtype, like.device, like.dtype)
+        table = self._sinusoids.get(key)
+        if table is None:
+            table = sinusoidal_embedding(self.cfg.freq_dim, timesteps).to(like.device, like.dtype)
+            self._sinusoids[key] = table
+            if len(self._sinusoids) > 32:
+                self._sinusoids.popitem(last=False)
+        return table
 
     def _unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """[B, F, h*w, pt*ph*pw*C] -> [B, F*pt, C, h*ph, w*pw]."""
