@@ -13,8 +13,8 @@ Counts (all per output chunk of ``chunk_frames`` latent frames, i.e. a run's tot
 * ``ops`` — every ATen operator call the profiler records, nested calls included (``aten::to`` and the
   ``aten::copy_`` it makes count twice);
 * ``calls`` — top-level ATen calls only (what the Python code dispatches);
-* ``kernels`` — leaf calls that compute or copy data (views, reshapes, allocations and no-op casts excluded):
-  a proxy for kernel launches on a GPU;
+* ``kernels`` — leaf calls that compute or copy data (views, reshapes, allocations and no-op casts excluded),
+  plus the compiled path's fused kernels: a proxy for kernel launches on a GPU;
 * ``copies`` — ``aten::copy_`` calls.
 
 ``--compile`` adds a third side: this checkout with the compiled DiT path (``--compile`` of ``generate``).
@@ -73,7 +73,7 @@ def _peak_rss_bytes() -> int:
 class Worker:
     """Runs generations on request inside a process whose ``deepforcing`` may be another checkout."""
 
-    def __init__(self, config: str, threads: int, compiled: bool):
+    def __init__(self, config: str, threads: int, compiled: bool, dtype: str):
         import torch
 
         from deepforcing.model.config import PRESETS
@@ -82,11 +82,16 @@ class Worker:
         torch.set_num_threads(threads)
         self.torch = torch
         self.preset = PRESETS[config]
-        self.model = build_random_generator(self.preset.wan, seed=0)
+        self.dtype = getattr(torch, dtype)
+        self.model = build_random_generator(self.preset.wan, seed=0).to(self.dtype)
         if compiled:
+            import torch._inductor.config
+
             from deepforcing.model.compiled import compile_model
 
-            compile_model(self.model)
+            torch._inductor.config.cpp.enable_kernel_profile = True  # fused kernels appear in the profile
+            if not compile_model(self.model):
+                raise RuntimeError("--compile: torch.compile is unavailable here (see the log line above)")
         wan = self.preset.wan
         text_states = torch.randn(1, wan.text_len, wan.text_dim, generator=torch.Generator().manual_seed(0))
         self.text = self.model.encode_text(text_states)
@@ -96,7 +101,7 @@ class Worker:
         from deepforcing.noise import NoiseStream
 
         cfg = get(method)
-        stream = NoiseStream("bench", 0)
+        stream = NoiseStream("bench", 0, dtype=self.dtype)
         p = self.preset
         noise = stream.initial((1, frames, p.wan.in_dim, p.latent_height, p.latent_width))
         return build_sampler(cfg).sample(self.model, self.text, build_policy(cfg), noise, stream, on_chunk)
@@ -116,6 +121,8 @@ class Worker:
             events = prof.events()
             counts = Counter()
             for e in events:
+                if "cpp_fused" in e.name or "triton_" in e.name:  # a compiled (fused) kernel
+                    counts["kernels"] += 1
                 if not e.name.startswith("aten::"):
                     continue
                 counts["ops"] += 1
@@ -139,8 +146,8 @@ class Worker:
         raise ValueError(f"unknown request {req}")
 
 
-def worker_main(config: str, threads: int, compiled: bool) -> None:
-    worker = Worker(config, threads, compiled)
+def worker_main(config: str, threads: int, compiled: bool, dtype: str) -> None:
+    worker = Worker(config, threads, compiled, dtype)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
@@ -157,11 +164,11 @@ def worker_main(config: str, threads: int, compiled: bool) -> None:
 class Side:
     """One worker process: a name, the checkout it imports from, and whether it compiles."""
 
-    def __init__(self, name: str, root: Path, config: str, threads: int, compiled: bool = False):
+    def __init__(self, name: str, root: Path, config: str, threads: int, dtype: str, compiled: bool = False):
         self.name = name
         env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": str(threads)}
         cmd = [sys.executable, "-u", str(Path(__file__).resolve()), "--worker", "--configs", config]
-        cmd += ["--threads", str(threads)] + (["--compile"] if compiled else [])
+        cmd += ["--threads", str(threads), "--dtype", dtype] + (["--compile"] if compiled else [])
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._read()
 
@@ -198,7 +205,7 @@ def measure(config: str, sides: list[Side], methods: list[str], frames: int, rou
         base = torch.load(tmp / f"{sides[0].name}-{m}.pt")
         for s in sides:
             other = torch.load(tmp / f"{s.name}-{m}.pt")
-            rows[(s.name, m)]["max_abs_diff_vs_" + sides[0].name] = float((other - base).abs().max())
+            rows[(s.name, m)]["max_abs_diff_vs_" + sides[0].name] = float((other.float() - base.float()).abs().max())
     times = {key: [] for key in rows}
     for _ in range(rounds):
         for m in methods:
@@ -247,24 +254,27 @@ def main() -> None:
     parser.add_argument("--medium-rounds", type=int, default=3, help="rounds for configs other than tiny")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="also measure this checkout's compiled path")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model and noise dtype")
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker_main(args.configs[0], args.threads, args.compile)
+        worker_main(args.configs[0], args.threads, args.compile, args.dtype)
         return
     rows = []
     for config in args.configs:
         sides = []
         if args.baseline:
-            sides.append(Side("before", args.baseline.resolve(), config, args.threads))
-        sides.append(Side("after", ROOT, config, args.threads))
+            sides.append(Side("before", args.baseline.resolve(), config, args.threads, args.dtype))
+        sides.append(Side("after", ROOT, config, args.threads, args.dtype))
         if args.compile:
-            sides.append(Side("compiled", ROOT, config, args.threads, compiled=True))
+            sides.append(Side("compiled", ROOT, config, args.threads, args.dtype, compiled=True))
         frames = args.frames or DEFAULT_FRAMES.get(config, 30)
         rounds = args.rounds if config == "tiny" else args.medium_rounds
         try:
             rows += measure(config, sides, args.methods, frames, rounds, chunk_frames=3)
+            for row in rows:
+                row["dtype"] = args.dtype
         finally:
             for s in sides:
                 s.close()
