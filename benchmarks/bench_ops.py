@@ -198,8 +198,10 @@ def measure(config: str, sides: list[Side], methods: list[str], frames: int, rou
     tmp = Path(tempfile.mkdtemp(prefix="bench_ops_"))
     for m in methods:
         for s in sides:
+            t0 = time.perf_counter()
             s.ask(kind="warmup", method=m, frames=frames)
             row = rows[(s.name, m)]
+            row["warmup_wall_s"] = time.perf_counter() - t0  # the compiled side compiles here
             row.update(s.ask(kind="memory", method=m, frames=frames, save=str(tmp / f"{s.name}-{m}.pt")))
             row.update({k: v / chunks for k, v in s.ask(kind="profile", method=m, frames=frames).items()})
         base = torch.load(tmp / f"{sides[0].name}-{m}.pt")

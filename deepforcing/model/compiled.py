@@ -6,7 +6,8 @@ policies' Python bookkeeping), and the dense region after it (self-attention, ou
 text cross-attention, FFN). The two dense regions are compiled with static shapes; self-attention then reads the
 cache as whole preallocated buffers ``[B, S, H, D]`` with a bool slot mask, so its shapes never change while the
 cache fills, rolls or is compressed (one graph per chunk layout, shared by all blocks). On CUDA the regions run as
-CUDA graphs (``mode="reduce-overhead"``), with the cache buffers marked as static addresses.
+CUDA graphs (``mode="reduce-overhead"``), with the cache buffers marked as static addresses. Calls without a cache
+(training, teacher passes) stay eager.
 
 Numerics: inductor fuses the elementwise work and may reorder float operations (LayerNorm, RMS norm, GELU), and
 masked attention over the whole buffer sums in a different order; the parity fixtures stay within 1e-4
