@@ -13,7 +13,7 @@ float64 angle, so it is bit for bit the one Wan computes (``polar`` is evaluated
 :func:`rotate` then makes the same ATen multiply on the same layout (``[..., D/2]`` times ``[L, 1, D/2]``), so a
 rotated query or key equals Wan's formula at its position bit for bit; ``tests/test_rope.py`` pins this at
 temporal positions 0, 1023, 1024 and 14,399. (The float64 formula itself differs from exact arithmetic by the
-rounding of the angle ``p·ω``: below 2e-12 rad at p = 14,399, some 10^5 times below a float32 ulp.)
+rounding of the angle ``p·ω``: below 2e-12 rad at p = 14,399, some 7·10^4 times below a float32 ulp.)
 
 Because every pair is rotated independently, the temporal pairs of a *cached* key can be rotated again from its
 raw temporal channels and a stored position at any time. Moving a cached key in time is therefore a change of an
@@ -177,7 +177,8 @@ class RotaryEmbedding:
         """Phases that rotate only the temporal pairs: [exp(i·p·ω_t) | 1 … 1] -> complex128 [L, 1, D/2].
 
         Used to re-rotate cached keys whose spatial pairs are already rotated; multiplying those by exactly 1
-        keeps the multiply's layout (and so its rounding) that of the full formula.
+        keeps the multiply's layout (and so its rounding) that of the full formula. A spatial value comes back
+        unchanged, up to the sign of a zero (``-0.0`` may come back as ``0.0``).
         """
         device = positions.device
         ones = self._ones.get(device)
