@@ -66,6 +66,7 @@ class RollingSampler:
         output = torch.empty_like(noise)
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
+        step_values = steps.tolist()
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
 
         for w in range(num_chunks + levels - 1):
@@ -98,9 +99,10 @@ class RollingSampler:
             for i, level in enumerate(chunk_levels):
                 if level + 1 < levels:
                     eps = renoise((b, m, *x0.shape[2:]), w, first + i).to(x0)
-                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(x0, eps, steps[level + 1])[
-                        :, i * n : (i + 1) * n
-                    ]
+                    own = slice(i * n, (i + 1) * n)  # only this chunk's slice of the window-shaped draw is used
+                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(
+                        x0[:, own], eps[:, own], step_values[level + 1]
+                    )
 
             clean = ChunkState(w, s, n, policy.frame_positions(s, n), is_context_pass=True)
             policy.before_chunk(kv, clean)
