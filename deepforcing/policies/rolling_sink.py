@@ -15,32 +15,13 @@ release, here simply re-positioned), the rest a FIFO. What a pass attends to dep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from deepforcing.cache import ChunkState, KVCache, LayerCache
 from deepforcing.policies.base import CachePolicy
-
-
-@dataclass(frozen=True)
-class RollingSinkConfig:
-    """Rolling Forcing cache settings (frames).
-
-    Attributes:
-        sink_frames: The first chunk, kept forever (3).
-        cache_frames: Cache capacity (24 in the release).
-        attention_frames: Longest attention span of a pass (21 = the trained horizon).
-    """
-
-    sink_frames: int = 3
-    cache_frames: int = 24
-    attention_frames: int = 21
-
-    def __post_init__(self) -> None:
-        if not 0 < self.sink_frames < self.attention_frames <= self.cache_frames:
-            raise ValueError(f"need 0 < sink < attention <= cache frames, got {self}")
+from deepforcing.policies.configs import RollingSinkConfig
 
 
 class RollingSinkPolicy(CachePolicy):

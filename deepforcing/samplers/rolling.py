@@ -11,7 +11,6 @@ windows the cleanest; attention inside a window is full (no causal mask).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -21,17 +20,7 @@ from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
-from deepforcing.samplers.schedule import StepConfig
-
-
-@dataclass(frozen=True)
-class RollingConfig(StepConfig):
-    """Rolling sampler settings (defaults: ``configs/rolling_forcing_dmd.yaml``); the window holds one chunk per step.
-
-    ``[1000, 800, 600, 400, 200]`` warped with shift 5 gives ``[1000, 952.4, 882.4, 769.2, 555.6]``.
-    """
-
-    denoising_steps: tuple[int, ...] = (1000, 800, 600, 400, 200)
+from deepforcing.samplers.configs import RollingConfig
 
 
 class RollingSampler:
@@ -77,6 +66,7 @@ class RollingSampler:
         output = torch.empty_like(noise)
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
+        step_values = steps.tolist()
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
 
         for w in range(num_chunks + levels - 1):
@@ -109,9 +99,10 @@ class RollingSampler:
             for i, level in enumerate(chunk_levels):
                 if level + 1 < levels:
                     eps = renoise((b, m, *x0.shape[2:]), w, first + i).to(x0)
-                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(x0, eps, steps[level + 1])[
-                        :, i * n : (i + 1) * n
-                    ]
+                    own = slice(i * n, (i + 1) * n)  # only this chunk's slice of the window-shaped draw is used
+                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(
+                        x0[:, own], eps[:, own], step_values[level + 1]
+                    )
 
             clean = ChunkState(w, s, n, policy.frame_positions(s, n), is_context_pass=True)
             policy.before_chunk(kv, clean)

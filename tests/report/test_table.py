@@ -65,7 +65,7 @@ def test_paper_numbers_beside_ours_in_our_unit_with_delta(synthetic):
     assert t.cell("sink-longlive", f"paper:{SUBJ}").value is None  # LongLive is not sink-longlive
     assert any("Table 1: VBench-Long" in n for n in t.notes)
     col = t.columns[t.column_index(f"paper:{SUBJ}")]
-    assert col.group == "Subject consistency" and col.sub == "paper" and col.kind == "paper"
+    assert col.group == "Subject consistency" and col.sub == "paper (no CI)" and col.kind == "paper"
 
 
 def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthetic):
@@ -73,7 +73,8 @@ def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthet
     row = next(r for r in t.rows if r[0].value == "deep-forcing" and r[2].value == "subject_consistency")
     assert row[4].value == 97.34 and row[5].value == pytest.approx(97.5) and row[6].value == pytest.approx(0.16)
     assert "no published counterpart: sink-longlive" in t.notes
-    assert any(n.startswith("published methods without a counterpart here — LongLive:") for n in t.notes)
+    assert any(n.startswith("published methods without a counterpart here — CausVid:") for n in t.notes)
+    assert not any("— LongLive:" in n for n in t.notes)  # LongLive's own weights are the longlive preset
 
 
 def test_several_runs_label_rows_by_run(tmp_path):
@@ -127,6 +128,24 @@ def test_markdown_golden_snapshot_of_the_smoke_fixture():
     assert got == path.read_text(), "summary Markdown changed; if intended, re-run with UPDATE_GOLDEN=1"
 
 
+def test_paired_markdown_golden_snapshot_of_the_smoke_fixture():
+    t = T.paired_table([load_run(FIXTURE_RUN)])
+    assert len(t.rows) == 3 * 14  # 3 pairs x (7 metric ids + their first/last drift)
+    got = render.to_markdown(t)
+    path = GOLDEN / "smoke-paired.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(got)
+    assert got == path.read_text(), "paired Markdown changed; if intended, re-run with UPDATE_GOLDEN=1"
+
+
+def test_difference_format_keeps_the_metric_format_unless_it_would_show_zero():
+    assert T.difference_format(".4f", [0.031, 0.012, 0.05]) == ".4f"
+    assert T.difference_format("+.4f", [0.0002, 0.0001, 0.0003]) == ".4f"
+    assert T.difference_format(".4f", [3.6e-6, -2.3e-5, 3.1e-5]) == ".2e"  # +0.0000 would say nothing
+    assert T.difference_format(".4f", [0.0, 0.0, 0.0]) == ".4f"  # an exact zero is shown as one
+    assert T.difference_format(".1f", [0.04, 1.0]) == ".2e" and T.difference_format(".4g", [1e-9]) == ".4g"
+
+
 def test_drift_and_speed_tables_of_the_fixture():
     run = load_run(FIXTURE_RUN)
     drift = T.drift_table([run])
@@ -136,5 +155,27 @@ def test_drift_and_speed_tables_of_the_fixture():
     slope = next(r for r in drift.rows if r[1].value == "Slope per minute")
     assert not any(c.best for c in slope[2:])  # slopes have no direction
     speed = T.speed_table([run], load_published())
-    assert speed.cell("deep-forcing", "paper:fps").value == 15.75
+    # the fixture is the tiny model on a CPU: the paper's H100 FPS is not put beside it
+    assert speed.cell("deep-forcing", "paper:fps").value is None
     assert speed.cell("sink-longlive", "paper:fps").value is None
+
+
+def test_published_numbers_stand_only_beside_comparable_runs(tmp_path):
+    timings = {"deep-forcing": {"fps_mean": 12.0}}
+    h100 = load_run(make_run(tmp_path / "a", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings))
+    cpu = load_run(make_run(tmp_path / "b", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings, device="CPU"))
+    toy = load_run(
+        make_run(tmp_path / "c", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings, model="toyworld")
+    )
+    pub = load_published()
+    assert T.speed_table([h100], pub).cell("deep-forcing", "paper:fps").value == 15.75
+    assert T.speed_table([cpu], pub).cell("deep-forcing", "paper:fps").value is None
+    quality = T.summary_table([cpu], pub, keys=[SUBJ])
+    assert any(c.key == f"paper:{SUBJ}" for c in quality.columns)  # same model: quality is compared on any device
+    toy_table = T.summary_table([toy], pub, keys=[SUBJ, "timing.fps_mean"])
+    assert [c.kind for c in toy_table.columns] == ["label", "ours", "ours"]  # no paper cells, no delta
+    assert sum("not compared with this run" in n for n in toy_table.notes) == 1  # said once
+    assert not T.paper_table([toy], pub).rows
+    cpu_paper = T.paper_table([cpu], pub)
+    fps_row = next(r for r in cpu_paper.rows if r[2].value == "fps")
+    assert fps_row[5].value is None and "speed not compared" in fps_row[5].note
