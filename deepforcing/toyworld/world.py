@@ -58,6 +58,9 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (60, 25, 85),
 }
 SHAPE_KINDS = ("circle", "square", "triangle")
+#: Colour of the walls (the frame's border when ``WorldConfig.border`` > 0): light gray, far from every named
+#: colour (nearest: white, 113 RGB units; gray, 139).
+WALL_COLOUR: tuple[int, int, int] = (180, 180, 180)
 #: Shapes start in distinct cells of a START_GRID × START_GRID grid (uniformly inside the cell).
 START_GRID = 3
 PAN_DIRECTIONS = ("left", "right")
@@ -100,6 +103,9 @@ class WorldConfig:
         pan_speed: Gradient scroll speed in pixels per frame.
         lighting_amplitude: Relative amplitude ``a`` of the lighting change.
         lighting_period: Period ``P`` of the lighting change in frames.
+        border: Width in pixels of the walls drawn around the frame in :data:`WALL_COLOUR` (0 = none); shapes
+            bounce off their inner side. A visible, fixed frame gives every token a cue of where it is (the DiT
+            has no absolute position signal).
     """
 
     size: int = 32
@@ -113,14 +119,17 @@ class WorldConfig:
     pan_speed: float = 0.5
     lighting_amplitude: float = 0.2
     lighting_period: float = 30.0
+    border: int = 0
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size % 4:
             raise ValueError(f"size must be a multiple of 4 and >= 8, got {self.size}")
         if not 1 <= self.max_shapes <= min(len(SHAPE_COLOURS), START_GRID**2):
             raise ValueError(f"max_shapes must be in 1..{START_GRID**2}, got {self.max_shapes}")
-        if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2:
-            raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2)")
+        if not 0 <= self.border < self.size / 4:
+            raise ValueError(f"border must be in [0, size/4), got {self.border}")
+        if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2 - self.border:
+            raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2 - border)")
 
 
 @dataclass(frozen=True)
@@ -233,7 +242,7 @@ class Scene:
         t = frames.to(torch.float64)[:, None]  # [T, 1]
         out = []
         for st in self.states:
-            lo, hi = st.radius, self.world.size - st.radius
+            lo, hi = self.world.border + st.radius, self.world.size - self.world.border - st.radius
             x = _fold(st.x0 + st.vx * t, lo, hi)  # [T, 1]
             y = _fold(st.y0 + st.vy * t, lo, hi)
             out.append(torch.cat([x, y], dim=1))
@@ -261,6 +270,16 @@ def _fold(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 def background_image(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor, oversample: int = 1) -> torch.Tensor:
     """Background colour at every pixel before lighting: frames [T] -> float64 [T, H·o, W·o, 3] in 0–255."""
+    img = _floor_image(spec, world, frames, oversample)  # [T, n, n, 3]
+    w = world.border * oversample
+    if w:
+        wall = torch.tensor(WALL_COLOUR, dtype=torch.float64)
+        img[:, :w], img[:, -w:], img[:, :, :w], img[:, :, -w:] = wall, wall, wall, wall
+    return img
+
+
+def _floor_image(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor, oversample: int) -> torch.Tensor:
+    """The captioned background without the walls: float64 [T, H·o, W·o, 3]."""
     n = world.size * oversample
     a = torch.tensor(BACKGROUND_COLOURS[spec.background], dtype=torch.float64)
     if spec.background_to is None:
@@ -350,8 +369,9 @@ def sample_states(rng: random.Random, spec: CaptionSpec, world: WorldConfig) -> 
         speed = rng.uniform(*world.speed_range)
         angle = rng.uniform(0, 2 * math.pi)
         col, row = index % START_GRID, index // START_GRID
-        x0 = rng.uniform(max(col * cell, r), min((col + 1) * cell, world.size - r))
-        y0 = rng.uniform(max(row * cell, r), min((row + 1) * cell, world.size - r))
+        lo, hi = world.border + r, world.size - world.border - r
+        x0 = rng.uniform(max(col * cell, lo), min((col + 1) * cell, hi))
+        y0 = rng.uniform(max(row * cell, lo), min((row + 1) * cell, hi))
         states.append(ShapeState(radius=r, x0=x0, y0=y0, vx=speed * math.cos(angle), vy=speed * math.sin(angle)))
     return tuple(states)
 

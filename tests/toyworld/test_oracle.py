@@ -3,7 +3,7 @@ import torch
 
 from deepforcing.metrics.clips import split_clips
 from deepforcing.toyworld.oracle import SEGMENT_METRICS, ToyOracle, analyse, connected_components, score_video
-from deepforcing.toyworld.world import CaptionSpec, Scene, ShapeSpec, ShapeState, sample_scene
+from deepforcing.toyworld.world import CaptionSpec, Scene, ShapeSpec, ShapeState, WorldConfig, sample_scene
 
 SPEC = CaptionSpec((ShapeSpec("circle", "red"), ShapeSpec("triangle", "yellow")), "dark blue")
 # Two shapes whose bounding boxes never overlap: one moves in the top half, one in the bottom half.
@@ -82,6 +82,16 @@ def test_random_ground_truth_is_nearly_perfect():
         assert max(r["background_error"] for r in rows) < 3e-3
         assert max(r["spurious"] for r in rows) == 0.0
         assert max(r["frozen"] for r in rows) == 0.0
+
+
+def test_walls_are_background_to_the_oracle():
+    world = WorldConfig(border=2)
+    for seed in range(6):
+        scene = sample_scene(seed, world)
+        rows = score_video(scene.render(42), scene.caption, world=world)
+        assert min(r["presence"] for r in rows) > 0.6
+        assert max(r["background_error"] for r in rows) < 3e-3
+        assert max(r["spurious"] for r in rows) == 0.0
 
 
 def test_connected_components():

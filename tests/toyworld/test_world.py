@@ -9,6 +9,7 @@ from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 from deepforcing.toyworld.world import (
     BACKGROUND_COLOURS,
     SHAPE_COLOURS,
+    WALL_COLOUR,
     CaptionSpec,
     Scene,
     ShapeSpec,
@@ -91,6 +92,25 @@ def test_shapes_bounce_inside_the_frame():
         assert centres[:, k].max() <= 32 - st.radius + 1e-9
     speed = (centres[1:] - centres[:-1]).norm(dim=-1)
     assert speed.max() <= WorldConfig().speed_range[1] + 1e-9
+
+
+def test_walls_are_drawn_and_shapes_bounce_off_their_inner_side():
+    world = WorldConfig(border=2)
+    for seed in range(8):
+        scene = sample_scene(seed, world)
+        frames = scene.render(60).to(torch.int64)  # [T, 32, 32, 3]
+        edge = torch.cat([frames[:, :2].flatten(1, 2), frames[:, -2:].flatten(1, 2)], 1)  # top and bottom rows
+        edge = torch.cat([edge, frames[:, :, :2].flatten(1, 2), frames[:, :, -2:].flatten(1, 2)], 1)
+        if not scene.spec.lighting:
+            assert (edge == torch.tensor(WALL_COLOUR)).all()
+        centres = scene.centres(torch.arange(500))  # [T, K, 2]
+        for k, st in enumerate(scene.states):
+            assert centres[:, k].min() >= 2 + st.radius - 1e-9
+            assert centres[:, k].max() <= 30 - st.radius + 1e-9
+            # It reaches both walls of at least one axis within 500 frames.
+            assert (centres[:, k].min(0).values < 2 + st.radius + 1).any()
+    with pytest.raises(ValueError, match="border"):
+        WorldConfig(border=8)
 
 
 @pytest.mark.parametrize(
