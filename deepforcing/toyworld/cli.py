@@ -16,7 +16,7 @@ from deepforcing.console import Column, Table, document
 log = logging.getLogger("deepforcing.toyworld")
 
 #: Step counts of the shipped run (the defaults of ``toyworld train``).
-TEACHER_STEPS = 6000
+TEACHER_STEPS = 12000
 DISTILL_STEPS = 400
 
 

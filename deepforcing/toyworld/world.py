@@ -119,7 +119,7 @@ class WorldConfig:
     pan_speed: float = 0.5
     lighting_amplitude: float = 0.2
     lighting_period: float = 30.0
-    border: int = 0
+    border: int = 2
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size % 4:

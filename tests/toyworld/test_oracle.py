@@ -56,7 +56,8 @@ def test_missing_object_and_wrong_background(clip):
     gray = CaptionSpec(SPEC.shapes, "gray")
     r = score_video(clip, gray)[0]
     assert r["presence"] == 1.0
-    assert r["background_error"] > 0.2
+    # Dark blue against gray differs by 0.21 per pixel; the walls (23 % of the frame) are right.
+    assert r["background_error"] > 0.12
 
 
 def test_colour_shift_and_noise_raise_errors(clip):

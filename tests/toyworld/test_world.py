@@ -65,7 +65,8 @@ def test_caption_text_and_colours_in_the_image():
     frame = Scene(spec, states).render(1)[0]
     assert frame[8, 8].tolist() == list(SHAPE_COLOURS["red"])
     assert frame[24, 24].tolist() == list(SHAPE_COLOURS["blue"])
-    assert frame[0, 31].tolist() == list(BACKGROUND_COLOURS["dark green"])
+    assert frame[2, 29].tolist() == list(BACKGROUND_COLOURS["dark green"])
+    assert frame[0, 31].tolist() == frame[1, 16].tolist() == list(WALL_COLOUR)  # the walls, 2 px wide
     three = CaptionSpec(
         (
             ShapeSpec("circle", "orange"),
