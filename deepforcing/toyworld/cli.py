@@ -68,6 +68,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 info = f"loss {row['loss_smooth']:.4f}"
                 if "val_loss" in row:
                     log.info("teacher step %d: loss %.4f, validation %.4f", step, row["loss_smooth"], row["val_loss"])
+                if "teacher_presence" in row:
+                    log.info(
+                        "teacher step %d (flow ODE, guided): presence %.3f, colour error %.3f, motion %.2f",
+                        step,
+                        row["teacher_presence"],
+                        row["teacher_colour_error"],
+                        row["teacher_motion"],
+                    )
             else:
                 info = f"critic {row.get('critic_loss', float('nan')):.4f}"
                 if "presence" in row:
