@@ -50,7 +50,9 @@ class MethodConfig:
     @property
     def config_hash(self) -> str:
         """Short content hash of everything that can change the generated latents."""
-        return config_hash(_HashView(self.sampler, self.sampler_config, self.policy, self.policy_config))
+        return config_hash(
+            _HashView(self.sampler, self.sampler_config, policies.hash_name(self.policy), self.policy_config)
+        )
 
 
 @dataclass(frozen=True)

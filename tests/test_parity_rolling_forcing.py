@@ -9,7 +9,7 @@ zeros elsewhere (the zeros are never read).
 import torch
 from parity_utils import TOLERANCE, ListReplay, load_case, reference_model
 
-from deepforcing.policies.rolling_sink import RollingSinkPolicy
+from deepforcing.policies.rolling_forcing_sink import RollingForcingSinkPolicy
 from deepforcing.samplers.rolling import RollingSampler
 
 
@@ -28,11 +28,12 @@ def test_rolling_forcing_45_frames():
     model = reference_model()
     data = load_case("rolling_forcing/rf45")
     replay = ListReplay(_window_draws(data))
+    policy = RollingForcingSinkPolicy()
     finished = []
     out = RollingSampler().sample(
         model,
         model.encode_text(data["context"]),
-        RollingSinkPolicy(),
+        policy,
         data["noise"],
         replay,
         on_chunk=lambda i, x: finished.append(i),
@@ -40,3 +41,10 @@ def test_rolling_forcing_45_frames():
     assert replay.used == len(replay.draws)
     assert (out.latents - data["output"]).abs().max() <= TOLERANCE
     assert finished == list(range(15))  # chunks become final in order, one per window
+    # the sink sits just before the working cache in every window pass that is not at frame 0 (README: anchor
+    # re-RoPE'd at s-6..s-4 in a full window, the working part growing in the tail windows)
+    windows = [p for p in policy.history if not p.is_context_pass and p.sink_frames]
+    assert [p.window for p in windows] == list(range(5, 19))
+    for p in windows:
+        assert p.sink_start == 3 * (p.window - 4) - p.working_frames - 3
+    assert [p.working_frames for p in windows] == [0] + [3] * 9 + [6, 9, 12, 15]  # window 5: only chunk 0 cached

@@ -4,7 +4,7 @@ A window of up to ``W = len(steps)`` chunks is denoised in one DiT call, the chu
 (oldest = cleanest). After each call every unfinished chunk is re-noised to its next level with a fresh draw
 (of the whole window's shape, as released) and the window slides by one chunk, so exactly one chunk finishes per
 call; its clean x0 is then re-encoded at the context timestep into the cache (see
-``deepforcing.policies.rolling_sink``). Warm-up windows (starting at frame 0) use the noisiest levels, tail
+``deepforcing.policies.rolling_forcing_sink``). Warm-up windows (starting at frame 0) use the noisiest levels, tail
 windows the cleanest; attention inside a window is full (no causal mask).
 """
 
