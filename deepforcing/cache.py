@@ -206,6 +206,21 @@ class LayerCache:
         self._dirty.clear()
 
 
+@dataclass
+class AttendedKeys:
+    """What one layer attended to in one DiT call (recorded only when ``KVCache.record_attended`` is set).
+
+    Attributes:
+        slots: Cache slots attended, in attention order, int64 [L].
+        frames: Source latent frame of each attended token [L].
+        positions: Temporal RoPE position each attended key was rotated at [L].
+    """
+
+    slots: torch.Tensor
+    frames: torch.Tensor
+    positions: torch.Tensor
+
+
 #: Signature of the per-layer hook a policy may install: (layer index, layer cache, roped queries, chunk).
 AttentionHook = Callable[[int, LayerCache, torch.Tensor, ChunkState], None]
 
@@ -245,6 +260,9 @@ class KVCache:
         self.rope = rope
         self.chunk: ChunkState | None = None
         self.attention_hook: AttentionHook | None = None
+        #: Opt-in observation: when True, ``update`` records each layer's attended slots in ``attended``.
+        self.record_attended = False
+        self.attended: list[AttendedKeys | None] = [None] * num_layers
         self._token_positions: torch.Tensor | None = None
         self._token_frames: torch.Tensor | None = None
 
@@ -302,9 +320,17 @@ class KVCache:
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
         layer.refresh(self.rope)
+        if self.record_attended:
+            self._record(layer_idx, layer)
         if layer.attend is not None:  # a policy chose a subset of slots for this pass
             return layer.k_rot[:, layer.attend], layer.v[:, layer.attend]
         return layer.k_rot[:, : layer.valid], layer.v[:, : layer.valid]
+
+    def _record(self, layer_idx: int, layer: LayerCache) -> None:
+        slots = layer.attend if layer.attend is not None else torch.arange(layer.valid, device=layer.frames.device)
+        self.attended[layer_idx] = AttendedKeys(
+            slots.clone(), layer.frames[slots].clone(), layer.positions[slots].clone()
+        )
 
     def end_chunk(self) -> None:
         """Commit the chunk's (clean) K/V in every layer."""

@@ -20,6 +20,7 @@ from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
+from deepforcing.samplers.observe import CallObserver
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class VideoGenerator:
         noise: torch.Tensor | None = None,
         renoise: RenoiseFn | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
+        observer: CallObserver | None = None,
     ) -> GenerationResult:
         """Generate one video.
 
@@ -243,6 +245,7 @@ class VideoGenerator:
             noise: Explicit initial noise [1, F, C, H, W] (default: from the seeded stream).
             renoise: Explicit source of re-noising draws (default: the seeded stream).
             on_chunk: Progress callback (chunk index, number of chunks).
+            observer: Called after every DiT call (see ``deepforcing.samplers.observe``); opt-in.
 
         Returns:
             Latents, output path, timings and memory.
@@ -282,7 +285,9 @@ class VideoGenerator:
                     on_chunk(index, num_chunks)
 
             t0 = time.perf_counter()
-            sampled = self.sampler.sample(self.model, text, policy, noise, renoise or stream, chunk_done)
+            sampled = self.sampler.sample(
+                self.model, text, policy, noise, renoise or stream, chunk_done, observer=observer
+            )
             total = time.perf_counter() - t0
         return GenerationResult(
             latents=sampled.latents.float().cpu(),

@@ -28,26 +28,18 @@ def load_case(path: str, inputs_from: str | None = None) -> dict[str, torch.Tens
     return data
 
 
-def unflatten_draws(flat: torch.Tensor, shapes: torch.Tensor) -> list[torch.Tensor]:
-    """Recorded draws stored as one flat tensor plus a zero-padded [N, ndim] shape table."""
+def unflatten_draws(flat: torch.Tensor, shapes: torch.Tensor, batch: int = 1) -> list[torch.Tensor]:
+    """Recorded draws stored as one flat tensor plus a zero-padded [N, ndim] shape table.
+
+    The references draw ``randn_like(x0)`` with batch and frames flattened (``[B·n, C, H, W]``); each draw is
+    returned in the engine's layout ``[B, n, C, H, W]`` (the replay checks shapes exactly, so this is the one
+    place where the layout is converted, explicitly).
+    """
     draws, offset = [], 0
     for shape in shapes.tolist():
         shape = [s for s in shape if s]
         n = int(torch.tensor(shape).prod())
-        draws.append(flat[offset : offset + n].reshape(shape))
+        draws.append(flat[offset : offset + n].reshape(batch, shape[0] // batch, *shape[1:]))
         offset += n
     assert offset == flat.numel()
     return draws
-
-
-class ListReplay:
-    """A RenoiseFn that returns recorded draws in order (reshaped to what the sampler asks for)."""
-
-    def __init__(self, draws):
-        self.draws = list(draws)
-        self.used = 0
-
-    def __call__(self, shape, chunk_index, step_index):
-        x = self.draws[self.used].reshape(shape)
-        self.used += 1
-        return x

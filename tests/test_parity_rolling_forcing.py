@@ -3,12 +3,13 @@
 Fixtures in tests/fixtures/parity/rolling_forcing/ were recorded from the release's own pipeline and model on the
 shared tiny weights (README.md there). Re-noising draws have the whole window's shape; only the slice of the
 chunk being re-noised is used, so the fixture stores just those slices and we rebuild full-shape draws with
-zeros elsewhere (the zeros are never read).
+zeros elsewhere (the zeros are never read). Each draw is re-noising request ``(chunk, step, window)``.
 """
 
 import torch
-from parity_utils import TOLERANCE, ListReplay, load_case, reference_model
+from parity_utils import TOLERANCE, load_case, reference_model
 
+from deepforcing.noise import ReplayNoise
 from deepforcing.policies.rolling_forcing_sink import RollingForcingSinkPolicy
 from deepforcing.samplers.rolling import RollingSampler
 
@@ -20,14 +21,14 @@ def _window_draws(data):
         n = (b - a) * full[0].numel()
         full[a:b] = data["renoise_used_flat"][offset : offset + n].reshape(b - a, *full.shape[1:])
         offset += n
-        draws.append(full)
+        draws.append(full.unsqueeze(0))  # the reference draws [n, C, H, W]; the engine asks for [1, n, C, H, W]
     return draws
 
 
 def test_rolling_forcing_45_frames():
     model = reference_model()
     data = load_case("rolling_forcing/rf45")
-    replay = ListReplay(_window_draws(data))
+    replay = ReplayNoise(_window_draws(data))
     policy = RollingForcingSinkPolicy()
     finished = []
     out = RollingSampler().sample(
@@ -38,7 +39,10 @@ def test_rolling_forcing_45_frames():
         replay,
         on_chunk=lambda i, x: finished.append(i),
     )
-    assert replay.used == len(replay.draws)
+    replay.assert_all_used()
+    # every draw names the chunk it re-noises, as the reference's own bookkeeping does
+    assert [r.chunk for r in replay.requests] == data["renoise_block"].tolist()
+    assert all(r.window - 4 <= r.chunk <= r.window for r in replay.requests)
     assert (out.latents - data["output"]).abs().max() <= TOLERANCE
     assert finished == list(range(15))  # chunks become final in order, one per window
     # the sink sits just before the working cache in every window pass that is not at frame 0 (README: anchor

@@ -27,6 +27,7 @@ Switches (defaults reproduce the released code, ``causal_model.py`` @ ea9961a):
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -37,6 +38,9 @@ from deepforcing.policies.base import CachePolicy
 from deepforcing.policies.deep_sink import PLACEMENTS
 
 QUERY_SOURCES = ("both", "past", "denoising")
+#: Compression records kept in ``history`` (one per layer and compression; about 50 kB each at full size, on
+#: the device), so that an hour-long video's history stays bounded.
+HISTORY_LIMIT = 2048
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,44 @@ class ParticipativeCompressionConfig:
 
 @dataclass
 class Compression:
-    """What one compression did in one layer (kept for tests, plots and debugging)."""
+    """What one compression did in one layer (kept for tests, plots and debugging).
+
+    Attributes:
+        chunk: Chunk index.
+        layer: Layer index.
+        cache_frames_before: Cache length (frames' worth, the new chunk included) before pruning.
+        selected_frames: Source frame of every kept Top-C token, int64 [C].
+        sink_start: Sink position after the re-alignment.
+        selected: Slot of every kept Top-C token in the cache before pruning (ascending), int32 [C]; two
+            different token selections from the same frames differ here.
+        selected_scores: φ of every kept Top-C token, float32 [C] (aligned with ``selected``).
+        threshold: Highest φ among the candidates that were not kept, a 0-dim float32 tensor (−inf when every
+            candidate was kept); kept on the device so that recording it never synchronises.
+        sink_tokens: Sink tokens kept (slots ``[0, sink_tokens)``).
+        recent_tokens: Recent tokens kept (the last ``recent_tokens`` slots before pruning).
+        tokens_before: Tokens in the cache before pruning (the new chunk included).
+    """
 
     chunk: int
     layer: int
     cache_frames_before: float
-    selected_frames: torch.Tensor  # source frame of every kept Top-C token
+    selected_frames: torch.Tensor
     sink_start: int
+    selected: torch.Tensor | None = None
+    selected_scores: torch.Tensor | None = None
+    threshold: torch.Tensor | None = None
+    sink_tokens: int = 0
+    recent_tokens: int = 0
+    tokens_before: int = 0
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """Every kept slot of the cache before pruning, ascending: sink, Top-C, recent (int64, CPU)."""
+        total = self.tokens_before
+        selected = (
+            self.selected.to(torch.int64).cpu() if self.selected is not None else torch.zeros(0, dtype=torch.long)
+        )
+        return torch.cat([torch.arange(self.sink_tokens), selected, torch.arange(total - self.recent_tokens, total)])
 
 
 class ParticipativeCompressionPolicy(CachePolicy):
@@ -108,7 +143,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
         self._compress = False
         self._stream: dict[int, torch.Tensor] = {}  # layer -> last R frames of all queries
         self._past: dict[int, torch.Tensor] = {}  # layer -> last R frames of clean-pass queries
-        self.history: list[Compression] = []
+        #: The last :data:`HISTORY_LIMIT` compressions (one record per layer), oldest first.
+        self.history: deque[Compression] = deque(maxlen=HISTORY_LIMIT)
 
     def capacity_frames(self, total_frames: int, chunk_frames: int) -> int:
         """Window plus one chunk: the new chunk is appended before the cache is compressed."""
@@ -168,8 +204,12 @@ class ParticipativeCompressionPolicy(CachePolicy):
         if cfg.reuse_cap is not None:
             candidates = candidates[uses[candidates] < cfg.reuse_cap]
         take = min(cfg.topc_frames * tpf, candidates.numel())
-        selected = torch.sort(candidates[torch.topk(phi[candidates], take).indices])[0] if take else candidates[:0]
+        order = torch.topk(phi[candidates], take).indices if take else candidates[:0]
+        selected = torch.sort(candidates[order])[0]
         uses[selected] += 1
+        rejected = torch.ones(candidates.numel(), dtype=torch.bool, device=phi.device)
+        rejected[order] = False
+        threshold = phi[candidates].masked_fill(~rejected, float("-inf")).amax() if candidates.numel() else None
         frames_before = valid / tpf
         keep = torch.cat([torch.arange(sink), selected, torch.arange(valid - recent, valid)])
         selected_frames = layer.frames[selected].clone()
@@ -180,7 +220,21 @@ class ParticipativeCompressionPolicy(CachePolicy):
             offsets = torch.arange(take, device=layer.positions.device) // tpf
             layer.set_positions(sink, recent_start - block + offsets)
         sink_start = self._realign_sink(layer, sink, chunk, tpf)
-        self.history.append(Compression(chunk.index, layer_idx, frames_before, selected_frames, sink_start))
+        self.history.append(
+            Compression(
+                chunk.index,
+                layer_idx,
+                frames_before,
+                selected_frames,
+                sink_start,
+                selected=selected.to(torch.int32),
+                selected_scores=phi[selected].clone(),
+                threshold=threshold if threshold is not None else phi.new_tensor(float("-inf")),
+                sink_tokens=sink,
+                recent_tokens=recent,
+                tokens_before=valid,
+            )
+        )
 
     def _realign_sink(self, layer: LayerCache, sink: int, chunk: ChunkState, tpf: int) -> int:
         frames = self.cfg.sink_frames

@@ -18,8 +18,9 @@ import torch
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
-from deepforcing.noise import RenoiseFn
+from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
+from deepforcing.samplers.observe import CallObserver, CallRecorder
 from deepforcing.samplers.schedule import StepConfig
 
 
@@ -109,6 +110,7 @@ class ChunkwiseSampler:
         noise: torch.Tensor,
         renoise: RenoiseFn,
         on_chunk: ChunkCallback | None = None,
+        observer: CallObserver | None = None,
     ) -> SampleResult:
         """Generate latents for the whole video.
 
@@ -119,6 +121,8 @@ class ChunkwiseSampler:
             noise: Initial noise for every frame [B, F, C, H, W]; F must be a multiple of ``chunk_frames``.
             renoise: Source of every re-noising draw.
             on_chunk: Called after each chunk with its clean latents (streaming decode, progress).
+            observer: Called after every DiT call with a :class:`~deepforcing.samplers.observe.DiTCall`
+                (opt-in; nothing is recorded without it).
 
         Returns:
             Clean latents [B, F, C, H, W] (model dtype) and per-chunk timings.
@@ -138,6 +142,7 @@ class ChunkwiseSampler:
         output = torch.empty_like(noise)
         steps = self.timesteps.tolist()
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        record = CallRecorder("chunkwise", observer, kv) if observer is not None else None
 
         for c in range(num_frames // n):
             t0 = time.perf_counter()
@@ -150,9 +155,11 @@ class ChunkwiseSampler:
                 kv.begin_pass(i, is_context_pass=False)
                 flow = model(x, torch.full((b, n), t, device=model.device), text, kv)
                 x0 = self.schedule.flow_to_x0(flow, x, t)
+                if record is not None:
+                    record(torch.full((n,), t), x0)
                 if i + 1 < len(steps):
                     if self.cfg.renoise == "fresh":
-                        eps = renoise(tuple(x0.shape), c, i).to(x0)
+                        eps = renoise(NoiseRequest(tuple(x0.shape), chunk=c, step=i)).to(x0)
                     else:  # the flow's own noise: x_t = (1 - σ) x0 + σ ε and v = ε - x0
                         eps = (x0.to(torch.float64) + flow.to(torch.float64)).to(x0.dtype)
                     x = self.schedule.add_noise(x0, eps, steps[i + 1])
@@ -164,6 +171,8 @@ class ChunkwiseSampler:
             attended = kv.layers[0].valid / kv.tokens_per_frame
             kv.begin_pass(len(steps), is_context_pass=True)
             model(x0, torch.full((b, n), float(self.cfg.context_timestep), device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((n,), float(self.cfg.context_timestep)), x0)
             kv.end_chunk()
             policy.after_chunk(kv, chunk)
             output[:, start : start + n] = x0

@@ -18,9 +18,10 @@ import torch
 from deepforcing.cache import ChunkState
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
-from deepforcing.noise import RenoiseFn
+from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
+from deepforcing.samplers.observe import CallObserver, CallRecorder
 from deepforcing.samplers.schedule import StepConfig
 
 
@@ -55,11 +56,14 @@ class RollingSampler:
         noise: torch.Tensor,
         renoise: RenoiseFn,
         on_chunk: ChunkCallback | None = None,
+        observer: CallObserver | None = None,
     ) -> SampleResult:
         """Generate latents [B, F, C, H, W]; ``on_chunk`` receives each chunk when it is final, in order.
 
-        ``renoise`` is called once per unfinished chunk of every window (ascending), with the window's shape
-        ``(B, m, C, H, W)``, chunk index = window index and step index = the chunk's index.
+        ``renoise`` is called once per unfinished chunk of every window (ascending), as released: with the
+        window's shape ``(B, m, C, H, W)`` (only the chunk's slice is used), ``chunk`` = the chunk's absolute
+        index, ``step`` = the step it just finished and ``window`` = the window index. ``observer`` (opt-in) is
+        called after both DiT calls of every window (see ``deepforcing.samplers.observe``).
         """
         b, num_frames = noise.shape[:2]
         n, steps = self.cfg.chunk_frames, self.timesteps
@@ -78,6 +82,7 @@ class RollingSampler:
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        record = CallRecorder("rolling", observer, kv) if observer is not None else None
 
         for w in range(num_chunks + levels - 1):
             t0 = time.perf_counter()
@@ -100,6 +105,8 @@ class RollingSampler:
             kv.begin_pass(0, is_context_pass=False)
             flow = model(x, t.expand(b, m).to(model.device), text, kv)
             x0 = self.schedule.flow_to_x0(flow, x, t)
+            if record is not None:
+                record(t, x0)
             view = kv.layers[0].attend
             attended = (len(view) if view is not None else kv.layers[0].valid) / kv.tokens_per_frame
             kv.discard_chunk()
@@ -108,7 +115,7 @@ class RollingSampler:
             output[:, s:e] = x0
             for i, level in enumerate(chunk_levels):
                 if level + 1 < levels:
-                    eps = renoise((b, m, *x0.shape[2:]), w, first + i).to(x0)
+                    eps = renoise(NoiseRequest((b, m, *x0.shape[2:]), chunk=first + i, step=level, window=w)).to(x0)
                     noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(x0, eps, steps[level + 1])[
                         :, i * n : (i + 1) * n
                     ]
@@ -118,6 +125,8 @@ class RollingSampler:
             kv.begin_chunk(clean)
             kv.begin_pass(0, is_context_pass=True)
             model(x0[:, :n], torch.full((b, n), float(self.cfg.context_timestep), device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((n,), float(self.cfg.context_timestep)), x0[:, :n])
             kv.end_chunk()
             policy.after_chunk(kv, clean)
             if model.device.type == "cuda":
