@@ -154,6 +154,26 @@ class LayerCache:
         self.pending = n
         self._dirty.append((self.length, end))
 
+    def overwrite(
+        self, start: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor
+    ) -> None:
+        """Replace the K/V and token-table rows of committed slots ``[start, start + n)`` (e.g. with stored K/V).
+
+        Args:
+            start: First slot.
+            k: Keys [B, n, H, D], spatially rotated, temporal channels raw (as the cache stores them).
+            v: Values [B, n, H, D].
+            positions: Temporal positions of the new tokens [n].
+            frames: Source latent frames of the new tokens [n].
+        """
+        end = start + k.shape[1]
+        if start < 0 or end > self.length:
+            raise RuntimeError(f"cannot overwrite [{start}, {end}) of {self.length} committed tokens")
+        self.k[:, start:end] = k
+        self.v[:, start:end] = v
+        self.frames[start:end] = frames.to(self.frames.device)
+        self.set_positions(start, positions)
+
     def commit(self) -> None:
         """Make the pending tokens part of the committed cache."""
         self.length += self.pending

@@ -80,6 +80,13 @@ def _build(data: dict[str, Any], origin: str) -> MethodConfig:
     sampler = data.get("sampler", "chunkwise")
     if sampler not in samplers.available():
         raise UserError(f"{origin}: unknown sampler '{sampler}'", f"choose one of: {', '.join(samplers.available())}")
+    moved = policies.MOVED.get(data.get("policy"))
+    if moved and set(data.get("policy_config") or {}) & moved[1]:
+        raise UserError(
+            f"{origin}: policy '{data['policy']}' is another method now; these settings are those of "
+            f"'{moved[0]}' (Rolling Forcing's sink, renamed when Rolling Sink arrived)",
+            f"write `policy: {moved[0]}` in this preset (its hash, and every result made with it, stay the same)",
+        )
     try:
         sampler_cfg = dict(data.get("sampler_config") or {})
         if "denoising_steps" in sampler_cfg:

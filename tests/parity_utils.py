@@ -1,7 +1,9 @@
 """Shared helpers of the parity tests: the reference's tiny weights and replay of recorded noise streams."""
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
@@ -43,3 +45,32 @@ def unflatten_draws(flat: torch.Tensor, shapes: torch.Tensor, batch: int = 1) ->
         offset += n
     assert offset == flat.numel()
     return draws
+
+
+class CounterNormal:
+    """Standard normal float32 draws defined by a formula, for fixtures too long to store their noise.
+
+    NumPy's PCG64 bit generator (whose raw stream NumPy keeps stable across versions) gives two 53-bit uniforms
+    per value; Box–Muller in float64 turns them into ``sqrt(-2 ln u1) · cos(2π u2)``, cast to float32. Draws are
+    consecutive: ``draw(shape)`` consumes ``2 · numel`` raw values. Fixtures store the seed and the sha256 of the
+    float32 bytes, so a platform whose stream differs fails loudly (see :func:`sha256`).
+
+    Args:
+        seed: PCG64 seed.
+    """
+
+    def __init__(self, seed: int):
+        self.bits = np.random.PCG64(seed)
+
+    def draw(self, shape) -> torch.Tensor:
+        n = int(np.prod(shape))
+        raw = self.bits.random_raw(2 * n).reshape(2, n)
+        u1 = ((raw[0] >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53  # (0, 1]
+        u2 = (raw[1] >> np.uint64(11)).astype(np.float64) * 2.0**-53  # [0, 1)
+        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        return torch.from_numpy(z.astype(np.float32).reshape(tuple(shape)))
+
+
+def sha256(t: torch.Tensor) -> str:
+    """sha256 of a tensor's float32 bytes (C order)."""
+    return hashlib.sha256(t.detach().to(torch.float32).contiguous().numpy().tobytes()).hexdigest()

@@ -111,6 +111,7 @@ def test_methods_list_and_show(capsys):
         "deep-forcing-ds",
         "deep-forcing-paper",
         "rolling-forcing",
+        "rolling-sink",
         "sink-longlive",
         "sink-rolling",
         "deep-forcing-ds-sink0",

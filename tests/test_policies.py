@@ -216,3 +216,35 @@ def test_existing_method_hashes_survive_the_rename():
     }
     assert {name: methods.get(name).config_hash for name in pinned} == pinned
     assert methods.get("rolling-forcing").policy == "rolling-forcing-sink"
+
+
+def test_a_preset_with_the_old_rolling_forcing_sink_name_gets_a_clear_error():
+    from deepforcing.errors import UserError
+    from deepforcing.methods import _build
+
+    old = {"name": "mine", "sampler": "rolling", "policy": "rolling-sink", "policy_config": {"sink_frames": 3}}
+    with pytest.raises(UserError, match="policy: rolling-forcing-sink"):
+        _build(old, "mine.yaml")
+    assert (
+        _build({**old, "policy": "rolling-forcing-sink"}, "mine.yaml").config_hash
+        == _build({**old, "policy": "rolling-forcing-sink", "policy_config": {}}, "x").config_hash
+    )
+
+
+def test_rolling_sink_cache_timeline(tiny_model, tiny_text):
+    """The cache after chunks 6, 7, 8 and 14 is the one docs/methods.md draws (frames @ positions)."""
+    from deepforcing.policies.rolling_sink import RollingSinkPolicy
+
+    policy = RollingSinkPolicy()
+    snapshots, sizes = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 45)
+
+    def table(chunk):
+        frames, positions = snapshots[chunk]
+        return list(zip(frames[::TPF].tolist(), positions[::TPF].tolist(), strict=True))
+
+    assert table(6) == [(f, f) for f in range(21)]
+    assert table(7) == [(f, f) for f in range(3, 18)] + [(17, 18), (16, 19), (15, 20)] + [(f, f) for f in (21, 22, 23)]
+    assert table(8)[-9:] == [(17, 18), (16, 19), (15, 20), (14, 21), (13, 22), (12, 23), (24, 24), (25, 25), (26, 26)]
+    assert table(14) == [(17 - p % 18 if p < 36 else p % 18, p) for p in range(24, 42)] + [(f, f) for f in (42, 43, 44)]
+    assert len(set(sizes)) == 1  # constant memory (cache + source bank)

@@ -10,6 +10,7 @@ REGISTRY = LazyRegistry(
         "full": "deepforcing.policies.full:FullCachePolicy:FullCacheConfig",
         "fifo": "deepforcing.policies.fifo:FifoPolicy:FifoConfig",
         "deep-sink": "deepforcing.policies.deep_sink:DeepSinkPolicy:DeepSinkConfig",
+        "rolling-sink": "deepforcing.policies.rolling_sink:RollingSinkPolicy:RollingSinkConfig",
         "rolling-forcing-sink": (
             "deepforcing.policies.rolling_forcing_sink:RollingForcingSinkPolicy:RollingForcingSinkConfig"
         ),
@@ -33,3 +34,10 @@ HASH_NAMES: dict[str, str] = {"rolling-forcing-sink": "rolling-sink"}
 def hash_name(name: str) -> str:
     """The policy name that enters method config hashes (its name when units were first hashed)."""
     return HASH_NAMES.get(name, name)
+
+
+#: Policy names that changed meaning: old name -> (new name of the old policy, config fields only the old one has).
+#: A preset that uses the old name with the old policy's fields gets an error naming the new one.
+MOVED: dict[str, tuple[str, frozenset[str]]] = {
+    "rolling-sink": ("rolling-forcing-sink", frozenset({"sink_frames", "cache_frames", "attention_frames"})),
+}

@@ -37,6 +37,10 @@ class CachePolicy(ABC):
         """Temporal positions of a chunk's frames; default: absolute latent-frame indices."""
         return torch.arange(start_frame, start_frame + num_frames)
 
+    def memory_bytes(self) -> int:
+        """Bytes of per-video state the policy holds besides the cache (e.g. stored K/V); counted as KV memory."""
+        return 0
+
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-video state (called before each video)."""
 

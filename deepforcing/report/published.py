@@ -1,8 +1,10 @@
 """The papers' published numbers (``baselines/published/``) and how they map onto our methods and metrics.
 
-The CSV is a byte-for-byte copy of the paper's tables; ``mapping.yaml`` says which of our method names run the
-same algorithm as a published method (per table), which of our metric names a published column is, the factor
-between the units (published VBench numbers are x100) and each table's protocol. Nothing here edits a number.
+Each paper has a CSV, a byte-for-byte copy of its tables, and a mapping file (``mapping.yaml`` for Deep Forcing,
+``mapping-<paper>.yaml`` for the others) that says which of our method names run the same algorithm as a
+published method (per table), which of our metric names a published column is, the factor between the units
+(published VBench numbers are x100) and each table's protocol. Published method names are keyed by
+``(source, name)``: two papers may both print "Self Forcing" or "Table 1". Nothing here edits a number.
 """
 
 from __future__ import annotations
@@ -83,14 +85,14 @@ class Published:
     """
 
     values: tuple[PublishedValue, ...]
-    methods: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
-    unmatched: dict[str, str]
+    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]
+    unmatched: dict[tuple[str, str], str]
     metrics: dict[str, MetricLink]
     source: str
 
-    def published_names(self, ours: str) -> list[tuple[str, tuple[str, ...]]]:
-        """Published method names (with their tables) that one of our methods reproduces."""
-        return [(pub, tables) for pub, (names, tables) in self.methods.items() if ours in names]
+    def published_names(self, ours: str) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
+        """(source, published method name) keys, with their tables, that one of our methods reproduces."""
+        return [(key, tables) for key, (names, tables) in self.methods.items() if ours in names]
 
     def for_method(self, ours: str, duration_s: float | None) -> list[PublishedValue]:
         """Published numbers of our method ``ours``: per metric the preferred table, at the nearest duration.
@@ -103,14 +105,20 @@ class Published:
             One value per published metric, sorted by metric name.
         """
         candidates: dict[str, list[PublishedValue]] = {}
-        for pub, tables in self.published_names(ours):
+        order = {source: i for i, source in enumerate(dict.fromkeys(v.source for v in self.values))}
+        for (source, pub), tables in self.published_names(ours):
             for v in self.values:
-                if v.method == pub and (not tables or v.table in tables):
+                if v.source == source and v.method == pub and (not tables or v.table in tables):
                     candidates.setdefault(v.metric, []).append(v)
         target = 30.0 if duration_s is None else duration_s
         out = []
         for metric in sorted(candidates):
-            out.append(min(candidates[metric], key=lambda v: (abs(v.duration_s - target), _table_rank(v.table))))
+            out.append(
+                min(
+                    candidates[metric],
+                    key=lambda v: (abs(v.duration_s - target), order[v.source], _table_rank(v.table)),
+                )
+            )
         return out
 
 
@@ -126,34 +134,60 @@ def published_dir() -> Path:
     return baselines_dir() / "published"
 
 
+def mapping_files(root: Path) -> list[Path]:
+    """``mapping.yaml`` (Deep Forcing, first) then every ``mapping-*.yaml`` of a folder, sorted."""
+    return [p for p in [root / "mapping.yaml"] if p.is_file()] + sorted(root.glob("mapping-*.yaml"))
+
+
 @functools.cache
 def load_published(folder: str | None = None) -> Published:
-    """Read ``mapping.yaml`` and the CSV it names.
+    """Read every mapping file of the folder and the CSV each names.
 
     Args:
-        folder: Directory holding ``mapping.yaml`` (default ``baselines/published``).
+        folder: Directory holding the mapping files (default ``baselines/published``).
 
     Raises:
-        UserError: Missing or malformed files.
+        UserError: Missing or malformed files, or two papers mapping one metric name differently.
     """
     root = Path(folder) if folder else published_dir()
-    mapping_path = root / "mapping.yaml"
-    if not mapping_path.is_file():
-        raise UserError(f"published numbers not found: {mapping_path}", "run from a checkout or set DEEPFORCING_HOME")
+    files = mapping_files(root)
+    if not files:
+        raise UserError(
+            f"published numbers not found: {root / 'mapping.yaml'}", "run from a checkout or set DEEPFORCING_HOME"
+        )
+    values: list[PublishedValue] = []
+    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    unmatched: dict[tuple[str, str], str] = {}
+    metrics: dict[str, MetricLink] = {}
+    sources = []
+    for mapping_path in files:
+        source = _load_paper(mapping_path, values, methods, unmatched, metrics)
+        sources.append(source)
+    return Published(tuple(values), methods, unmatched, metrics, "; ".join(s for s in sources if s))
+
+
+def _load_paper(
+    mapping_path: Path,
+    values: list[PublishedValue],
+    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]],
+    unmatched: dict[tuple[str, str], str],
+    metrics: dict[str, MetricLink],
+) -> str:
+    root = mapping_path.parent
     mapping: dict[str, Any] = yaml.safe_load(mapping_path.read_text(encoding="utf-8")) or {}
     csv_path = root / str(mapping.get("file", ""))
     if not csv_path.is_file():
         raise UserError(f"{mapping_path}: file '{mapping.get('file')}' not found in {root}")
     protocols = {str(k): str(v) for k, v in (mapping.get("protocols") or {}).items()}
-    values = []
     reader = csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8")))
+    sources = set()
     for i, row in enumerate(reader, 2):
         try:
             values.append(
                 PublishedValue(
                     source=row["source"],
                     table=row["table"],
-                    duration_s=float(row["duration_s"]),
+                    duration_s=float(row["duration_s"]) if row["duration_s"] else float("inf"),
                     method=row["method"],
                     metric=row["metric"],
                     value=float(row["value"]),
@@ -163,16 +197,21 @@ def load_published(folder: str | None = None) -> Published:
             )
         except (KeyError, ValueError) as exc:
             raise UserError(f"{csv_path}:{i}: malformed row ({exc})") from exc
-    methods: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    unmatched: dict[str, str] = {}
+        sources.add(row["source"])
+    if len(sources) != 1:
+        raise UserError(f"{csv_path}: one paper per file, found sources {sorted(sources)}")
+    (source,) = sources
     for entry in mapping.get("methods") or []:
         names = tuple(entry.get("ours") or ())
+        key = (source, str(entry["published"]))
         if names:
-            methods[str(entry["published"])] = (names, tuple(entry.get("tables") or ()))
+            methods[key] = (names, tuple(entry.get("tables") or ()))
         else:
-            unmatched[str(entry["published"])] = str(entry.get("why", "")).strip()
-    metrics = {}
+            unmatched[key] = str(entry.get("why", "")).strip()
     for name, spec in (mapping.get("metrics") or {}).items():
         spec = spec or {}
-        metrics[str(name)] = MetricLink(str(name), spec.get("ours"), float(spec.get("scale", 1.0)), spec.get("why", ""))
-    return Published(tuple(values), methods, unmatched, metrics, str(mapping.get("source", "")))
+        link = MetricLink(str(name), spec.get("ours"), float(spec.get("scale", 1.0)), spec.get("why", ""))
+        if name in metrics and (metrics[name].ours, metrics[name].scale) != (link.ours, link.scale):
+            raise UserError(f"{mapping_path}: metric '{name}' is mapped differently by another paper's mapping")
+        metrics.setdefault(str(name), link)
+    return str(mapping.get("source", ""))

@@ -416,7 +416,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             builders.append(("paper", key, direction, (link, pub)))
             builders.append(("delta", key, None, (link, pub)))
             for v in pub.values():
-                used_refs[v.table] = v.protocol
+                used_refs[f"{v.source}, {v.table}"] = v.protocol
     rows = []
     for s in series:
         row = [text(s.label, source=s.source)]
@@ -515,7 +515,7 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
     notes.append(f"paper: {published.source}; ours converted to the paper's unit (x100 for VBench, ms -> s)")
     if unmatched:
         notes.append("no published counterpart: " + ", ".join(dict.fromkeys(unmatched)))
-        why = [f"{pub}: {reason}" for pub, reason in published.unmatched.items() if reason]
+        why = [f"{pub} ({source}): {reason}" for (source, pub), reason in published.unmatched.items() if reason]
         if why:
             notes.append("published methods without a counterpart here — " + "; ".join(why))
     notes += comparability_notes(runs)

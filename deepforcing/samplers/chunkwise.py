@@ -141,7 +141,7 @@ class ChunkwiseSampler:
         noise = noise.to(model.device, model.dtype)
         output = torch.empty_like(noise)
         steps = self.timesteps.tolist()
-        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
         record = CallRecorder("chunkwise", observer, kv) if observer is not None else None
 
         for c in range(num_frames // n):

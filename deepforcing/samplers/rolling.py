@@ -81,7 +81,7 @@ class RollingSampler:
         output = torch.empty_like(noise)
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
-        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
         record = CallRecorder("rolling", observer, kv) if observer is not None else None
 
         for w in range(num_chunks + levels - 1):

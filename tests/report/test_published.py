@@ -13,38 +13,45 @@ from deepforcing.paths import project_root
 from deepforcing.report.published import load_published, published_dir
 
 CSV = published_dir() / "deep_forcing_2512.05081v1.csv"
+PAPERS = sorted(published_dir().glob("*.csv"))
 
 
-def test_csv_matches_the_recorded_sha256():
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.name)
+def test_csv_matches_the_recorded_sha256(path):
     sources = (published_dir() / "SOURCES.md").read_text()
-    recorded = re.search(r"`deep_forcing_2512\.05081v1\.csv` \| `([0-9a-f]{64})`", sources).group(1)
-    assert hashlib.sha256(CSV.read_bytes()).hexdigest() == recorded
+    recorded = re.search(rf"`{re.escape(path.name)}` \| `([0-9a-f]{{64}})`", sources).group(1)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded
 
 
-def test_csv_is_identical_to_the_shared_copy_when_present():
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.name)
+def test_csv_rows_are_the_shared_rows_when_present(path):
+    """Each paper's file is the header plus that paper's rows of the shared CSV, byte for byte, in order."""
     shared = project_root().parent / "shared" / "data" / "published_results.csv"
     if not shared.is_file():
         pytest.skip(f"no shared copy at {shared} (outside the project workspace)")
-    assert CSV.read_bytes() == shared.read_bytes()
+    lines = shared.read_text(encoding="utf-8").splitlines(keepends=True)
+    mine = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    source = mine[1].split(",")[0]
+    assert mine == [lines[0]] + [line for line in lines[1:] if line.startswith(source + ",")]
 
 
 def test_every_published_method_and_metric_is_mapped_or_explained():
     pub = load_published()
-    rows = list(csv.DictReader(CSV.open()))
-    assert len(rows) == len(pub.values) == 109
-    for name in {r["method"] for r in rows}:
-        assert name in pub.methods or name in pub.unmatched, f"{name} is neither mapped nor explained"
-    for name, why in pub.unmatched.items():
-        assert why, f"{name}: an unmatched method needs a reason"
+    rows = [r for path in PAPERS for r in csv.DictReader(path.open())]
+    assert len(rows) == len(pub.values) and len([r for r in rows if r["source"].startswith("Deep Forcing")]) == 109
+    for key in {(r["source"], r["method"]) for r in rows}:
+        assert key in pub.methods or key in pub.unmatched, f"{key} is neither mapped nor explained"
+    for key, why in pub.unmatched.items():
+        assert why, f"{key}: an unmatched method needs a reason"
     for metric in {r["metric"] for r in rows}:
         link = pub.metrics.get(metric)
         assert link is not None, f"metric {metric} has no mapping"
         assert link.ours or link.why
     mapped = {n for names, _ in pub.methods.values() for n in names}
     assert mapped <= set(methods.available()), mapped - set(methods.available())
-    tables = {r["table"] for r in rows}
-    for _names, only in pub.methods.values():
-        assert set(only) <= tables
+    tables = {(r["source"], r["table"]) for r in rows}
+    for (source, _pub), (_names, only) in pub.methods.items():
+        assert {(source, t) for t in only} <= tables
 
 
 def test_lookup_prefers_table_1_at_the_nearest_duration():
@@ -82,3 +89,14 @@ def test_numbers_are_never_edited():
     assert rows[("Table 1", "60", "Self Forcing", "aesthetic_quality")] == "56.45"
     assert rows[("Table 6 (speed)", "60", "Deep Forcing", "chunk_latency_max_s")] == "0.797"
     assert Path(CSV).read_text().startswith("source,table,duration_s,method,metric,value,note\n")
+
+
+def test_rolling_sink_numbers_are_shown_for_rolling_sink():
+    pub = load_published()
+    by_metric = {v.metric: v for v in pub.for_method("rolling-sink", 60.0)}
+    assert by_metric["subject_consistency"].value == 98.58 and by_metric["subject_consistency"].table == "Table 1"
+    assert {v.metric: v for v in pub.for_method("rolling-sink", 300.0)}["aesthetic_quality"].value == 62.96
+    # self-forcing has numbers in both papers: the length nearest ours decides, Deep Forcing's first on a tie
+    sf = {v.metric: v for v in pub.for_method("self-forcing", 60.0)}
+    assert sf["dynamic_degree"].source.startswith("Deep Forcing") and sf["dynamic_degree"].value == 31.98
+    assert sf["temporal_flickering"].source.startswith("Rolling Sink")
