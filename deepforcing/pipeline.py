@@ -180,6 +180,7 @@ class VideoGenerator:
             assets["checkpoint"] = Path(checkpoint)
         elif assets["checkpoint"] is None and self.preset.name != "medium":
             assets["checkpoint"] = weights.resolve(self.method.checkpoint, self.weights_dir)
+            assets["state_key"] = weights.get(self.method.checkpoint).state_key
         return assets
 
     def _load_model(self) -> CausalWanModel:
@@ -189,7 +190,9 @@ class VideoGenerator:
             model = build_random_generator(self.preset.wan, seed=0)
         else:
             model = CausalWanModel(self.preset.wan)
-            load_weights(model, read_state_dict(self._assets["checkpoint"]), source=str(self._assets["checkpoint"]))
+            state_key = self._assets.get("state_key")
+            state = read_state_dict(self._assets["checkpoint"], state_key)
+            load_weights(model, state, source=str(self._assets["checkpoint"]))
         return model.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property

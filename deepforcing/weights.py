@@ -58,6 +58,10 @@ class WeightFile:
             with :func:`download_url` (never looked up in the Hugging Face cache).
         archive_member: With ``url``: the URL is a zip archive and the file is this member of it (``size_bytes``
             and ``sha256`` describe the member).
+        layout: For a checkpoint: how its tensors are laid out (container, sub-dict, key prefixes), as written by
+            the code that saved it.
+        state_key: For a training checkpoint: the sub-dict the reference loads (``generator_ema`` with
+            ``--use_ema``, ``generator`` without); None = the reader's default preference.
     """
 
     key: str
@@ -71,6 +75,8 @@ class WeightFile:
     index: bool = False
     url: str | None = None
     archive_member: str | None = None
+    layout: str = ""
+    state_key: str | None = None
 
 
 _REGISTRY: dict[str, WeightFile] = {}
@@ -562,6 +568,42 @@ SELF_FORCING_DMD = register(
         sha256=None,
         purpose="Self-Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict; use 'generator_ema')",
         license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict {'generator', 'critic', 'generator_ema'}; each a state dict of the Self-Forcing "
+        "wrapper: keys 'model.<Wan key>' (e.g. model.blocks.0.self_attn.q.weight)",
+        state_key="generator_ema",
+    )
+)
+INFINITE_FORCING_EMA = register(
+    WeightFile(
+        key="infinite-forcing-ema",
+        repo_id="SOTAMak1r/Infinite-Forcing",
+        filename="ema_model.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Infinite-Forcing: Self-Forcing retrained with a 1-frame V-sink and RoPE applied after the cache "
+        "read; the default checkpoint of Infinity-RoPE's code (setup_env.sh, inference.sh --use_ema)",
+        license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict with 'generator_ema' (EMA_FSDP shadow: float32, names of the wrapper's "
+        "named_parameters(): 'model.<Wan key>', FSDP may insert '_fsdp_wrapped_module.'), as written by "
+        "Infinite-Forcing trainer/distillation.py save() (which also stores 'generator' and 'critic')",
+        state_key="generator_ema",
+    )
+)
+CAUSAL_FORCING = register(
+    WeightFile(
+        key="causal-forcing",
+        repo_id="zhuhz22/Causal-Forcing",
+        filename="chunkwise/causal_forcing.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Causal Forcing chunk-wise 4-step DMD generator (arXiv 2602.02214); an alternative base for the "
+        "Self-Forcing family, loaded WITHOUT EMA as Rolling Sink's and Infinity-RoPE's scripts do",
+        license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict; 'generator' = the wrapper's state dict, keys 'model.<Wan key>' or "
+        "'model._fsdp_wrapped_module.<Wan key>' (thu-ml/Causal-Forcing inference.py strips the latter)",
+        state_key="generator",
     )
 )
 ROLLING_FORCING_DMD = register(

@@ -112,6 +112,8 @@ def test_methods_list_and_show(capsys):
         "deep-forcing-paper",
         "rolling-forcing",
         "rolling-sink",
+        "infinity-rope",
+        "infinity-rope-sf",
         "sink-longlive",
         "sink-rolling",
         "deep-forcing-ds-sink0",

@@ -50,12 +50,14 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path), device="cpu")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a generator state dict from any supported file or directory (keys normalised).
 
     Args:
         path: A ``.pt``/``.pth`` training checkpoint, a ``.safetensors`` file, or a directory holding
             ``diffusion_pytorch_model.safetensors`` or a sharded index.
+        state_key: The sub-dict of a training checkpoint to load (``generator_ema`` / ``generator``); None =
+            the first of :data:`_CHECKPOINT_KEYS` present. A checkpoint without it is an error.
 
     Returns:
         The state dict with keys named as in :class:`deepforcing.model.wan.CausalWanModel`.
@@ -84,7 +86,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
             raise UserError(f"cannot read checkpoint {path}: {exc}", "is it a complete torch.save file?") from exc
-        state = _pick_generator(raw, path)
+        state = _pick_generator(raw, path, state_key)
     if any(k.startswith("condition_embedder.") or ".attn1." in k for k in state):
         raise UserError(
             f"{path} is in diffusers' WanTransformer3DModel naming",
@@ -93,9 +95,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return normalize_keys(state)
 
 
-def _pick_generator(raw: object, path: Path) -> dict[str, torch.Tensor]:
+def _pick_generator(raw: object, path: Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict):
         raise UserError(f"{path} does not contain a state dict (found {type(raw).__name__})")
+    if state_key is not None:
+        if not isinstance(raw.get(state_key), dict):
+            raise UserError(
+                f"{path} has no '{state_key}' state dict (its top-level keys: {sorted(map(str, raw))[:8]})",
+                "is this the checkpoint the method names? (`deepforcing-eval weights list` shows each file's layout)",
+            )
+        log.info("using '%s' from %s", state_key, path.name)
+        return raw[state_key]
     for key in _CHECKPOINT_KEYS:
         if key in raw and isinstance(raw[key], dict):
             log.info("using '%s' from %s", key, path.name)

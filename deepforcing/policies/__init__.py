@@ -11,6 +11,7 @@ REGISTRY = LazyRegistry(
         "fifo": "deepforcing.policies.fifo:FifoPolicy:FifoConfig",
         "deep-sink": "deepforcing.policies.deep_sink:DeepSinkPolicy:DeepSinkConfig",
         "rolling-sink": "deepforcing.policies.rolling_sink:RollingSinkPolicy:RollingSinkConfig",
+        "infinity-rope": "deepforcing.policies.infinity_rope:InfinityRopePolicy:InfinityRopeConfig",
         "rolling-forcing-sink": (
             "deepforcing.policies.rolling_forcing_sink:RollingForcingSinkPolicy:RollingForcingSinkConfig"
         ),

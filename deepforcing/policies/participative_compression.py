@@ -132,6 +132,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
 
     name: ClassVar[str] = "participative-compression"
     uses_attention_hook: ClassVar[bool] = True
+    #: Prompt switches: token-level Top-C selections cannot be recomputed frame by frame.
+    switch_modes: ClassVar[tuple[str, ...]] = ("keep", "flush", "flush-paper")
 
     def __init__(self, cfg: ParticipativeCompressionConfig | None = None):
         self.cfg = cfg or ParticipativeCompressionConfig()

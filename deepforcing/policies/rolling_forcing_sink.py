@@ -82,6 +82,8 @@ class RollingForcingSinkPolicy(CachePolicy):
 
     name: ClassVar[str] = "rolling-forcing-sink"
     uses_attention_hook: ClassVar[bool] = True
+    #: Prompt switches: the rolling sampler takes one prompt (Rolling Forcing defines no switch).
+    switch_modes: ClassVar[tuple[str, ...]] = ("keep",)
 
     def __init__(self, cfg: RollingForcingSinkConfig | None = None):
         self.cfg = cfg or RollingForcingSinkConfig()

@@ -85,6 +85,9 @@ class RollingSinkPolicy(CachePolicy):
     """FIFO window whose rolled history is refilled from the first frames, at absolute positions."""
 
     name: ClassVar[str] = "rolling-sink"
+    #: Prompt switches: keep only. The refill expects the genuine previous chunk right before the new one, so a
+    #: flush would break it, and refilled (non-consecutive) frames cannot be recached.
+    switch_modes: ClassVar[tuple[str, ...]] = ("keep",)
 
     def __init__(self, cfg: RollingSinkConfig | None = None):
         self.cfg = cfg or RollingSinkConfig()

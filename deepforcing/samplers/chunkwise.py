@@ -9,7 +9,7 @@ are then committed. The cache policy is consulted at fixed moments (see ``deepfo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +22,7 @@ from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.observe import CallObserver, CallRecorder
 from deepforcing.samplers.schedule import StepConfig
+from deepforcing.samplers.switching import TextSegment, as_segments
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class ChunkwiseSampler:
     def sample(
         self,
         model: CausalWanModel,
-        text: TextConditioning,
+        text: TextConditioning | Sequence[TextSegment],
         policy: CachePolicy,
         noise: torch.Tensor,
         renoise: RenoiseFn,
@@ -116,7 +117,9 @@ class ChunkwiseSampler:
 
         Args:
             model: The causal DiT.
-            text: Prompt conditioning from ``model.encode_text``.
+            text: Prompt conditioning from ``model.encode_text``, or prompt segments (each later one starts at a
+                chunk boundary and switches the text there, treating the cache as its ``switch`` mode says; see
+                ``deepforcing.samplers.switching``).
             policy: The cache policy.
             noise: Initial noise for every frame [B, F, C, H, W]; F must be a multiple of ``chunk_frames``.
             renoise: Source of every re-noising draw.
@@ -128,12 +131,17 @@ class ChunkwiseSampler:
             Clean latents [B, F, C, H, W] (model dtype) and per-chunk timings.
 
         Raises:
-            UserError: F is not a whole number of chunks, or latents become NaN/Inf (names the chunk).
+            UserError: F is not a whole number of chunks, bad segments or a switch mode the policy does not
+                define (before any compute), or latents become NaN/Inf (names the chunk).
         """
         b, num_frames = noise.shape[:2]
         n = self.cfg.chunk_frames
         if num_frames <= 0 or num_frames % n:
             raise UserError(f"{num_frames} latent frames is not a whole number of {n}-frame chunks")
+        segments = as_segments(text, num_frames, n)
+        for seg in segments[1:]:
+            policy.check_switch(seg.switch)
+        starts = {seg.start_frame: seg for seg in segments}
         kv = self.new_cache(model, policy, noise)
         policy.reset()
         policy.attach(kv)
@@ -148,6 +156,12 @@ class ChunkwiseSampler:
             t0 = time.perf_counter()
             start = c * n
             chunk = ChunkState(c, start, n, policy.frame_positions(start, n))
+            if start in starts:  # a prompt segment starts here
+                text = starts[start].text
+                if start > 0:
+                    policy.on_switch(kv, chunk, starts[start].switch)
+                    if starts[start].switch == "recache":
+                        self._recache(model, text, policy, kv, output, c, record)
             policy.before_chunk(kv, chunk)
             kv.begin_chunk(chunk)
             x = noise[:, start : start + n]
@@ -182,3 +196,38 @@ class ChunkwiseSampler:
             if on_chunk is not None:
                 on_chunk(c, x0)
         return result
+
+    def _recache(
+        self,
+        model: CausalWanModel,
+        text: TextConditioning,
+        policy: CachePolicy,
+        kv: KVCache,
+        output: torch.Tensor,
+        chunk_index: int,
+        record: CallRecorder | None,
+    ) -> None:
+        """LongLive's KV re-cache: recompute the cached non-sink frames' K/V under ``text`` in one clean pass.
+
+        The frames are taken out of the cache and run again as one pending block at their own positions (so they
+        attend to the sink and to each other, as LongLive's recache call does), then committed in place.
+        """
+        first, frames, positions = policy.recache_frames(kv)
+        if not len(frames):
+            return
+        b = output.shape[0]
+        for layer in kv.layers:
+            layer.evict(first, layer.length - first)
+        block = ChunkState(chunk_index, int(frames[0]), len(frames), positions.cpu(), is_context_pass=True)
+        kv.begin_chunk(block)
+        kv.begin_pass(0, is_context_pass=True)
+        hook, kv.attention_hook = kv.attention_hook, None
+        try:
+            latents = output[:, int(frames[0]) : int(frames[0]) + len(frames)]
+            t = float(self.cfg.context_timestep)
+            model(latents, torch.full((b, len(frames)), t, device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((len(frames),), t), latents)
+        finally:
+            kv.attention_hook = hook
+        kv.end_chunk()

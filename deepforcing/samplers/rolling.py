@@ -11,6 +11,7 @@ windows the cleanest; attention inside a window is full (no causal mask).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
 from deepforcing.samplers.observe import CallObserver, CallRecorder
 from deepforcing.samplers.schedule import StepConfig
+from deepforcing.samplers.switching import TextSegment, as_segments
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class RollingSampler:
     def sample(
         self,
         model: CausalWanModel,
-        text: TextConditioning,
+        text: TextConditioning | Sequence[TextSegment],
         policy: CachePolicy,
         noise: torch.Tensor,
         renoise: RenoiseFn,
@@ -73,6 +75,14 @@ class RollingSampler:
                 f"rolling windows need a whole number of at least {levels} chunks of {n} frames, got {num_frames}"
             )
         num_chunks = num_frames // n
+        segments = as_segments(text, num_frames, n)
+        if len(segments) > 1:
+            raise UserError(
+                "the rolling sampler (Rolling Forcing) takes one prompt: it denoises 5 chunks jointly, and its release "
+                "defines no prompt switch",
+                "generate with a single prompt, or use a chunk-wise method for prompt schedules",
+            )
+        text = segments[0].text
         kv = ChunkwiseSampler.allocate_cache(model, policy, noise, levels * n)
         policy.reset()
         policy.attach(kv)

@@ -99,4 +99,13 @@ def test_rolling_sink_numbers_are_shown_for_rolling_sink():
     # self-forcing has numbers in both papers: the length nearest ours decides, Deep Forcing's first on a tie
     sf = {v.metric: v for v in pub.for_method("self-forcing", 60.0)}
     assert sf["dynamic_degree"].source.startswith("Deep Forcing") and sf["dynamic_degree"].value == 31.98
-    assert sf["temporal_flickering"].source.startswith("Rolling Sink")
+    # a metric Deep Forcing did not print comes from the next paper in mapping-file order (Infinity-RoPE's)
+    assert sf["temporal_flickering"].source.startswith("Infinity-RoPE")
+
+
+def test_infinity_rope_numbers_are_shown_for_both_presets():
+    pub = load_published()
+    for preset in ("infinity-rope", "infinity-rope-sf"):
+        by_metric = {v.metric: v for v in pub.for_method(preset, 60.0)}
+        assert by_metric["background_consistency"].value == 94.90 and by_metric["dynamic_degree"].value == 52
+    assert {v.metric: v for v in pub.for_method("infinity-rope", 240.0)}["overall"].value == 83.09
