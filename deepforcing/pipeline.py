@@ -20,7 +20,9 @@ from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
+from deepforcing.prompt_schedule import PromptSchedule, segments_metadata
 from deepforcing.samplers.observe import CallObserver
+from deepforcing.samplers.switching import TextSegment
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class GenerationResult:
         peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
         kv_cache_bytes: Bytes of the preallocated KV cache.
         frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
+        prompts: ``{"segments": [{prompt, start_s, end_s, …}], "switch_frames": [...]}`` of a prompt schedule
+            (``deepforcing.prompt_schedule.segments_metadata``); one segment for a plain prompt.
     """
 
     latents: torch.Tensor
@@ -86,6 +90,7 @@ class GenerationResult:
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int = 0
     frames_per_latent: int = TEMPORAL_COMPRESSION
+    prompts: dict | None = None
 
     @property
     def num_pixel_frames(self) -> int:
@@ -235,6 +240,8 @@ class VideoGenerator:
         renoise: RenoiseFn | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
         observer: CallObserver | None = None,
+        schedule: PromptSchedule | None = None,
+        switch: str | None = None,
     ) -> GenerationResult:
         """Generate one video.
 
@@ -242,29 +249,47 @@ class VideoGenerator:
             prompt: Text prompt (non-empty).
             num_latent_frames: Latent frames, a whole number of chunks.
             seed: Seed; with ``prompt_id`` it fixes all noise.
-            prompt_id: Stable id of the prompt (default: hash of the text).
+            prompt_id: Stable id of the prompt (default: hash of the text, or of a multi-prompt schedule).
             output: mp4 path; frames are decoded and written chunk by chunk. None: latents only.
             context: Precomputed text-encoder states [1, Lt, text_dim] (skips the text encoder).
             noise: Explicit initial noise [1, F, C, H, W] (default: from the seeded stream).
             renoise: Explicit source of re-noising draws (default: the seeded stream).
             on_chunk: Progress callback (chunk index, number of chunks).
             observer: Called after every DiT call (see ``deepforcing.samplers.observe``); opt-in.
+            schedule: A prompt schedule instead of ``prompt`` (which is then ignored); ``num_latent_frames`` must
+                be its total. The text encoder runs once per distinct prompt.
+            switch: Switch mode of its boundaries that do not name one (default: the method's).
 
         Returns:
             Latents, output path, timings and memory.
         """
-        if not prompt or not prompt.strip():
-            raise UserError("the prompt is empty", "pass a non-empty --prompt")
         n = self.method.sampler_config.chunk_frames
         if num_latent_frames <= 0 or num_latent_frames % n:
             raise UserError(f"{num_latent_frames} latent frames is not a positive multiple of the {n}-frame chunk")
-        stream = NoiseStream(prompt_id or prompt_id_for(prompt), seed, self.device, self.dtype)
+        if schedule is None:
+            if not prompt or not prompt.strip():
+                raise UserError("the prompt is empty", "pass a non-empty --prompt")
+            schedule = PromptSchedule.single(prompt, num_latent_frames)
+        resolved = schedule.resolve(n, switch or self.method.switch)
+        if resolved[-1].end_frame != num_latent_frames:
+            raise UserError(
+                f"the prompt schedule lasts {resolved[-1].end_frame} latent frames, not {num_latent_frames}",
+                "omit the length, or make it the schedule's total",
+            )
+        policy = methods.build_policy(self.method)
+        for seg in resolved[1:]:
+            policy.check_switch(seg.switch)  # before any compute
+        default_id = prompt_id_for(schedule.prompts[0]) if len(resolved) == 1 else schedule.sha256[:12]
+        stream = NoiseStream(prompt_id or default_id, seed, self.device, self.dtype)
         if noise is None:
             noise = stream.initial(self.latent_shape(num_latent_frames))
-        if context is None:
-            context = self.text_encoder.encode([prompt])
-        text = self.model.encode_text(context)
-        policy = methods.build_policy(self.method)
+        if context is not None and len(schedule.prompts) > 1:
+            raise UserError("context= gives the states of one prompt; a prompt schedule needs the text encoder")
+        texts = {}
+        for p in schedule.prompts:  # once per distinct prompt
+            ctx = context if context is not None else self.text_encoder.encode([p])
+            texts[p] = self.model.encode_text(ctx)
+        text = [TextSegment(seg.start_frame, texts[seg.prompt], seg.switch or "keep") for seg in resolved]
         num_chunks = num_latent_frames // n
 
         if self.device.type == "cuda":
@@ -302,6 +327,7 @@ class VideoGenerator:
             peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             kv_cache_bytes=sampled.kv_cache_bytes,
             frames_per_latent=self.preset.frames_per_latent,
+            prompts=segments_metadata(resolved, self.preset.fps, self.preset.frames_per_latent),
         )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepforcing import ENGINE_VERSION
-from deepforcing.configs import config_hash
+from deepforcing.configs import to_dict
 from deepforcing.errors import UserError
 from deepforcing.harness.prompts import Prompt
 from deepforcing.harness.suites import TEMPORAL_COMPRESSION, VIDEO_FPS, SuiteConfig, select_prompts
@@ -81,6 +81,8 @@ class UnitKey:
         num_latent_frames: Latent frames.
         dtype: Model dtype (``float32``, ``bfloat16`` …).
         engine_version: :data:`deepforcing.ENGINE_VERSION`.
+        switch: Prompt-switch mode of a multi-prompt unit (the schedule itself is in ``prompt_sha256``); empty for
+            one prompt, and then not part of the hash, so single-prompt keys are what they were before.
     """
 
     method_config_hash: str
@@ -92,11 +94,16 @@ class UnitKey:
     num_latent_frames: int
     dtype: str
     engine_version: str = ENGINE_VERSION
+    switch: str = ""
 
     @property
     def key(self) -> str:
         """16-hex-digit content hash; names the unit's directory."""
-        return config_hash(self, length=16)
+        data = to_dict(self)
+        if not self.switch:
+            data.pop("switch")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -369,6 +376,7 @@ def build_plan(
         method = methods.get(name)
         for prompt in prompts:
             for seed in suite.seeds:
+                multi = prompt.schedule is not None and len(prompt.schedule.segments) > 1
                 unit = UnitKey(
                     method_config_hash=method.config_hash,
                     weights_id=identities[name].weights_id,
@@ -378,6 +386,7 @@ def build_plan(
                     seed=seed,
                     num_latent_frames=suite.num_latent_frames,
                     dtype=dtype,
+                    switch=method.switch if multi else "",
                 )
                 items.append(WorkItem(name, prompt, seed, unit))
     return WorkPlan(suite, tuple(prompts), tuple(items), dtype, identities if resolve_weights else None)

@@ -150,12 +150,13 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
     started = now()
     t0 = time.perf_counter()
     result = generator.generate(
-        item.prompt.text,
+        item.prompt.text if item.prompt.schedule is None else "",
         num_latent_frames=item.unit.num_latent_frames,
         seed=item.seed,
         prompt_id=item.prompt.prompt_id,
         output=video,
         on_chunk=lambda i, n: progress.chunk(i + 1, n),
+        schedule=item.prompt.schedule,
     )
     wall = time.perf_counter() - t0
     chunks = result.chunk_seconds
@@ -167,6 +168,8 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "method_config": {"config_hash": generator.method.config_hash, **generator.method.to_dict()},
         "weights": plan.weights[item.method].files if plan.weights else {},
         "prompt": {"prompt_id": item.prompt.prompt_id, "text": item.prompt.text, "origin": item.prompt.origin},
+        "segments": (result.prompts or {}).get("segments", []),
+        "switch_frames": (result.prompts or {}).get("switch_frames", []),
         "video": "video.mp4",
         "video_sha256": sha256_file(video),
         "video_bytes": video.stat().st_size,

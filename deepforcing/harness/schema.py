@@ -123,6 +123,8 @@ class UnitRecord(TypedDict):
     method_config: dict[str, Any]  # resolved MethodConfig + config_hash
     weights: dict[str, str]  # weight file -> sha256
     prompt: dict[str, str]  # prompt_id, text, origin (<set>:<line>)
+    segments: list[dict[str, Any]]  # [{prompt, start_s, end_s, start_latent_frame, end_latent_frame, switch}]
+    switch_frames: list[int]  # latent frame of each prompt switch (empty for one prompt)
     video: str  # "video.mp4", relative to the unit directory
     video_sha256: str
     video_bytes: int
