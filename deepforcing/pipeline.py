@@ -16,7 +16,7 @@ import torch
 from deepforcing import methods, weights
 from deepforcing.errors import UserError
 from deepforcing.methods import MethodConfig
-from deepforcing.model.checkpoint import load_weights, read_state_dict
+from deepforcing.model.checkpoint import load_generator
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream, RenoiseFn
@@ -163,7 +163,8 @@ class VideoGenerator:
             # Every file is located (or reported missing, with the command that fetches it) before any compute.
             needed = {group: weights.expand(group) for group in DIFFUSERS_COMPONENTS}
             if checkpoint is None:
-                needed[self.method.checkpoint] = [self.method.checkpoint]
+                entry = weights.get(self.method.checkpoint)
+                needed[self.method.checkpoint] = [self.method.checkpoint, *([entry.lora] if entry.lora else [])]
             missing: list[tuple[str, UserError]] = []
             for group, keys in needed.items():
                 for key in keys:
@@ -185,7 +186,10 @@ class VideoGenerator:
             assets["checkpoint"] = Path(checkpoint)
         elif assets["checkpoint"] is None and self.preset.name != "medium":
             assets["checkpoint"] = weights.resolve(self.method.checkpoint, self.weights_dir)
-            assets["state_key"] = weights.get(self.method.checkpoint).state_key
+            entry = weights.get(self.method.checkpoint)
+            assets["state_key"] = entry.state_key
+            if entry.lora:  # merged at load (LongLive)
+                assets["lora"] = (weights.resolve(entry.lora, self.weights_dir), entry.lora_rank, entry.lora_alpha)
         return assets
 
     def _load_model(self) -> CausalWanModel:
@@ -195,9 +199,7 @@ class VideoGenerator:
             model = build_random_generator(self.preset.wan, seed=0)
         else:
             model = CausalWanModel(self.preset.wan)
-            state_key = self._assets.get("state_key")
-            state = read_state_dict(self._assets["checkpoint"], state_key)
-            load_weights(model, state, source=str(self._assets["checkpoint"]))
+            load_generator(model, self._assets["checkpoint"], self._assets.get("state_key"), self._assets.get("lora"))
         return model.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property

@@ -62,6 +62,10 @@ class WeightFile:
             the code that saved it.
         state_key: For a training checkpoint: the sub-dict the reference loads (``generator_ema`` with
             ``--use_ema``, ``generator`` without); None = the reader's default preference.
+        lora: For a generator checkpoint: the key of a LoRA file merged into it at load time
+            (``deepforcing.model.lora``), with ``lora_rank`` and ``lora_alpha``.
+        lora_rank: LoRA rank r.
+        lora_alpha: LoRA alpha (the update is scaled by alpha / r).
     """
 
     key: str
@@ -77,6 +81,9 @@ class WeightFile:
     archive_member: str | None = None
     layout: str = ""
     state_key: str | None = None
+    lora: str | None = None
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
 
 
 _REGISTRY: dict[str, WeightFile] = {}
@@ -616,6 +623,63 @@ ROLLING_FORCING_DMD = register(
         sha256=None,
         purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
         license_note=_UNKNOWN_LICENSE,
+    )
+)
+
+_LONGLIVE = "Efficient-Large-Model/LongLive"
+_LONGLIVE_LICENSE = "LongLive weights: CC-BY-NC 4.0 per its README (non-commercial); code Apache-2.0"
+_LONGLIVE_BASE_LAYOUT = (
+    "torch.save dict; 'generator' (loaded with use_ema: false) = the wrapper's state dict, keys 'model.<Wan key>' "
+    "(NVlabs/LongLive v1.0 interactive_inference.py)"
+)
+LONGLIVE_LORA = register(
+    WeightFile(
+        key="longlive-lora",
+        repo_id=_LONGLIVE,
+        filename="models/lora.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive's streaming-long-tuning LoRA (rank 256, alpha 256) over every Linear of each causal "
+        "attention block; merged into longlive_base.pt at load",
+        license_note=_LONGLIVE_LICENSE,
+        layout="torch.save of peft.get_peft_model_state_dict: optionally under 'generator_lora'; keys "
+        "'base_model.model.<Wan key>.lora_A.weight' [256, in] and '.lora_B.weight' [out, 256] for "
+        "blocks.{i}.self_attn.{q,k,v,o}, cross_attn.{q,k,v,o}, ffn.{0,2} (utils/lora_utils.py)",
+    )
+)
+LONGLIVE = register(
+    WeightFile(
+        key="longlive",
+        repo_id=_LONGLIVE,
+        filename="models/longlive_base.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive-1.3B generator as released: longlive_base.pt with lora.pt merged (exactly, float32 then "
+        "cast) at load; the model card is Efficient-Large-Model/LongLive-1.3B, the files download as "
+        "Efficient-Large-Model/LongLive models/",
+        license_note=_LONGLIVE_LICENSE,
+        layout=_LONGLIVE_BASE_LAYOUT,
+        state_key="generator",
+        lora="longlive-lora",
+        lora_rank=256,
+        lora_alpha=256.0,
+    )
+)
+LONGLIVE_BASE = register(
+    WeightFile(
+        key="longlive-base",
+        repo_id=_LONGLIVE,
+        filename="models/longlive_base.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive's base checkpoint alone ('LongLive w/o LoRA': the short-window + frame-sink DMD "
+        "initialisation, Rolling Sink's 5-s-trained baseline)",
+        license_note=_LONGLIVE_LICENSE,
+        layout=_LONGLIVE_BASE_LAYOUT,
+        state_key="generator",
     )
 )
 

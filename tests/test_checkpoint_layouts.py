@@ -65,3 +65,106 @@ def test_every_generator_checkpoint_entry_states_its_layout():
     for key in ("self-forcing-dmd", "infinite-forcing-ema", "causal-forcing"):
         entry = weights.get(key)
         assert entry.layout and entry.state_key in ("generator", "generator_ema")
+
+
+# ---------------------------------------------------------------------------------------------- LongLive
+def _longlive_files(tmp_path, rank=256, wrap=True, drop=None, extra=None):
+    """longlive_base.pt ({'generator': model.<key>}) and lora.pt (PEFT state dict, optionally under 'generator_lora')."""
+    from deepforcing.model.lora import BLOCK_LINEARS
+
+    base = _random_state(7)
+    torch.save({"generator": {f"model.{k}": v for k, v in base.items()}}, tmp_path / "longlive_base.pt")
+    g = torch.Generator().manual_seed(8)
+    lora = {}
+    for i in range(TINY.num_layers):
+        for name in BLOCK_LINEARS:
+            w = base[f"blocks.{i}.{name}.weight"]
+            lora[f"base_model.model.blocks.{i}.{name}.lora_A.weight"] = 0.01 * torch.randn(
+                rank, w.shape[1], generator=g
+            )
+            lora[f"base_model.model.blocks.{i}.{name}.lora_B.weight"] = 0.01 * torch.randn(
+                w.shape[0], rank, generator=g
+            )
+    if drop:
+        lora.pop(drop)
+    lora.update(extra or {})
+    torch.save({"generator_lora": lora} if wrap else lora, tmp_path / "lora.pt")
+    return base, lora
+
+
+def _load_longlive(tmp_path, model=None):
+    from deepforcing.model.checkpoint import load_generator
+
+    entry = weights.get("longlive")
+    model = model or CausalWanModel(TINY)
+    load_generator(
+        model, tmp_path / "longlive_base.pt", entry.state_key, (tmp_path / "lora.pt", entry.lora_rank, entry.lora_alpha)
+    )
+    return model
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_longlive_lora_is_merged_exactly_in_float32(tmp_path, wrap):
+    base, lora = _longlive_files(tmp_path, wrap=wrap)
+    merged = _load_longlive(tmp_path).state_dict()
+    w = base["blocks.1.cross_attn.k.weight"]
+    a = lora["base_model.model.blocks.1.cross_attn.k.lora_A.weight"]
+    b = lora["base_model.model.blocks.1.cross_attn.k.lora_B.weight"]
+    assert torch.equal(merged["blocks.1.cross_attn.k.weight"], w + (256 / 256) * (b @ a))
+    assert torch.equal(merged["blocks.0.norm3.weight"], base["blocks.0.norm3.weight"])  # not adapted
+    assert torch.equal(merged["patch_embedding.weight"], base["patch_embedding.weight"])
+
+
+def test_merged_longlive_equals_the_adapted_model(tmp_path):
+    """Forward of the merged model = forward of base + LoRA branches (float64), to float32 rounding."""
+    from deepforcing.model.lora import read_lora
+
+    base, _ = _longlive_files(tmp_path)
+    merged = _load_longlive(tmp_path).double()
+    adapted = CausalWanModel(TINY)
+    adapted.load_state_dict(base)
+    adapted = adapted.double()
+    for module, (a, b) in read_lora(tmp_path / "lora.pt").items():
+        linear = adapted.get_submodule(module)
+        linear.register_forward_hook(lambda m, x, y, a=a, b=b: y + (x[0] @ a.double().T) @ b.double().T)
+    g = torch.Generator().manual_seed(9)
+    latents, context = torch.randn(1, 3, 16, 8, 8, generator=g).double(), torch.randn(1, 12, 32, generator=g).double()
+    t = torch.full((1, 3), 937.5)
+    with torch.no_grad():
+        ours = merged(latents, t, merged.encode_text(context))
+        ref = adapted(latents, t, adapted.encode_text(context))
+    assert (ours - ref).abs().max() / ref.abs().max() < 1e-6  # merged weights rounded to float32 once
+
+
+def test_longlive_lora_with_missing_or_unexpected_adapters_is_named(tmp_path):
+    _longlive_files(tmp_path, drop="base_model.model.blocks.1.ffn.2.lora_B.weight")
+    with pytest.raises(UserError, match="only one of lora_A / lora_B: blocks.1.ffn.2"):
+        _load_longlive(tmp_path)
+    extra = {
+        "base_model.model.head.head.lora_A.weight": torch.zeros(256, 64),
+        "base_model.model.head.head.lora_B.weight": torch.zeros(64, 256),
+    }
+    _longlive_files(tmp_path, extra=extra)
+    with pytest.raises(UserError, match=r"1 unexpected \(e.g. head.head\)"):
+        _load_longlive(tmp_path)
+    _longlive_files(tmp_path, rank=8)
+    with pytest.raises(UserError, match="wrong shape.*rank 256"):
+        _load_longlive(tmp_path)
+
+
+def test_merge_scales_by_alpha_over_rank():
+    from deepforcing.model.lora import BLOCK_LINEARS, merge_lora
+
+    state = _random_state(10)
+    g = torch.Generator().manual_seed(11)
+    lora = {}
+    for i in range(TINY.num_layers):
+        for name in BLOCK_LINEARS:
+            w = state[f"blocks.{i}.{name}.weight"]
+            lora[f"blocks.{i}.{name}"] = (
+                torch.randn(4, w.shape[1], generator=g),
+                torch.randn(w.shape[0], 4, generator=g),
+            )
+    merged = merge_lora(state, lora, rank=4, alpha=8.0, num_layers=TINY.num_layers)
+    a, b = lora["blocks.0.self_attn.q"]
+    assert torch.equal(merged["blocks.0.self_attn.q.weight"], state["blocks.0.self_attn.q.weight"] + 2.0 * (b @ a))

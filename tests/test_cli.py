@@ -114,6 +114,8 @@ def test_methods_list_and_show(capsys):
         "rolling-sink",
         "infinity-rope",
         "infinity-rope-sf",
+        "longlive",
+        "self-forcing@causal-forcing",
         "sink-longlive",
         "sink-rolling",
         "deep-forcing-ds-sink0",

@@ -260,6 +260,9 @@ def _generator_files(model: str, checkpoint_key: str, weights_dir: str | os.Path
     from deepforcing.pipeline import DIFFUSERS_COMPONENTS
 
     files["generator/" + checkpoint_key] = weights.resolve(checkpoint_key, weights_dir)
+    lora = weights.get(checkpoint_key).lora
+    if lora:  # merged at load: part of the weights' identity
+        files["generator/" + lora] = weights.resolve(lora, weights_dir)
     for key in weights.expand(DIFFUSERS_COMPONENTS):
         path = weights.resolve(key, weights_dir)
         files[key] = path

@@ -147,6 +147,35 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
     model.load_state_dict(state_dict, strict=True)
 
 
+def load_generator(
+    model: nn.Module,
+    path: str | Path,
+    state_key: str | None = None,
+    lora: tuple[str | Path, int, float] | None = None,
+) -> None:
+    """Load a generator checkpoint into ``model`` strictly, merging a LoRA first when given.
+
+    Args:
+        model: The causal Wan model.
+        path: The checkpoint (any layout :func:`read_state_dict` reads).
+        state_key: Its sub-dict (``generator`` / ``generator_ema``), None for the default preference.
+        lora: ``(LoRA file, rank, alpha)`` merged exactly (``deepforcing.model.lora``), e.g. LongLive's.
+
+    Raises:
+        UserError: Unreadable files, missing / unexpected keys or adapters, wrong shapes.
+    """
+    state = read_state_dict(path, state_key)
+    if lora is not None:
+        from deepforcing.model.lora import merge_lora, read_lora
+
+        lora_path, rank, alpha = lora
+        num_layers = len(getattr(model, "blocks", []))
+        state = merge_lora(
+            state, read_lora(lora_path), rank=rank, alpha=alpha, num_layers=num_layers, source=str(lora_path)
+        )
+    load_weights(model, state, source=str(path))
+
+
 def save_self_forcing_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Write ``model`` in the official Self-Forcing layout: ``{"generator_ema": {"model.<key>": tensor}}``."""
     state = {f"model.{k}": v.detach().to(torch.float32).clone() for k, v in model.state_dict().items()}

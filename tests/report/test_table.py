@@ -73,7 +73,7 @@ def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthet
     row = next(r for r in t.rows if r[0].value == "deep-forcing" and r[2].value == "subject_consistency")
     assert row[4].value == 97.34 and row[5].value == pytest.approx(97.5) and row[6].value == pytest.approx(0.16)
     assert "no published counterpart: sink-longlive" in t.notes
-    assert any(n.startswith("published methods without a counterpart here — LongLive (Deep Forcing") for n in t.notes)
+    assert any(n.startswith("published methods without a counterpart here — CausVid (Deep Forcing") for n in t.notes)
 
 
 def test_several_runs_label_rows_by_run(tmp_path):
