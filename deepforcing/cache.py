@@ -277,7 +277,11 @@ class KVCache:
             LayerCache(batch, capacity_tokens, num_heads, head_dim, dtype, device) for _ in range(num_layers)
         ]
         self.tokens_per_frame = tokens_per_frame
+        #: (h, w) patch grid of one frame, row-major token order (set by the sampler that allocates the cache).
+        self.frame_grid: tuple[int, int] | None = None
         self.rope = rope
+        #: Per-layer rotary embeddings set by a policy (``attach``) that changes the RoPE itself; None = ``rope``.
+        self.layer_ropes: list[RotaryEmbedding] | None = None
         self.chunk: ChunkState | None = None
         self.attention_hook: AttentionHook | None = None
         #: Opt-in observation: when True, ``update`` records each layer's attended slots in ``attended``.
@@ -285,6 +289,10 @@ class KVCache:
         self.attended: list[AttendedKeys | None] = [None] * num_layers
         self._token_positions: torch.Tensor | None = None
         self._token_frames: torch.Tensor | None = None
+
+    def rope_for(self, layer_idx: int) -> RotaryEmbedding:
+        """The rotary embedding of one layer: its queries and its cached keys are rotated with it."""
+        return self.rope if self.layer_ropes is None else self.layer_ropes[layer_idx]
 
     @property
     def capacity_frames(self) -> int:
@@ -339,7 +347,7 @@ class KVCache:
         layer.attend = None
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
-        layer.refresh(self.rope)
+        layer.refresh(self.rope_for(layer_idx))
         if self.record_attended:
             self._record(layer_idx, layer)
         if layer.attend is not None:  # a policy chose a subset of slots for this pass

@@ -281,6 +281,12 @@ class VideoGenerator:
         policy = methods.build_policy(self.method)
         for seg in resolved[1:]:
             policy.check_switch(seg.switch)  # before any compute
+        from deepforcing.estimate import available_bytes, check_fits, estimate
+
+        est = estimate(
+            self.method, self.preset.wan, self.latent_shape(1)[2:], num_latent_frames, self.model.dtype.itemsize
+        )
+        check_fits(est, self.method.name, num_latent_frames, available_bytes(self.device))  # before any allocation
         default_id = prompt_id_for(schedule.prompts[0]) if len(resolved) == 1 else schedule.sha256[:12]
         stream = NoiseStream(prompt_id or default_id, seed, self.device, self.dtype)
         if noise is None:

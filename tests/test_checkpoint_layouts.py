@@ -69,7 +69,7 @@ def test_every_generator_checkpoint_entry_states_its_layout():
 
 # ---------------------------------------------------------------------------------------------- LongLive
 def _longlive_files(tmp_path, rank=256, wrap=True, drop=None, extra=None):
-    """longlive_base.pt ({'generator': model.<key>}) and lora.pt (PEFT state dict, optionally under 'generator_lora')."""
+    """longlive_base.pt ({'generator': model.<key>}) and lora.pt (PEFT state dict, maybe under 'generator_lora')."""
     from deepforcing.model.lora import BLOCK_LINEARS
 
     base = _random_state(7)

@@ -115,6 +115,8 @@ def test_methods_list_and_show(capsys):
         "infinity-rope",
         "infinity-rope-sf",
         "longlive",
+        "memrope",
+        "lol-paper",
         "self-forcing@causal-forcing",
         "sink-longlive",
         "sink-rolling",

@@ -12,6 +12,8 @@ REGISTRY = LazyRegistry(
         "deep-sink": "deepforcing.policies.deep_sink:DeepSinkPolicy:DeepSinkConfig",
         "rolling-sink": "deepforcing.policies.rolling_sink:RollingSinkPolicy:RollingSinkConfig",
         "infinity-rope": "deepforcing.policies.infinity_rope:InfinityRopePolicy:InfinityRopeConfig",
+        "memrope": "deepforcing.policies.memrope:MemRopePolicy:MemRopeConfig",
+        "lol": "deepforcing.policies.lol:LolPolicy:LolConfig",
         "rolling-forcing-sink": (
             "deepforcing.policies.rolling_forcing_sink:RollingForcingSinkPolicy:RollingForcingSinkConfig"
         ),

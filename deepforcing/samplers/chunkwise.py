@@ -90,7 +90,7 @@ class ChunkwiseSampler:
         cfg = model.cfg
         tpf = cfg.tokens_per_frame(height, width)
         capacity = policy.capacity_frames(num_frames, pass_frames) * tpf
-        return KVCache(
+        kv = KVCache(
             cfg.num_layers,
             b,
             capacity,
@@ -101,6 +101,8 @@ class ChunkwiseSampler:
             model.dtype,
             model.device,
         )
+        kv.frame_grid = (height // cfg.patch_size[1], width // cfg.patch_size[2])  # (h, w) tokens of one frame
+        return kv
 
     @torch.no_grad()
     def sample(
@@ -147,7 +149,7 @@ class ChunkwiseSampler:
         policy.attach(kv)
         kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
         noise = noise.to(model.device, model.dtype)
-        output = torch.empty_like(noise)
+        output = torch.zeros_like(noise)  # touched up front: memory does not grow while a long video runs
         steps = self.timesteps.tolist()
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
         record = CallRecorder("chunkwise", observer, kv) if observer is not None else None

@@ -88,7 +88,7 @@ class RollingSampler:
         policy.attach(kv)
         kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
         noise = noise.to(model.device, model.dtype)
-        output = torch.empty_like(noise)
+        output = torch.zeros_like(noise)  # touched up front: memory does not grow while a long video runs
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
