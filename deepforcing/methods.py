@@ -128,7 +128,7 @@ def _check_switch(mode: str, policy: str, origin: str) -> str:
 
     if mode not in SWITCH_MODES:
         raise UserError(f"{origin}: unknown switch mode '{mode}'", f"choose one of: {', '.join(SWITCH_MODES)}")
-    modes = policies.REGISTRY.resolve(policy)[0].switch_modes
+    modes = policies.switch_modes(policy)
     if mode not in modes:
         raise UserError(
             f"{origin}: switch mode '{mode}' is not defined for cache policy '{policy}'",

@@ -112,3 +112,10 @@ def test_segments_must_start_on_chunk_boundaries_and_the_rolling_sampler_takes_o
         RollingSampler().sample(
             tiny_model, segments, RollingForcingSinkPolicy(), stream.initial((1, 30, 16, 8, 8)), stream
         )
+
+
+def test_the_torch_free_switch_table_matches_every_policy_class():
+    from deepforcing import policies
+
+    for name in policies.available():
+        assert policies.SWITCH_MODES[name] == policies.REGISTRY.resolve(name)[0].switch_modes, name

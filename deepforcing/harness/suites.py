@@ -555,7 +555,7 @@ def _validate_schedules(
     data: dict[str, Any], methods: list[Any], method_names: list[Any], frames: int, problems: _Problems
 ) -> tuple[str | None, tuple[str, ...], list[str], int]:
     """Check ``prompt_schedule`` and ``switch``; expand the methods by mode; the videos' common length."""
-    from deepforcing.policies import REGISTRY
+    from deepforcing.policies import switch_modes
     from deepforcing.prompt_schedule import SWITCH_MODES, load_schedules
 
     spec = data["prompt_schedule"]
@@ -576,7 +576,7 @@ def _validate_schedules(
     if switches:
         expanded = []
         for m in methods:
-            modes = REGISTRY.resolve(m.policy)[0].switch_modes
+            modes = switch_modes(m.policy)
             runnable = [s for s in switches if s in modes]
             if not runnable:
                 problems.add(

@@ -39,6 +39,27 @@ def hash_name(name: str) -> str:
     return HASH_NAMES.get(name, name)
 
 
+#: Prompt-switch modes each policy defines (``deepforcing.samplers.switching``), readable without importing torch;
+#: every policy class's ``switch_modes`` equals its entry (tests/test_switching.py checks it).
+_DEFAULT_MODES = ("keep", "flush", "flush-paper", "recache")
+SWITCH_MODES: dict[str, tuple[str, ...]] = {
+    "full": _DEFAULT_MODES,
+    "fifo": _DEFAULT_MODES,
+    "deep-sink": _DEFAULT_MODES,
+    "lol": _DEFAULT_MODES,
+    "participative-compression": ("keep", "flush", "flush-paper"),
+    "infinity-rope": ("keep", "flush", "flush-paper", "cut", "recache"),
+    "rolling-sink": ("keep",),
+    "rolling-forcing-sink": ("keep",),
+    "memrope": ("keep",),
+}
+
+
+def switch_modes(name: str) -> tuple[str, ...]:
+    """The prompt-switch modes policy ``name`` defines (no import of the policy module)."""
+    return SWITCH_MODES.get(name) or REGISTRY.resolve(name)[0].switch_modes
+
+
 #: Policy names that changed meaning: old name -> (new name of the old policy, config fields only the old one has).
 #: A preset that uses the old name with the old policy's fields gets an error naming the new one.
 MOVED: dict[str, tuple[str, frozenset[str]]] = {
