@@ -27,7 +27,6 @@ Switches (defaults reproduce the released code, ``causal_model.py`` @ ea9961a):
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,9 +37,9 @@ from deepforcing.policies.base import CachePolicy
 from deepforcing.policies.deep_sink import PLACEMENTS
 
 QUERY_SOURCES = ("both", "past", "denoising")
-#: Compression records kept in ``history`` (one per layer and compression; about 50 kB each at full size, on
-#: the device), so that an hour-long video's history stays bounded.
-HISTORY_LIMIT = 2048
+#: Compressions kept in ``history`` (every layer of each): a ring of tensors allocated once per video, so an
+#: hour-long video's memory does not grow (one small allocation per record fragmented the heap: +130 MB per hour).
+HISTORY_COMPRESSIONS = 64
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class Compression:
             different token selections from the same frames differ here.
         selected_scores: φ of every kept Top-C token, float32 [C] (aligned with ``selected``).
         threshold: Highest φ among the candidates that were not kept, a 0-dim float32 tensor (−inf when every
-            candidate was kept); kept on the device so that recording it never synchronises.
+            candidate was kept).
         sink_tokens: Sink tokens kept (slots ``[0, sink_tokens)``).
         recent_tokens: Recent tokens kept (the last ``recent_tokens`` slots before pruning).
         tokens_before: Tokens in the cache before pruning (the new chunk included).
@@ -145,8 +144,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
         self._compress = False
         self._stream: dict[int, torch.Tensor] = {}  # layer -> last R frames of all queries
         self._past: dict[int, torch.Tensor] = {}  # layer -> last R frames of clean-pass queries
-        #: The last :data:`HISTORY_LIMIT` compressions (one record per layer), oldest first.
-        self.history: deque[Compression] = deque(maxlen=HISTORY_LIMIT)
+        self._ring: dict[str, torch.Tensor] = {}
+        self._count = 0  # compressions so far
 
     def capacity_frames(self, total_frames: int, chunk_frames: int) -> int:
         """Window plus one chunk: the new chunk is appended before the cache is compressed."""
@@ -155,16 +154,55 @@ class ParticipativeCompressionPolicy(CachePolicy):
         return min(total_frames, self.cfg.window_frames + chunk_frames)
 
     def attach(self, kv: KVCache) -> None:
-        """Allocate the per-token Top-C reuse counter up front, so cache memory stays constant."""
+        """Allocate the per-token Top-C reuse counter and the history ring up front (constant memory)."""
         self._kv = kv
         for layer in kv.layers:
             layer.add_column("topc_uses")
+        k, layers, c = HISTORY_COMPRESSIONS, len(kv.layers), max(1, self.cfg.topc_frames * kv.tokens_per_frame)
+        device = kv.layers[0].positions.device
+        self._ring = {
+            "selected": torch.zeros(k, layers, c, dtype=torch.int32, device=device),
+            "frames": torch.zeros(k, layers, c, dtype=torch.long, device=device),
+            "scores": torch.zeros(k, layers, c, dtype=torch.float32, device=device),
+            # chunk, layer, take, sink start, sink tokens, recent tokens, tokens before, threshold
+            "meta": torch.zeros(k, layers, 8, dtype=torch.float64, device=device),
+        }
+        self._count = 0
+
+    @property
+    def history(self) -> list[Compression]:
+        """The last :data:`HISTORY_COMPRESSIONS` compressions, every layer of each, oldest first."""
+        out = []
+        k = HISTORY_COMPRESSIONS
+        for n in range(max(0, self._count - k), self._count):
+            meta = self._ring["meta"][n % k].cpu()
+            for layer in range(meta.shape[0]):
+                chunk, _, take, sink_start, sink, recent, before, threshold = meta[layer].tolist()
+                take = int(take)
+                out.append(
+                    Compression(
+                        int(chunk),
+                        layer,
+                        before / self._kv.tokens_per_frame,
+                        self._ring["frames"][n % k, layer, :take].cpu().clone(),
+                        int(sink_start),
+                        selected=self._ring["selected"][n % k, layer, :take].cpu().clone(),
+                        selected_scores=self._ring["scores"][n % k, layer, :take].cpu().clone(),
+                        threshold=torch.tensor(threshold, dtype=torch.float32),
+                        sink_tokens=int(sink),
+                        recent_tokens=int(recent),
+                        tokens_before=int(before),
+                    )
+                )
+        return out
 
     def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
         """Decide whether this chunk compresses (cache + chunk would exceed the window)."""
         self._kv = kv
         incoming = chunk.num_frames * kv.tokens_per_frame
         self._compress = kv.layers[0].length + incoming > self.cfg.window_frames * kv.tokens_per_frame
+        if self._compress:
+            self._count += 1
 
     def _remember(self, store: dict[int, torch.Tensor], layer_idx: int, q: torch.Tensor, keep: int) -> None:
         prev = store.get(layer_idx)
@@ -212,9 +250,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
         rejected = torch.ones(candidates.numel(), dtype=torch.bool, device=phi.device)
         rejected[order] = False
         threshold = phi[candidates].masked_fill(~rejected, float("-inf")).amax() if candidates.numel() else None
-        frames_before = valid / tpf
         keep = torch.cat([torch.arange(sink), selected, torch.arange(valid - recent, valid)])
-        selected_frames = layer.frames[selected].clone()
+        selected_frames = layer.frames[selected]
         layer.keep(keep)
         if cfg.unify_topc_rope and take:
             recent_start = int(layer.positions[sink + take])  # first recent token's (true) position
@@ -222,21 +259,28 @@ class ParticipativeCompressionPolicy(CachePolicy):
             offsets = torch.arange(take, device=layer.positions.device) // tpf
             layer.set_positions(sink, recent_start - block + offsets)
         sink_start = self._realign_sink(layer, sink, chunk, tpf)
-        self.history.append(
-            Compression(
-                chunk.index,
-                layer_idx,
-                frames_before,
-                selected_frames,
-                sink_start,
-                selected=selected.to(torch.int32),
-                selected_scores=phi[selected].clone(),
-                threshold=threshold if threshold is not None else phi.new_tensor(float("-inf")),
-                sink_tokens=sink,
-                recent_tokens=recent,
-                tokens_before=valid,
-            )
+        self._record(
+            layer_idx,
+            chunk,
+            selected,
+            selected_frames,
+            phi[selected],
+            threshold,
+            (take, sink_start, sink, recent, valid),
         )
+
+    def _record(self, layer_idx, chunk, selected, frames, scores, threshold, info) -> None:
+        if not self._ring:  # used outside a sampler (no attach): nothing to record into
+            return
+        take, sink_start, sink, recent, valid = info
+        slot = (self._count - 1) % HISTORY_COMPRESSIONS
+        ring = self._ring
+        ring["selected"][slot, layer_idx, :take] = selected
+        ring["frames"][slot, layer_idx, :take] = frames
+        ring["scores"][slot, layer_idx, :take] = scores
+        meta = (chunk.index, layer_idx, take, sink_start, sink, recent, valid)
+        ring["meta"][slot, layer_idx, :7] = torch.tensor(meta, dtype=torch.float64)
+        ring["meta"][slot, layer_idx, 7] = threshold if threshold is not None else float("-inf")
 
     def _realign_sink(self, layer: LayerCache, sink: int, chunk: ChunkState, tpf: int) -> int:
         frames = self.cfg.sink_frames
