@@ -205,19 +205,23 @@ def segments_metadata(
 ) -> dict[str, Any]:
     """What a unit records about its prompts: ``segments`` [{prompt, start_s, end_s, …}] and ``switch_frames``.
 
-    Latent frame f starts at video frame ``frames_per_latent·f`` (the Wan VAE: frame 0 alone, then 4 per latent
-    frame), so a segment starting at latent frame f starts at ``frames_per_latent·f / fps`` seconds; the last one
-    ends with the video.
+    The Wan VAE decodes latent frame 0 to video frame 0 and latent frame f ≥ 1 to video frames ``4f − 3 … 4f``, so a
+    segment starting at latent frame f starts at video frame ``1 + 4(f − 1)`` (``frames_per_latent`` generally),
+    i.e. at that frame's time ``/ fps``; the last one ends with the video. Frame i shows ``[i / fps, (i + 1) / fps)``.
     """
-    total_frames = 1 + frames_per_latent * (segments[-1].end_frame - 1)
+
+    def first_video_frame(latent: int) -> int:
+        return 0 if latent == 0 else 1 + frames_per_latent * (latent - 1)
+
+    total_frames = first_video_frame(segments[-1].end_frame)
     out = []
     for i, seg in enumerate(segments):
-        end = total_frames / fps if i + 1 == len(segments) else frames_per_latent * seg.end_frame / fps
+        end = total_frames if i + 1 == len(segments) else first_video_frame(seg.end_frame)
         out.append(
             {
                 "prompt": seg.prompt,
-                "start_s": frames_per_latent * seg.start_frame / fps,
-                "end_s": end,
+                "start_s": first_video_frame(seg.start_frame) / fps,
+                "end_s": end / fps,
                 "start_latent_frame": seg.start_frame,
                 "end_latent_frame": seg.end_frame,
                 "switch": seg.switch,

@@ -51,8 +51,8 @@ def test_metadata_gives_segments_in_seconds_and_the_switch_frames():
     meta = segments_metadata(s.resolve(3, "recache"))
     assert meta["switch_frames"] == [42]  # 40 is not a chunk boundary: the switch happens at 42 (LongLive's rule)
     assert [(m["prompt"], m["start_s"], m["end_s"], m["switch"]) for m in meta["segments"]] == [
-        ("a", 0.0, 10.5, None),
-        ("b", 10.5, (1 + 4 * 119) / 16, "recache"),
+        ("a", 0.0, (1 + 4 * 41) / 16, None),  # latent frame 42 starts at video frame 165
+        ("b", (1 + 4 * 41) / 16, (1 + 4 * 119) / 16, "recache"),
     ]
 
 

@@ -76,8 +76,8 @@ def test_a_multi_prompt_suite_runs_and_every_unit_records_its_segments(tmp_path)
     two = by[("infinity-rope+cut", "two-scenes")]
     assert two["switch_frames"] == [6] and two["unit"]["switch"] == "cut"
     assert [(s["prompt"], s["start_s"], s["end_s"]) for s in two["segments"]] == [
-        ("a red ball rolls on grass", 0.0, 1.5),
-        ("the red ball stops under a tree", 1.5, 45 / 16),
+        ("a red ball rolls on grass", 0.0, 21 / 16),  # latent frame 6 = video frames 21-24
+        ("the red ball stops under a tree", 21 / 16, 45 / 16),
     ]
     one = by[("infinity-rope+flush", "one-scene")]  # shared with +cut: one prompt, no switch
     assert one["switch_frames"] == [] and len(one["segments"]) == 1 and ("infinity-rope+cut", "one-scene") not in by
