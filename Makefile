@@ -32,8 +32,8 @@ test: $(STAMP) lint
 # reference (reports/baselines/smoke.json); a report of the run is left beside it.
 regress: $(STAMP)
 	rm -rf $(SMOKE_OUT)
-	COLUMNS=160 $(VENV)/bin/deepforcing-eval -q --suite smoke --out $(SMOKE_OUT)
-	COLUMNS=160 $(VENV)/bin/deepforcing-eval regress $(SMOKE_OUT)/smoke/toyworld --baseline reports/baselines/smoke.json
+	$(VENV)/bin/deepforcing-eval -q --suite smoke --out $(SMOKE_OUT)
+	$(VENV)/bin/deepforcing-eval regress $(SMOKE_OUT)/smoke/toyworld --baseline reports/baselines/smoke.json
 	$(VENV)/bin/deepforcing-eval -q report $(SMOKE_OUT)/smoke/toyworld --out $(SMOKE_OUT)/report.html
 
 # The example report committed under reports/examples/ (from the same smoke run, videos copied beside it).

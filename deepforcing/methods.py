@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,6 +59,65 @@ class MethodConfig:
         return config_hash(
             _HashView(self.sampler, self.sampler_config, policies.hash_name(self.policy), self.policy_config)
         )
+
+    def with_overrides(self, knobs: dict[str, Any] | None = None, /, **kwargs: Any) -> MethodConfig:
+        """A derived method with some settings changed; its name shows the change, its hash follows the config.
+
+        ``get("deep-forcing-ds").with_overrides(sink_frames=14)`` is ``deep-forcing-ds+sink_frames=14``. A knob
+        is a field of the sampler or policy config (it must name exactly one of them), a dotted path
+        (``policy_config.sink_frames``, ``sampler_config.denoising_steps``) or ``checkpoint``.
+
+        Raises:
+            UserError: An unknown or ambiguous knob, or a value the config rejects.
+        """
+        knobs = {**(knobs or {}), **kwargs}
+        if not knobs:
+            return self
+        sampler_cfg, policy_cfg, checkpoint = {}, {}, self.checkpoint
+        sampler_fields = {f.name for f in dataclasses.fields(self.sampler_config)}
+        policy_fields = {f.name for f in dataclasses.fields(self.policy_config)}
+        for knob, value in knobs.items():
+            head, _, field = knob.rpartition(".")
+            in_sampler, in_policy = field in sampler_fields, field in policy_fields
+            value = tuple(value) if isinstance(value, list) else value
+            if knob == "checkpoint":
+                checkpoint = value
+            elif in_sampler and (head == "sampler_config" or (head == "" and not in_policy)):
+                sampler_cfg[field] = value
+            elif in_policy and (head == "policy_config" or (head == "" and not in_sampler)):
+                policy_cfg[field] = value
+            else:
+                what = (
+                    "is in both the sampler and the policy config: prefix it"
+                    if head == "" and in_sampler and in_policy
+                    else "is not a setting of this method"
+                )
+                raise UserError(
+                    f"method {self.name}: knob '{knob}' {what}",
+                    f"sampler_config: {', '.join(sorted(sampler_fields))}; "
+                    f"policy_config: {', '.join(sorted(policy_fields))}; or checkpoint",
+                )
+        try:
+            derived = dataclasses.replace(
+                self,
+                sampler_config=dataclasses.replace(self.sampler_config, **sampler_cfg),
+                policy_config=dataclasses.replace(self.policy_config, **policy_cfg),
+                checkpoint=checkpoint,
+            )
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"method {self.name}: invalid override ({exc})") from exc
+        suffix = "".join(f"+{k}={_show(v)}" for k, v in knobs.items())
+        return dataclasses.replace(
+            derived,
+            name=self.name + suffix,
+            description=f"{self.name} with {', '.join(f'{k}={_show(v)}' for k, v in knobs.items())}",
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -196,6 +256,34 @@ def _with_weights(method: MethodConfig, key: str, name: str) -> MethodConfig:
     return dataclasses.replace(method, name=name, checkpoint=key)
 
 
+def load_preset(path: str | Path) -> MethodConfig:
+    """A method from a preset YAML file anywhere (same schema as ``baselines/methods/*.yaml``).
+
+    Raises:
+        UserError: The file is missing, not YAML, or not a valid preset (naming the field).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read method preset {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"method preset {path} is not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or "grids" in data:
+        raise UserError(f"{path} is not a single method preset (a mapping with name, policy, ...)")
+    return _build({**data, "name": data.get("name", path.stem)}, str(path))
+
+
+def resolve(method: str | Path | MethodConfig) -> MethodConfig:
+    """A method from a registered name, a preset YAML path, or a config (returned as is)."""
+    if isinstance(method, MethodConfig):
+        return method
+    text = str(method)
+    if text.endswith((".yaml", ".yml")) and text not in _registry():
+        return load_preset(text)
+    return get(text)
+
+
 def get(name: str) -> MethodConfig:
     """Resolve a method name (also ``<name>+<switch mode>`` and ``<name>@<checkpoint key>``).
 
@@ -207,7 +295,7 @@ def get(name: str) -> MethodConfig:
             policy does not define.
     """
     base, plus, mode = name.rpartition("+")
-    if plus:
+    if plus and "=" not in mode:  # "+knob=value" is a with_overrides name, not a switch mode
         method = get(base)
         return dataclasses.replace(method, name=name, switch=_check_switch(mode, method.policy, f"method '{name}'"))
     base, at, key = name.rpartition("@")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from deepforcing import methods, weights
+from deepforcing import methods, model_kinds
 from deepforcing.errors import UserError
 from deepforcing.methods import MethodConfig
-from deepforcing.model.checkpoint import load_generator
-from deepforcing.model.config import PRESETS, ModelPreset
-from deepforcing.model.wan import CausalWanModel
+from deepforcing.model.config import ModelPreset
+from deepforcing.model.text_encoder import PromptTokens
+from deepforcing.model_kinds import ModelKind
 from deepforcing.noise import NoiseStream, RenoiseFn
 from deepforcing.prompt_schedule import PromptSchedule, segments_metadata
 from deepforcing.samplers.observe import CallObserver
@@ -26,22 +26,19 @@ from deepforcing.samplers.switching import TextSegment
 
 log = logging.getLogger(__name__)
 
+#: The segment text recorded for a video generated from precomputed text states (``context=``) without a prompt.
+CONTEXT_PROMPT = "(precomputed context)"
+
 #: Output frame rate of Wan2.1 / Self-Forcing videos.
 FPS = 16
 #: Pixel frames per latent frame (after the first) of the Wan VAE.
 TEMPORAL_COMPRESSION = 4
-#: Registry groups of the Diffusers-layout Wan2.1 components the real model needs besides the DiT checkpoint.
-DIFFUSERS_COMPONENTS = (
-    "wan2.1-t2v-1.3b-diffusers/text_encoder",
-    "wan2.1-t2v-1.3b-diffusers/tokenizer",
-    "wan2.1-t2v-1.3b-diffusers/vae",
-)
 
 
 def latent_frames_for(seconds: float, chunk_frames: int = 3) -> int:
     """Latent frames for a duration: ``ceil(seconds·16/4)`` rounded up to whole chunks (5 s -> 21, 60 s -> 240)."""
-    if not seconds > 0:
-        raise UserError(f"duration must be positive, got {seconds}")
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise UserError(f"duration must be positive and finite, got {seconds}")
     frames = math.ceil(seconds * FPS / TEMPORAL_COMPRESSION)
     return chunk_frames * math.ceil(frames / chunk_frames)
 
@@ -57,10 +54,8 @@ def prompt_id_for(prompt: str) -> str:
 
 
 def get_preset(name: str) -> ModelPreset:
-    """Resolve a model preset name (UserError listing the choices)."""
-    if name not in PRESETS:
-        raise UserError(f"unknown model '{name}'", f"choose one of: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    """The preset of a registered model (UserError listing the choices)."""
+    return model_kinds.preset(name)
 
 
 @dataclass
@@ -79,6 +74,8 @@ class GenerationResult:
         frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
         prompts: ``{"segments": [{prompt, start_s, end_s, …}], "switch_frames": [...]}`` of a prompt schedule
             (``deepforcing.prompt_schedule.segments_metadata``); one segment for a plain prompt.
+        prompt_tokens: The prompt's length in text-encoder tokens and the encoder's limit (None when the caller
+            passed ``context``).
     """
 
     latents: torch.Tensor
@@ -91,6 +88,12 @@ class GenerationResult:
     kv_cache_bytes: int = 0
     frames_per_latent: int = TEMPORAL_COMPRESSION
     prompts: dict | None = None
+    prompt_tokens: PromptTokens | None = None
+
+    @property
+    def prompt_truncated(self) -> bool | None:
+        """Whether the text encoder cut the prompt (None when unknown: ``context`` was given)."""
+        return None if self.prompt_tokens is None else self.prompt_tokens.truncated
 
     @property
     def num_pixel_frames(self) -> int:
@@ -104,26 +107,30 @@ class GenerationResult:
 
 
 class VideoGenerator:
-    """Loads a model preset and a method once, then generates videos.
+    """Loads a model and a method once, then generates videos.
 
     Args:
-        model: Model preset name (``tiny``, ``wan2.1-t2v-1.3b`` …).
-        method: Method name (see ``deepforcing-eval methods list``).
+        model: A registered model name (``tiny``, ``toyworld``, ``wan2.1-t2v-1.3b`` …, see
+            :mod:`deepforcing.model_kinds`) or a :class:`~deepforcing.model_kinds.ModelKind` (e.g.
+            :func:`~deepforcing.model_kinds.from_files` for a checkpoint and a :class:`WanConfig` of your own).
+        method: A method name, a preset YAML path, or a :class:`MethodConfig` (e.g. from
+            :meth:`MethodConfig.with_overrides`). It is adapted to the model once
+            (:meth:`ModelKind.resolve_method`); :attr:`method` is what runs.
         device: ``cpu`` / ``cuda`` (default: CUDA when available).
         dtype: Model dtype (default: bfloat16 on CUDA, float32 on CPU).
-        checkpoint: Generator checkpoint file (default: the method's registry entry, or the tiny asset).
+        checkpoint: Generator checkpoint file (default: the method's registry entry, or the model's own).
         weights_dir: Extra directory to look for registry weights in.
-        share_from: Another generator of the same model preset and device whose loaded text encoder and VAE
-            are reused (a suite switching methods loads them once).
-    """
+        share_from: Another generator of the same model and device whose loaded text encoder and VAE are reused
+            (a suite switching methods loads them once).
 
-    #: x264 CRF of written videos (None: the encoder default).
-    video_crf: int | None = None
+    The text encoder and the VAE are located and loaded only when used: not at all when ``generate`` gets
+    ``context=`` and ``output=None``.
+    """
 
     def __init__(
         self,
-        model: str = "tiny",
-        method: str = "self-forcing",
+        model: str | ModelKind = "tiny",
+        method: str | MethodConfig = "self-forcing",
         *,
         device: str | None = None,
         dtype: torch.dtype | None = None,
@@ -131,96 +138,37 @@ class VideoGenerator:
         weights_dir: str | Path | None = None,
         share_from: VideoGenerator | None = None,
     ):
-        self.preset = get_preset(model)
-        self.method: MethodConfig = methods.get(method)
+        self.kind = model_kinds.get(model)
+        self.preset: ModelPreset = self.kind.preset
+        self.method: MethodConfig = self.kind.resolve_method(methods.resolve(method), checkpoint)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
         self.weights_dir = weights_dir
-        self._assets = self._locate_assets(checkpoint)
-        self.checkpoint_path = Path(self._assets["checkpoint"])
-        self.model = self._load_model()
+        self.parts = self.kind.load(
+            self.method, device=self.device, dtype=self.dtype, checkpoint=checkpoint, weights_dir=weights_dir
+        )
+        self.model = self.parts.dit
+        self.checkpoint_path = self.parts.checkpoint
         self.sampler = methods.build_sampler(self.method)
-        self._text_encoder = None
-        self._vae = None
-        if share_from is not None and share_from.preset == self.preset and share_from.device == self.device:
+        if share_from is not None and share_from.kind is self.kind and share_from.device == self.device:
             # Same text encoder and VAE files, already loaded: reuse them (methods differ only in the DiT/loop).
-            self._text_encoder, self._vae = share_from._text_encoder, share_from._vae
+            if share_from.dtype == self.dtype:
+                self.parts.share(share_from.parts)
 
-    # ----------------------------------------------------------------------------------------- loading
-    def _locate_assets(self, checkpoint: str | Path | None) -> dict[str, Path]:
-        if self.preset.name in ("tiny", "medium"):
-            from deepforcing.model.tiny import ensure_tiny_assets
-
-            tiny = ensure_tiny_assets(PRESETS["tiny"].wan)
-            assets = {
-                "checkpoint": tiny.checkpoint,
-                "text_encoder": tiny.text_encoder_dir,
-                "vae": tiny.vae_dir,
-            }
-            if self.preset.name == "medium":
-                assets["checkpoint"] = None  # random weights, benchmarks only
-        else:
-            # Every file is located (or reported missing, with the command that fetches it) before any compute.
-            needed = {group: weights.expand(group) for group in DIFFUSERS_COMPONENTS}
-            if checkpoint is None:
-                entry = weights.get(self.method.checkpoint)
-                needed[self.method.checkpoint] = [self.method.checkpoint, *([entry.lora] if entry.lora else [])]
-            missing: list[tuple[str, UserError]] = []
-            for group, keys in needed.items():
-                for key in keys:
-                    try:
-                        weights.resolve(key, self.weights_dir)
-                    except UserError as exc:
-                        missing.append((group, exc))
-            if missing:
-                groups = " ".join(dict.fromkeys(group for group, _ in missing))
-                raise UserError(
-                    f"{len(missing)} weight file(s) missing for {self.preset.name} / {self.method.name}; "
-                    f"first: {missing[0][1].message}",
-                    f"run `deepforcing-eval weights download {groups}` (or see `deepforcing-eval weights verify`)",
-                )
-            root = weights.resolve("wan2.1-t2v-1.3b-diffusers/text_encoder/config.json", self.weights_dir).parents[1]
-            vae = weights.resolve_dir("wan2.1-t2v-1.3b-diffusers/vae/config.json", self.weights_dir)
-            assets = {"checkpoint": None, "text_encoder": root, "vae": vae}
-        if checkpoint is not None:
-            assets["checkpoint"] = Path(checkpoint)
-        elif assets["checkpoint"] is None and self.preset.name != "medium":
-            assets["checkpoint"] = weights.resolve(self.method.checkpoint, self.weights_dir)
-            entry = weights.get(self.method.checkpoint)
-            assets["state_key"] = entry.state_key
-            if entry.lora:  # merged at load (LongLive)
-                assets["lora"] = (weights.resolve(entry.lora, self.weights_dir), entry.lora_rank, entry.lora_alpha)
-        return assets
-
-    def _load_model(self) -> CausalWanModel:
-        if self.preset.name == "medium" and self._assets["checkpoint"] is None:
-            from deepforcing.model.tiny import build_random_generator
-
-            model = build_random_generator(self.preset.wan, seed=0)
-        else:
-            model = CausalWanModel(self.preset.wan)
-            load_generator(model, self._assets["checkpoint"], self._assets.get("state_key"), self._assets.get("lora"))
-        return model.to(self.device, self.dtype).eval().requires_grad_(False)
+    @property
+    def video_crf(self) -> int | None:
+        """x264 CRF of written videos (the model kind's; None: the encoder default)."""
+        return self.kind.video_crf
 
     @property
     def text_encoder(self):
-        """The UMT5 text encoder (loaded on first use)."""
-        if self._text_encoder is None:
-            from deepforcing.model.text_encoder import UMT5TextEncoder
-
-            self._text_encoder = UMT5TextEncoder.from_diffusers(
-                self._assets["text_encoder"], text_len=self.preset.wan.text_len, dtype=self.dtype, device=self.device
-            )
-        return self._text_encoder
+        """The text encoder (loaded on first use)."""
+        return self.parts.text_encoder
 
     @property
     def vae(self):
-        """The Wan VAE (loaded on first use)."""
-        if self._vae is None:
-            from deepforcing.model.vae import WanVAE
-
-            self._vae = WanVAE.from_diffusers(self._assets["vae"], dtype=self.dtype, device=self.device)
-        return self._vae
+        """The VAE (loaded on first use)."""
+        return self.parts.vae
 
     # ---------------------------------------------------------------------------------------- generate
     def latent_shape(self, num_latent_frames: int, batch: int = 1) -> tuple[int, int, int, int, int]:
@@ -248,7 +196,7 @@ class VideoGenerator:
         """Generate one video.
 
         Args:
-            prompt: Text prompt (non-empty).
+            prompt: Text prompt (non-empty unless ``context`` is given).
             num_latent_frames: Latent frames, a whole number of chunks.
             seed: Seed; with ``prompt_id`` it fixes all noise.
             prompt_id: Stable id of the prompt (default: hash of the text, or of a multi-prompt schedule).
@@ -265,13 +213,22 @@ class VideoGenerator:
         Returns:
             Latents, output path, timings and memory.
         """
+        has_prompt = bool(prompt and prompt.strip())
+        if schedule is None:
+            if not has_prompt and context is None:
+                raise UserError("the prompt is empty", "pass a non-empty prompt (or a precomputed context=)")
+            id_text = prompt or ""  # the noise of a one-prompt video depends on its text (or "")
+            schedule = PromptSchedule.single(prompt if has_prompt else CONTEXT_PROMPT, num_latent_frames)
+        else:
+            if context is not None and len(schedule.prompts) > 1:
+                raise UserError("context= gives the states of one prompt; a prompt schedule needs the text encoder")
+            id_text = schedule.prompts[0]
+        if context is None:
+            for p in schedule.prompts:
+                self.parts.check_prompt(p)
         n = self.method.sampler_config.chunk_frames
         if num_latent_frames <= 0 or num_latent_frames % n:
             raise UserError(f"{num_latent_frames} latent frames is not a positive multiple of the {n}-frame chunk")
-        if schedule is None:
-            if not prompt or not prompt.strip():
-                raise UserError("the prompt is empty", "pass a non-empty --prompt")
-            schedule = PromptSchedule.single(prompt, num_latent_frames)
         resolved = schedule.resolve(n, switch or self.method.switch)
         if resolved[-1].end_frame != num_latent_frames:
             raise UserError(
@@ -281,21 +238,21 @@ class VideoGenerator:
         policy = methods.build_policy(self.method)
         for seg in resolved[1:]:
             policy.check_switch(seg.switch)  # before any compute
-        from deepforcing.estimate import available_bytes, check_fits, estimate
-
-        est = estimate(
-            self.method, self.preset.wan, self.latent_shape(1)[2:], num_latent_frames, self.model.dtype.itemsize
-        )
-        check_fits(est, self.method.name, num_latent_frames, available_bytes(self.device))  # before any allocation
-        default_id = prompt_id_for(schedule.prompts[0]) if len(resolved) == 1 else schedule.sha256[:12]
+        needed = (() if context is not None else ("text_encoder",)) + (("vae",) if output is not None else ())
+        self.kind.check_assets(self.method, self.weights_dir, parts=needed)  # every missing file, before compute
+        default_id = prompt_id_for(id_text) if len(resolved) == 1 else schedule.sha256[:12]
         stream = NoiseStream(prompt_id or default_id, seed, self.device, self.dtype)
         if noise is None:
             noise = stream.initial(self.latent_shape(num_latent_frames))
-        if context is not None and len(schedule.prompts) > 1:
-            raise UserError("context= gives the states of one prompt; a prompt schedule needs the text encoder")
+        tokens = None
         texts = {}
-        for p in schedule.prompts:  # once per distinct prompt
-            ctx = context if context is not None else self.text_encoder.encode([p])
+        for p in schedule.prompts:  # the text encoder runs once per distinct prompt
+            ctx = context
+            if ctx is None:
+                counted = self.text_encoder.count_tokens(p)
+                if tokens is None or counted.count > tokens.count:  # the longest prompt: any cut is reported
+                    tokens = counted
+                ctx = self.text_encoder.encode([p])
             texts[p] = self.model.encode_text(ctx)
         text = [TextSegment(seg.start_frame, texts[seg.prompt], seg.switch or "keep") for seg in resolved]
         num_chunks = num_latent_frames // n
@@ -336,19 +293,16 @@ class VideoGenerator:
             kv_cache_bytes=sampled.kv_cache_bytes,
             frames_per_latent=self.preset.frames_per_latent,
             prompts=segments_metadata(resolved, self.preset.fps, self.preset.frames_per_latent),
+            prompt_tokens=tokens,
         )
 
 
-def create_generator(model: str = "tiny", method: str = "self-forcing", **kwargs) -> VideoGenerator:
-    """The generator for a model preset: :class:`VideoGenerator`, or the toy world's for ``toyworld``.
+def create_generator(model: str | ModelKind = "tiny", method: str | MethodConfig = "self-forcing", **kwargs):
+    """A :class:`VideoGenerator` (kept for callers of the earlier API; every model kind uses the same class).
 
     Args:
-        model: Model preset name.
-        method: Method name.
+        model: Model name or kind.
+        method: Method name, preset path or config.
         **kwargs: Passed to the generator (device, dtype, checkpoint, weights_dir, share_from).
     """
-    if get_preset(model).name == "toyworld":
-        from deepforcing.toyworld.pipeline import ToyVideoGenerator
-
-        return ToyVideoGenerator(model, method, **kwargs)
     return VideoGenerator(model, method, **kwargs)

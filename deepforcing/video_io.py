@@ -3,7 +3,9 @@
 :class:`Mp4Writer` encodes with PyAV (libx264, ``yuv420p``) into a hidden temporary file in the destination
 directory and renames it over the destination only when the writer is closed without an error, so a
 ``<unit>.mp4`` that exists is always complete (a killed or failed run leaves no partial file; resume logic can
-trust existence). On an exception inside the ``with`` block the temporary file is removed.
+trust existence). On an exception inside the ``with`` block (Ctrl-C included, and SIGTERM under
+:func:`deepforcing.interrupts.stop_on_signals`) the temporary file is removed; only SIGKILL can leave one, and
+the harness removes those of dead processes before it regenerates the unit.
 
 Encoder defaults follow Self-Forcing's ``torchvision.io.write_video(..., fps=16)``: libx264, ``yuv420p``,
 x264's default rate control (CRF 23, preset ``medium``). ``yuv420p`` needs even width and height: odd sizes
@@ -115,9 +117,13 @@ class Mp4Writer:
         try:
             self._container = _open_output(self.tmp_path)
         except OSError as e:
+            self._remove_tmp()
             raise UserError(
                 f"cannot write video {self.path}: {e.strerror or e}", hint="choose a writable output path"
             ) from e
+        except BaseException:  # e.g. Ctrl-C / SIGTERM while opening: no half-created temporary file stays
+            self._remove_tmp()
+            raise
         self._closed = False
 
     # ---------------------------------------------------------------- context manager
@@ -147,7 +153,10 @@ class Mp4Writer:
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height = w + (w % 2), h + (h % 2)
         stream.pix_fmt = "yuv420p"
-        opts = {}
+        # x264's macroblock-tree rate control made the bytes of a video differ between processes now and then
+        # (1 in ~3 runs of the same frames after a generation, single-threaded x264 in PyAV 18): with it off, a
+        # unit's video is byte-identical wherever it is generated, which the content-addressed store relies on.
+        opts = {"x264-params": "mbtree=0"} if self.codec == "libx264" else {}
         if self.crf is not None:
             opts["crf"] = str(self.crf)
         if self.preset is not None:
@@ -223,14 +232,22 @@ class Mp4Writer:
             self.abort()
 
     def abort(self) -> None:
-        """Discard everything: close the container and delete the temporary file (``path`` is untouched)."""
+        """Discard everything: delete the temporary file and close the container (``path`` is untouched).
+
+        The file is unlinked first, so that a second interrupt arriving while the encoder is being closed cannot
+        leave it behind.
+        """
         self._closed = True
+        self._remove_tmp()
         if self._container is not None:
             try:
                 self._container.close()
             except Exception:  # noqa: BLE001 - best effort while already failing
                 pass
             self._container = None
+        self._remove_tmp()  # in case closing the container re-created it
+
+    def _remove_tmp(self) -> None:
         try:
             if self.tmp_path is not None:
                 self.tmp_path.unlink(missing_ok=True)

@@ -66,6 +66,11 @@ class WeightFile:
             (``deepforcing.model.lora``), with ``lora_rank`` and ``lora_alpha``.
         lora_rank: LoRA rank r.
         lora_alpha: LoRA alpha (the update is scaled by alpha / r).
+        format: How :func:`verify` opens the file (``safetensors``, ``safetensors-index``, ``torch``, ``json``,
+            ``tokenizer-json``, ``sentencepiece``); None: inferred from the file name (see :func:`file_format`).
+        check: ``"module:function"`` of a content check, called as ``function(path) -> list[str]`` (problems,
+            e.g. missing / unexpected keys of a generator) after the format check; imported only by
+            :func:`verify`, so registering it costs nothing.
     """
 
     key: str
@@ -84,6 +89,8 @@ class WeightFile:
     lora: str | None = None
     lora_rank: int | None = None
     lora_alpha: float | None = None
+    format: str | None = None
+    check: str | None = None
 
 
 _REGISTRY: dict[str, WeightFile] = {}
@@ -332,32 +339,197 @@ def _index_shards(index_path: Path) -> list[str]:
         raise UserError(f"cannot read safetensors index {index_path}: {e}") from e
 
 
+class NotHashedYet(Exception):
+    """A file has no cached sha256 and hashing was not allowed (dry runs do not hash big files)."""
+
+
+def cache_dir() -> Path:
+    """``$DEEPFORCING_CACHE`` or ``~/.cache/deepforcing-eval`` (read now)."""
+    return Path(os.environ.get("DEEPFORCING_CACHE") or Path.home() / ".cache" / "deepforcing-eval").expanduser()
+
+
+def _sha_cache_path() -> Path:
+    return cache_dir() / "sha256-cache.json"
+
+
+def sha256_cached(path: Path, cache: dict[str, list] | None = None, compute: bool = True) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) in ``cache`` so large weights are hashed once.
+
+    Raises:
+        NotHashedYet: If the file is not in the cache and ``compute`` is False.
+    """
+    st = path.stat()
+    k = str(path.resolve())
+    if cache is not None:
+        hit = cache.get(k)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+    if not compute:
+        raise NotHashedYet(str(path))
+    digest = sha256_file(path)
+    if cache is not None:
+        cache[k] = [st.st_size, st.st_mtime_ns, digest]
+    return digest
+
+
+def load_sha_cache() -> dict[str, list]:
+    """The machine's sha256 cache (path -> [size, mtime_ns, sha256]); empty if absent or unreadable."""
+    try:
+        return json.loads(_sha_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_sha_cache(cache: dict[str, list]) -> None:
+    """Write the sha256 cache atomically (a cache: failures are only logged)."""
+    path = _sha_cache_path()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.debug("could not save the sha256 cache: %s", exc)
+        tmp.unlink(missing_ok=True)
+
+
+def file_format(entry: WeightFile) -> str | None:
+    """The format :func:`verify` checks a file in: ``entry.format``, else from the name (None: not checked)."""
+    if entry.format is not None:
+        return entry.format
+    name = entry.filename.lower()
+    if name.endswith(".safetensors.index.json"):
+        return "safetensors-index"
+    if name.endswith(".safetensors"):
+        return "safetensors"
+    if name.endswith("tokenizer.json"):
+        return "tokenizer-json"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith((".pt", ".pth", ".ckpt")):
+        return "torch"
+    if name.endswith(".model"):
+        return "sentencepiece"
+    return None
+
+
+#: States of a verified file, in the order they are checked.
+STATES = ("missing", "wrong size", "unreadable", "missing shards", "unexpected keys", "wrong sha256", "ok")
+
+
+class _Bad(Exception):
+    def __init__(self, status: str, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _check_format(path: Path, fmt: str | None) -> None:
+    """Open ``path`` in its format (headers only). Raises _Bad('unreadable')."""
+    from deepforcing import formats
+
+    try:
+        if fmt == "safetensors":
+            formats.safetensors_header(path)
+        elif fmt == "torch":
+            formats.torch_archive(path)
+        elif fmt in ("json", "safetensors-index"):
+            data = formats.json_object(path)
+            if fmt == "safetensors-index" and not isinstance(data.get("weight_map"), dict):
+                raise formats.FormatError("a JSON object without a 'weight_map'")
+        elif fmt == "tokenizer-json":
+            data = formats.json_object(path)
+            if not isinstance(data.get("model"), dict) or "type" not in data["model"]:
+                raise formats.FormatError("JSON but not a tokenizers file (no model.type)")
+        elif fmt == "sentencepiece":
+            formats.sentencepiece_model(path)
+    except formats.FormatError as exc:
+        raise _Bad("unreadable", str(exc)) from None
+    except OSError as exc:
+        raise _Bad("unreadable", f"cannot read it ({exc.strerror or exc})") from None
+
+
+def _check_index(path: Path) -> list[str]:
+    """Shards of a safetensors index: present, whole, and holding exactly the tensors the index maps."""
+    from deepforcing import formats
+
+    weight_map = formats.json_object(path)["weight_map"]
+    shards = sorted(set(weight_map.values()))
+    missing = [sh for sh in shards if not (path.parent / sh).is_file()]
+    if missing:
+        raise _Bad("missing shards", f"{len(missing)} of {len(shards)} shards missing: {', '.join(missing[:3])}")
+    problems = []
+    for shard in shards:
+        try:
+            names = set(formats.safetensors_header(path.parent / shard)[0])
+        except formats.FormatError as exc:
+            raise _Bad("unreadable", f"shard {shard}: {exc}") from None
+        wanted = {k for k, v in weight_map.items() if v == shard}
+        if names != wanted:
+            lack, extra = sorted(wanted - names), sorted(names - wanted)
+            problems.append(
+                f"{shard}: "
+                + "; ".join(
+                    p
+                    for p in (
+                        f"{len(lack)} tensors of the index missing (e.g. {', '.join(lack[:2])})" if lack else "",
+                        f"{len(extra)} tensors not in the index (e.g. {', '.join(extra[:2])})" if extra else "",
+                    )
+                    if p
+                )
+            )
+    return problems
+
+
+def _run_check(spec: str, path: Path) -> list[str]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        return list(getattr(importlib.import_module(module), name)(path))
+    except UserError as exc:
+        raise _Bad("unreadable", exc.message) from None
+
+
 def verify(
     keys: str | Iterable[str] | None = None,
     weights_dir: str | os.PathLike | None = None,
     check_sha256: bool = True,
 ) -> list[dict]:
-    """Check which registered files are present and intact. Never touches the network.
+    """Check that registered files are present, whole and what they claim to be. Never touches the network.
+
+    Per file, in order (the first failing check names the state): present (``missing``); the registered size
+    (``wrong size``); opens in its format from its header — safetensors header and byte ranges, a whole
+    ``torch.save`` zip, JSON, a tokenizer, a sentencepiece model (``unreadable``); an index's shards are present
+    (``missing shards``) and hold exactly the tensors it maps, and the entry's content check passes, e.g. the
+    generator's keys and shapes against the model preset (``unexpected keys``); the registered sha256
+    (``wrong sha256``, hashed once per file version thanks to a cache keyed by path, size and mtime). Big files
+    are never read whole except to hash them, and only entries with a registered sha256 are hashed.
 
     Args:
         keys: Keys or group names; ``None`` means every registered file.
         weights_dir: See :func:`resolve`.
-        check_sha256: Hash files whose sha256 is registered (slow for multi-GB files).
+        check_sha256: Hash files whose sha256 is registered.
 
     Returns:
-        One dict per file key: ``key``, ``repo_id``, ``filename``, ``present`` (bool), ``path`` (str or None),
+        One dict per file key: ``key``, ``repo_id``, ``filename``, ``status`` (one of :data:`STATES`),
+        ``detail`` (why, one line; empty when ok), ``format``, ``present`` (bool), ``path`` (str or None),
         ``size`` (bytes or None), ``size_ok`` / ``sha256_ok`` (bool, or None when nothing is registered to
-        compare with or the file is missing), ``missing_shards`` (list, for index entries) and ``ok`` (present
-        and no known mismatch).
+        compare with or not checked), ``missing_shards`` (list, for index entries) and ``ok``.
     """
     rows = []
+    cache = load_sha_cache() if check_sha256 else None
+    hashed = False
     for key in expand(keys) if keys is not None else sorted(_REGISTRY):
         entry = _REGISTRY[key]
-        path, _ = _find(entry, weights_dir)
+        path, looked = _find(entry, weights_dir)
+        fmt = file_format(entry)
         row: dict = {
             "key": key,
             "repo_id": entry.repo_id,
             "filename": entry.filename,
+            "status": "ok",
+            "detail": "",
+            "format": fmt,
             "present": path is not None,
             "path": str(path) if path else None,
             "size": None,
@@ -365,21 +537,39 @@ def verify(
             "sha256_ok": None,
             "missing_shards": [],
         }
-        if path is not None:
+        try:
+            if path is None:
+                raise _Bad("missing", "looked in: " + "; ".join(looked))
             row["size"] = path.stat().st_size
             if entry.size_bytes is not None:
                 row["size_ok"] = row["size"] == entry.size_bytes
+                if not row["size_ok"]:
+                    raise _Bad("wrong size", f"{row['size']} bytes, expected {entry.size_bytes}")
+            _check_format(path, fmt)
+            problems = []
+            if entry.index or fmt == "safetensors-index":
+                try:
+                    problems += _check_index(path)
+                except _Bad as bad:
+                    if bad.status == "missing shards":
+                        shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+                        row["missing_shards"] = [sh for sh in shards if not (path.parent / sh).is_file()]
+                    raise
+            if entry.check is not None:
+                problems += _run_check(entry.check, path)
+            if problems:
+                raise _Bad("unexpected keys", "; ".join(problems))
             if entry.sha256 is not None and check_sha256:
-                row["sha256_ok"] = sha256_file(path) == entry.sha256.lower()
-            if entry.index:
-                row["missing_shards"] = [s for s in _index_shards(path) if not (path.parent / s).is_file()]
-        row["ok"] = bool(
-            row["present"]
-            and row["size_ok"] is not False
-            and row["sha256_ok"] is not False
-            and not row["missing_shards"]
-        )
+                hashed = True
+                row["sha256_ok"] = sha256_cached(path, cache) == entry.sha256.lower()
+                if not row["sha256_ok"]:
+                    raise _Bad("wrong sha256", f"the file's sha256 differs from the registered {entry.sha256[:12]}…")
+        except _Bad as bad:
+            row["status"], row["detail"] = bad.status, bad.detail
+        row["ok"] = row["status"] == "ok"
         rows.append(row)
+    if hashed and cache is not None:
+        save_sha_cache(cache)
     return rows
 
 
@@ -578,6 +768,7 @@ SELF_FORCING_DMD = register(
         layout="torch.save dict {'generator', 'critic', 'generator_ema'}; each a state dict of the Self-Forcing "
         "wrapper: keys 'model.<Wan key>' (e.g. model.blocks.0.self_attn.q.weight)",
         state_key="generator_ema",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 INFINITE_FORCING_EMA = register(
@@ -595,6 +786,7 @@ INFINITE_FORCING_EMA = register(
         "named_parameters(): 'model.<Wan key>', FSDP may insert '_fsdp_wrapped_module.'), as written by "
         "Infinite-Forcing trainer/distillation.py save() (which also stores 'generator' and 'critic')",
         state_key="generator_ema",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 CAUSAL_FORCING = register(
@@ -611,6 +803,7 @@ CAUSAL_FORCING = register(
         layout="torch.save dict; 'generator' = the wrapper's state dict, keys 'model.<Wan key>' or "
         "'model._fsdp_wrapped_module.<Wan key>' (thu-ml/Causal-Forcing inference.py strips the latter)",
         state_key="generator",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 ROLLING_FORCING_DMD = register(
@@ -623,6 +816,7 @@ ROLLING_FORCING_DMD = register(
         sha256=None,
         purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
         license_note=_UNKNOWN_LICENSE,
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 
@@ -662,6 +856,7 @@ LONGLIVE = register(
         license_note=_LONGLIVE_LICENSE,
         layout=_LONGLIVE_BASE_LAYOUT,
         state_key="generator",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
         lora="longlive-lora",
         lora_rank=256,
         lora_alpha=256.0,
@@ -680,6 +875,7 @@ LONGLIVE_BASE = register(
         license_note=_LONGLIVE_LICENSE,
         layout=_LONGLIVE_BASE_LAYOUT,
         state_key="generator",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 
@@ -706,6 +902,7 @@ WAN_T5 = register(
         sha256=None,
         purpose="umT5-XXL text encoder (bf16), Wan's own T5 key names (converted to transformers UMT5 names)",
         license_note=_WAN_LICENSE,
+        check="deepforcing.model.text_encoder:check_wan_t5_file",
     )
 )
 _WAN_TOKENIZER_FILES = ("special_tokens_map.json", "spiece.model", "tokenizer.json", "tokenizer_config.json")
@@ -732,6 +929,7 @@ WAN_DIT = register(
         sha256=None,
         purpose="bidirectional Wan2.1-T2V-1.3B DiT (initialisation; the forcing checkpoints overwrite it)",
         license_note=_WAN_LICENSE,
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
 WAN_DIT_CONFIG = register(
@@ -744,6 +942,7 @@ WAN_DIT_CONFIG = register(
         sha256=None,
         purpose="Wan2.1-T2V-1.3B DiT config",
         license_note=_WAN_LICENSE,
+        check="deepforcing.model.checkpoint:check_wan_config_json",
     )
 )
 
@@ -771,6 +970,7 @@ register(
         sha256=None,
         purpose="umT5-XXL encoder config (transformers UMT5EncoderModel)",
         license_note=_UMT5_LICENSE,
+        check="deepforcing.model.text_encoder:check_umt5_config_json",
     )
 )
 register(

@@ -33,3 +33,17 @@ def test_bench_metrics_runs_without_the_vbench_reference():
         timeout=300,
     )
     assert bad.returncode == 2 and "unknown dimension(s) ['flicker']" in bad.stderr
+
+
+def test_bench_cli_startup_runs():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cli_startup.py"), "--rounds", "1", "--commands", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| `--help`"))
+    wall, cpu, mib = (float(c) for c in row.strip("|").split("|")[1:4])
+    assert wall > 0 and cpu > 0 and mib > 0

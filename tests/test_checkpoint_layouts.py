@@ -57,7 +57,7 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
     state["model._fsdp_wrapped_module.extra.weight"] = torch.zeros(1)
     path = tmp_path / "ema_model.pt"
     torch.save({"generator_ema": state}, path)
-    with pytest.raises(UserError, match=r"1 missing \(e.g. head.modulation\); 1 unexpected \(e.g. extra.weight\)"):
+    with pytest.raises(UserError, match=r"1 missing \(head.modulation\); 1 unexpected \(extra.weight\)"):
         _load(path, "infinite-forcing-ema")
 
 

@@ -1,50 +1,37 @@
-"""Memory estimates before allocation: bounded caches stay flat, a full cache is refused past what fits."""
+"""The up-front estimate (``deepforcing.budget``) for the methods of issue 15: bounded caches stay flat, the
+estimate is what the engine allocates, and a full cache is refused past what fits."""
 
 import pytest
+import torch
 
-from deepforcing import methods
+from deepforcing import budget
+from deepforcing.budget import Limits
 from deepforcing.errors import UserError
-from deepforcing.estimate import MemoryEstimate, check_fits, estimate
-from deepforcing.model.config import PRESETS, TINY
 
-TINY_LATENT = (16, 8, 8)
+NEW_METHODS = ["rolling-sink", "infinity-rope", "infinity-rope-sf", "memrope", "lol-paper", "longlive"]
 
 
-@pytest.mark.parametrize("name", ["self-forcing", "deep-forcing", "rolling-forcing", "rolling-sink", "infinity-rope"])
+@pytest.mark.parametrize("name", NEW_METHODS)
 def test_bounded_methods_need_the_same_kv_memory_at_one_minute_and_one_hour(name):
-    minute, hour = (estimate(methods.get(name), TINY, TINY_LATENT, f, 4) for f in (240, 14400))
-    assert minute.bounded and hour.kv_cache_bytes == minute.kv_cache_bytes
-    assert hour.latent_bytes == 60 * minute.latent_bytes  # the video's own latents grow with it
+    minute, hour = (budget.estimate("wan2.1-t2v-1.3b", name, f, "cuda") for f in (240, 14400))
+    assert minute.kv_bounded and hour.kv_bytes == minute.kv_bytes
+    assert hour.latents_bytes == pytest.approx(60 * minute.latents_bytes, rel=1e-9)  # the video's own latents
 
 
-def test_the_estimate_is_what_the_engine_allocates(tiny_model, tiny_text):
-    from deepforcing.noise import NoiseStream
-    from deepforcing.samplers.chunkwise import ChunkwiseSampler
+@pytest.mark.parametrize("name", ["rolling-sink", "infinity-rope", "memrope", "lol-paper"])
+def test_the_estimate_is_what_the_engine_allocates(name):
+    from deepforcing.pipeline import VideoGenerator
 
-    for name in ("self-forcing", "rolling-sink", "self-forcing-full"):
-        method = methods.get(name)
-        stream = NoiseStream("est", 0)
-        out = ChunkwiseSampler(method.sampler_config).sample(
-            tiny_model, tiny_text, methods.build_policy(method), stream.initial((1, 24, 16, 8, 8)), stream
-        )
-        assert out.kv_cache_bytes == estimate(method, TINY, TINY_LATENT, 24, 4).kv_cache_bytes, name
+    gen = VideoGenerator("tiny", name, device="cpu")
+    context = torch.zeros(1, 4, gen.preset.wan.text_dim)
+    result = gen.generate("x", num_latent_frames=24, context=context)
+    assert result.kv_cache_bytes == budget.estimate("tiny", name, 24, "cpu").kv_bytes  # Rolling Sink: + its bank
 
 
-def test_a_full_cache_past_what_fits_is_refused_with_the_estimate():
-    wan = PRESETS["wan2.1-t2v-1.3b"]
-    est = estimate(methods.get("self-forcing-full"), wan.wan, (16, wan.latent_height, wan.latent_width), 14400, 2)
-    assert not est.bounded and est.cache_frames == 14400
-    with pytest.raises(UserError, match=r"keeps every frame \(14400 latent frames: 5794.3 GiB\).*80.0 GiB free"):
-        check_fits(est, "self-forcing-full", 14400, 80 * 2**30)
-    check_fits(MemoryEstimate(1, 21, 1, True), "self-forcing", 14400, 80 * 2**30)  # fits: no error
-
-
-def test_generate_refuses_before_allocating(monkeypatch, capsys):
-    from deepforcing import estimate as est_module
-    from deepforcing.cli import main
-
-    monkeypatch.setattr(est_module, "available_bytes", lambda device: 2**20)
-    code = main(["-q", "generate", "--method", "self-forcing-full", "--prompt", "x", "--num-latent-frames", "3000"])
-    assert code == 2 and "does not fit" in capsys.readouterr().err
-    monkeypatch.setenv(est_module.SKIP_ENV, "1")
-    assert main(["-q", "generate", "--method", "self-forcing", "--prompt", "x", "--num-latent-frames", "6"]) == 0
+def test_a_full_cache_for_one_hour_is_refused_with_the_estimate():
+    est = budget.estimate("wan2.1-t2v-1.3b", "self-forcing-full", 14400, "cuda")
+    assert not est.kv_bounded and est.kv_bytes > 5000 * 2**30
+    with pytest.raises(UserError, match="grows with"):
+        budget.check([est], Limits(memory_bytes=80 * 2**30))
+    bounded = budget.estimate("wan2.1-t2v-1.3b", "rolling-sink", 14400, "cuda")
+    assert bounded.kv_bytes < 16 * 2**30

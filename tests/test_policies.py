@@ -197,8 +197,12 @@ def test_rolling_forcing_sink_too_long_for_the_window_is_a_user_error(tiny_model
 
     with pytest.raises(UserError, match="sink_frames <= 6"):
         _rolling(tiny_model, tiny_text, 7)
-    with pytest.raises(UserError, match="sink_frames < attention_frames"):
+    with pytest.raises(ValueError, match="sink_frames < attention_frames"):  # the config itself refuses it
         _rolling(tiny_model, tiny_text, 21)
+    from deepforcing import methods
+
+    with pytest.raises(UserError, match="sink_frames < attention_frames"):  # as a method override: a UserError
+        methods.get("rolling-forcing").with_overrides(sink_frames=21)
 
 
 def test_existing_method_hashes_survive_the_rename():

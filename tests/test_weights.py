@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepforcing import weights
 from deepforcing.errors import UserError
@@ -207,8 +208,10 @@ def test_download_layout_and_shards(tmp_path, monkeypatch, scratch_entries):
         out.parent.mkdir(parents=True, exist_ok=True)
         if filename.endswith("index.json"):
             out.write_text(json.dumps({"weight_map": {"w1": "model-1.safetensors", "w2": "model-2.safetensors"}}))
-        else:
-            out.write_bytes(b"data")
+        else:  # real shards: verify opens them and checks that they hold what the index maps
+            from safetensors.torch import save_file
+
+            save_file({"w1" if "model-1" in filename else "w2": torch.zeros(2)}, str(out))
         return str(out)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)

@@ -12,7 +12,17 @@ from deepforcing import weights
 from deepforcing.errors import UserError
 from deepforcing.weights import WeightFile, download_url
 
-PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
+
+def _torch_payload() -> bytes:
+    """A real torch.save file (~10 kB): `weights verify` opens .pth files in their format."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(2560, dtype=torch.float32)}, buf)
+    return buf.getvalue()
+
+
+PAYLOAD = _torch_payload()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 

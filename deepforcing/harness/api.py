@@ -15,14 +15,36 @@ from typing import Any
 
 from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
+from deepforcing.harness.imports import load_imports
 from deepforcing.harness.plan import WorkPlan, build_plan, check_generator_weights, default_dtype
 from deepforcing.harness.progress import Progress
 from deepforcing.harness.provenance import provenance
-from deepforcing.harness.results import ResultsSummary, write_results
+from deepforcing.harness.results import (
+    ResultsSummary,
+    UnitProblem,
+    generation_problems,
+    write_index,
+    write_results,
+)
 from deepforcing.harness.store import RunStore, atomic_write_json
 from deepforcing.harness.suites import Overrides, SuiteConfig, load_suite
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """A folder of videos to import (see :mod:`deepforcing.harness.imports`).
+
+    Attributes:
+        folder: The folder.
+        name: Method name (flat folder or mapping without a method column).
+        prompts: Mapping file or list of full prompt texts.
+    """
+
+    folder: str
+    name: str | None = None
+    prompts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,8 @@ class RunOptions:
         score: Run the scoring stage.
         force: Regenerate and rescore units that are done.
         rescore: Rescore (keep videos).
+        max_memory: ``--max-memory``: the memory one video may use (e.g. ``40GiB``; default: what the device has).
+        force_size: ``--force-size``: skip the memory / disk / time checks of :mod:`deepforcing.budget`.
     """
 
     suite: str
@@ -54,6 +78,10 @@ class RunOptions:
     score: bool = True
     force: bool = False
     rescore: bool = False
+    existing_only: bool = False
+    import_from: ImportRequest | None = None
+    max_memory: str | None = None
+    force_size: bool = False
 
 
 @dataclass
@@ -69,6 +97,7 @@ class Outcome:
         reused: Units that were already done.
         scored: Units scored by this rank.
         results: The results (rank 0 only).
+        problems: Every failed or missing piece of a work item (rank 0 only; the results' list when scored).
     """
 
     suite: SuiteConfig
@@ -79,6 +108,17 @@ class Outcome:
     reused: int = 0
     scored: int = 0
     results: ResultsSummary | None = None
+    problems: list[UnitProblem] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        """One line per failure."""
+        return [p.line() for p in self.problems if p.state == "failed"]
+
+    @property
+    def missing(self) -> list[str]:
+        """One line per missing piece."""
+        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def resolve_dtype(device: str, dtype: str | None) -> str:
@@ -126,6 +166,32 @@ def preflight(suite: SuiteConfig, opts: RunOptions, store: RunStore | None):
     return metrics
 
 
+def check_budget(plan: WorkPlan, store: RunStore, device: str, opts: RunOptions) -> None:
+    """Refuse a suite whose videos cannot fit (:mod:`deepforcing.budget`), before anything is generated.
+
+    Memory and time are checked per video (the most expensive method counts); disk for the units that have no
+    manifest row yet.
+
+    Raises:
+        UserError: What does not fit, the estimate, the limit and the override (``--max-memory``, ``--force-size``).
+    """
+    from deepforcing import budget
+
+    if opts.force_size or not opts.generate:
+        return
+    suite = plan.suite
+    max_memory = budget.parse_size(opts.max_memory) if opts.max_memory else None
+    pending = [
+        item for item in plan.units(generated_only=True) if opts.force or not store.record_path(item.unit.key).is_file()
+    ]
+    if not pending:
+        return
+    methods = list(dict.fromkeys(item.method for item in pending))
+    estimates = [budget.estimate(suite.model, m, suite.num_latent_frames, device, plan.dtype) for m in methods]
+    limits = budget.limits_for(device, store.root, max_memory=max_memory)
+    budget.check(estimates, limits, videos=len(pending), what=f"suite '{suite.name}'")
+
+
 def execute(
     opts: RunOptions,
     dist: DistContext,
@@ -150,9 +216,15 @@ def execute(
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
+    if opts.import_from is not None:
+        import_videos(opts.import_from, suite, store, dist)
+    elif not opts.generate:
+        store.require_existing()  # `score` never creates a run
     metrics = preflight(suite, opts, store if dist.is_main else None)
     dist.barrier()
     plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
+    plan = plan.with_imports(load_imports(store), drop_absent=opts.existing_only, store=store)
+    check_budget(plan, store, device, opts)
     prov = provenance(device if dist.world_size == 1 else device.split(":")[0], dtype, dist.world_size)
     if dist.is_main:
         _write_run_json(store, plan, prov, "running", opts)
@@ -180,14 +252,51 @@ def execute(
     if dist.is_main:
         if opts.score:
             outcome.results = write_results(plan, store, metrics, records, prov)
-        status = "complete" if len(records) == len(plan.units()) else "incomplete"
-        if outcome.results is not None and outcome.results.missing:
-            status = "incomplete"
-        _write_run_json(store, plan, prov, status, opts)
+            outcome.problems = outcome.results.problems
+        else:
+            outcome.problems = generation_problems(plan, store, records)
+        write_index(plan, store, outcome.problems)
+        status = "incomplete" if outcome.problems else "complete"
+        _write_run_json(store, plan, prov, status, opts, outcome.problems)
     return outcome
 
 
-def _write_run_json(store: RunStore, plan: WorkPlan, prov: dict[str, Any], status: str, opts: RunOptions) -> None:
+def import_videos(request: ImportRequest, suite: SuiteConfig, store: RunStore, dist: DistContext) -> None:
+    """Find, check and copy the videos of a folder into the run (rank 0; the others wait for it).
+
+    Raises:
+        UserError: Every problem of the folder at once, before anything is copied.
+    """
+    from deepforcing.harness.imports import discover, import_set
+    from deepforcing.harness.suites import select_prompts
+
+    if dist.is_main:
+        layout, sets = discover(
+            request.folder, request.name, prompts_file=request.prompts, suite_prompts=select_prompts(suite)
+        )
+        clash = [s.method.name for s in sets if s.method.name in suite.methods]
+        if clash:
+            raise UserError(
+                f"imported method name(s) {', '.join(clash)} are methods the suite generates",
+                "import under another --name",
+            )
+        store.check_writable()
+        for s in sets:
+            items = import_set(store, s)
+            log.info(
+                "imported %d video(s) of %s (%s layout) from %s", len(items), s.method.name, layout, s.method.source
+            )
+    dist.barrier()
+
+
+def _write_run_json(
+    store: RunStore,
+    plan: WorkPlan,
+    prov: dict[str, Any],
+    status: str,
+    opts: RunOptions,
+    problems: list[UnitProblem] = (),
+) -> None:
     from deepforcing.harness.store import SCHEMA_VERSION
 
     atomic_write_json(
@@ -196,6 +305,8 @@ def _write_run_json(store: RunStore, plan: WorkPlan, prov: dict[str, Any], statu
             "record": "run",
             "schema_version": SCHEMA_VERSION,
             "status": status,
+            "failed": sum(p.state == "failed" for p in problems),
+            "missing": sum(p.state == "missing" for p in problems),
             "suite": plan.suite.to_dict(),
             "run_id": store.run_id,
             "stages": [s for s, on in (("generate", opts.generate), ("score", opts.score)) if on],
@@ -219,6 +330,7 @@ class DryRun:
         weights_problem: Why weights could not be resolved (None if they could).
         metrics_problem: Why metric weights/builders are not ready (None if they are).
         device: Device the run would use.
+        budget_problem: Why the videos would not fit (memory / disk / time; None if they would).
     """
 
     plan: WorkPlan
@@ -227,6 +339,7 @@ class DryRun:
     weights_problem: str | None
     metrics_problem: str | None
     device: str
+    budget_problem: str | None = None
 
 
 def dry_run(opts: RunOptions, device: str) -> DryRun:
@@ -256,7 +369,12 @@ def dry_run(opts: RunOptions, device: str) -> DryRun:
     done: set[str] = set()
     if weights_problem is None and Path(store.root).is_dir():
         done = set(store.done_items(plan.items))
-    return DryRun(plan, store, done, weights_problem, metrics_problem, device)
+    budget_problem = None
+    try:
+        check_budget(plan, store, device, opts)
+    except UserError as exc:
+        budget_problem = str(exc)
+    return DryRun(plan, store, done, weights_problem, metrics_problem, device, budget_problem)
 
 
 def default_device(device: str | None) -> str:

@@ -13,18 +13,26 @@ text hash is in the key so that a reused id with an edited text can never pick u
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from deepforcing import ENGINE_VERSION
-from deepforcing.configs import to_dict
+from deepforcing import ENGINE_VERSION, model_kinds
+from deepforcing.configs import config_hash, to_dict
 from deepforcing.errors import UserError
+from deepforcing.harness.imports import ImportedMethod, ImportedUnit
 from deepforcing.harness.prompts import Prompt
 from deepforcing.harness.suites import TEMPORAL_COMPRESSION, VIDEO_FPS, SuiteConfig, select_prompts
+from deepforcing.weights import NotHashedYet, sha256_cached  # noqa: F401 - one sha256 cache, shared with `weights`
+from deepforcing.weights import load_sha_cache as _load_sha_cache
+from deepforcing.weights import save_sha_cache as _save_sha_cache
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepforcing.methods import MethodConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +61,13 @@ def paper_fps(method: str) -> tuple[float, bool]:
 def pixel_frames(latent_frames: int, model: str | None = None) -> int:
     """Video frames decoded from ``latent_frames`` (Wan VAE: 1 + 4 (F - 1); the model preset's latent if given)."""
     if model is not None:
-        from deepforcing.model.config import PRESETS
-
-        if model in PRESETS:
-            return PRESETS[model].pixel_frames(latent_frames)
+        return model_kinds.preset(model).pixel_frames(latent_frames)
     return 1 + TEMPORAL_COMPRESSION * (latent_frames - 1)
 
 
 def video_fps(model: str | None = None) -> int:
     """Frame rate of the model preset's videos (16 for Wan)."""
-    from deepforcing.model.config import PRESETS
-
-    return PRESETS[model].fps if model in PRESETS else VIDEO_FPS
+    return model_kinds.preset(model).fps if model is not None else VIDEO_FPS
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,12 @@ class UnitKey:
     @property
     def key(self) -> str:
         """16-hex-digit content hash; names the unit's directory."""
-        data = to_dict(self)
-        if not self.switch:
+        if not self.switch:  # one prompt: the key of the units written before prompt switching existed
+            data = to_dict(self)
             data.pop("switch")
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+            blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+            return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return config_hash(self, length=16)
 
 
 @dataclass(frozen=True)
@@ -111,16 +115,26 @@ class WorkItem:
     """One (method, prompt, seed) sample of a suite and the unit that produces its video.
 
     Attributes:
-        method: Method name.
+        method: Method name (as the suite lists it).
         prompt: The prompt.
         seed: Seed.
         unit: The content key of its video.
+        method_config: The method as it runs on the suite's model (:meth:`ModelKind.resolve_method`), resolved
+            once when the plan is built; ``unit.method_config_hash`` is its hash, and every file that describes
+            the unit (``unit.json``, ``aggregate.json``) is written from it. An imported method's description for
+            an imported video (:mod:`deepforcing.harness.imports`).
     """
 
     method: str
     prompt: Prompt
     seed: int
-    unit: UnitKey
+    unit: UnitKey | ImportedUnit
+    method_config: MethodConfig | ImportedMethod = field(compare=False, hash=False, repr=False)
+
+    @property
+    def imported(self) -> bool:
+        """True for a video imported from elsewhere (never generated here)."""
+        return isinstance(self.unit, ImportedUnit)
 
 
 @dataclass(frozen=True)
@@ -154,11 +168,49 @@ class WorkPlan:
     dtype: str
     weights: dict[str, WeightsIdentity] | None = field(default=None, hash=False, compare=False)
 
-    def units(self) -> list[WorkItem]:
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every method of the plan in report order: the suite's, then the imported ones."""
+        return tuple(dict.fromkeys([*self.suite.methods, *(it.method for it in self.items)]))
+
+    def generated_items(self) -> list[WorkItem]:
+        """The items the engine generates (imported ones excluded)."""
+        return [it for it in self.items if not it.imported]
+
+    def with_imports(self, imports, *, drop_absent: bool = False, store=None) -> WorkPlan:
+        """This plan plus the imported methods of a run (see :func:`deepforcing.harness.imports.load_imports`).
+
+        Args:
+            imports: ``[(ImportedMethod, [(prompt, index, unit), ...]), ...]``.
+            drop_absent: Leave out generated items whose unit is not done in ``store`` (``score-videos`` scores
+                what exists and generates nothing).
+            store: The run store (with ``drop_absent``).
+        """
+        suite_names = set(self.suite.methods)
+        items = list(self.items)
+        if drop_absent:
+            items = [it for it in items if store.done_record(it.unit) is not None]
+        for method, entries in imports:
+            if method.name in suite_names:
+                raise UserError(
+                    f"imported method '{method.name}' has the name of a method the suite generates",
+                    "import it under another --name",
+                )
+            items += [WorkItem(method.name, prompt, seed, unit, method) for prompt, seed, unit in entries]
+        return dataclasses.replace(self, items=tuple(items))
+
+    def method_configs(self) -> dict[str, MethodConfig]:
+        """Method name -> its resolved config (what ran), in suite order."""
+        out: dict[str, MethodConfig] = {}
+        for item in self.items:
+            out.setdefault(item.method, item.method_config)
+        return out
+
+    def units(self, *, generated_only: bool = False) -> list[WorkItem]:
         """One item per distinct unit key (the first item that needs it), in plan order."""
         seen: set[str] = set()
         out = []
-        for item in self.items:
+        for item in self.generated_items() if generated_only else self.items:
             if item.unit.key not in seen:
                 seen.add(item.unit.key)
                 out.append(item)
@@ -167,126 +219,30 @@ class WorkPlan:
     def estimate_seconds(self, items: list[WorkItem] | None = None) -> dict[str, float]:
         """GPU seconds per method on one H100 from :data:`PAPER_FPS` (sampling only, decode excluded)."""
         out: dict[str, float] = {}
-        for item in self.units() if items is None else items:
+        for item in self.units(generated_only=True) if items is None else items:
             fps, _ = paper_fps(item.method)
             out[item.method] = out.get(item.method, 0.0) + pixel_frames(item.unit.num_latent_frames) / fps
         return out
 
 
 # --------------------------------------------------------------------------------------------- hashing
-def _sha_cache_path() -> Path:
-    from deepforcing.model.tiny import cache_root
-
-    return cache_root() / "sha256-cache.json"
-
-
-class NotHashedYet(Exception):
-    """A weight file has no cached sha256 and hashing was not allowed (dry runs do not hash big files)."""
-
-
-def sha256_cached(path: Path, cache: dict[str, list] | None = None, compute: bool = True) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) in ``cache`` so large weights are hashed once.
-
-    Raises:
-        NotHashedYet: If the file is not in the cache and ``compute`` is False.
-    """
-    st = path.stat()
-    k = str(path.resolve())
-    if cache is not None:
-        hit = cache.get(k)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
-    if not compute:
-        raise NotHashedYet(str(path))
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    digest = h.hexdigest()
-    if cache is not None:
-        cache[k] = [st.st_size, st.st_mtime_ns, digest]
-    return digest
-
-
-def _load_sha_cache() -> dict[str, list]:
-    try:
-        return json.loads(_sha_cache_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_sha_cache(cache: dict[str, list]) -> None:
-    from deepforcing.harness.store import atomic_write_text
-
-    try:
-        atomic_write_text(_sha_cache_path(), json.dumps(cache, sort_keys=True))
-    except (OSError, UserError) as exc:  # a cache: never fatal
-        log.debug("could not save the sha256 cache: %s", exc)
-
-
-def _generator_files(model: str, checkpoint_key: str, weights_dir: str | os.PathLike | None) -> dict[str, Path]:
-    """Every weight file the generator of ``model`` loads for a method with ``checkpoint_key``.
-
-    Raises:
-        UserError: From the weights registry, naming the missing file and the command that fetches it.
-    """
-    from deepforcing import weights
-    from deepforcing.model.config import PRESETS
-
-    files: dict[str, Path] = {}
-    if model == "toyworld":  # the weights ship with the package
-        from deepforcing.toyworld.model import BUNDLE_FILES, SHIPPED_DIR
-
-        for name in BUNDLE_FILES:
-            path = SHIPPED_DIR / name
-            if not path.is_file():
-                raise UserError(
-                    f"toy model file {path} is missing (it ships with deepforcing)",
-                    "reinstall the package, or retrain: `deepforcing-eval toyworld train`",
-                )
-            files["toyworld/" + name] = path
-        return files
-    if model in ("tiny", "medium"):
-        from deepforcing.model.tiny import ensure_tiny_assets
-
-        tiny = ensure_tiny_assets(PRESETS["tiny"].wan)
-        if model == "tiny":
-            files["generator/" + tiny.checkpoint.name] = tiny.checkpoint
-        root = tiny.text_encoder_dir
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                files["diffusers/" + str(p.relative_to(root))] = p
-        return files
-    from deepforcing.pipeline import DIFFUSERS_COMPONENTS
-
-    files["generator/" + checkpoint_key] = weights.resolve(checkpoint_key, weights_dir)
-    lora = weights.get(checkpoint_key).lora
-    if lora:  # merged at load: part of the weights' identity
-        files["generator/" + lora] = weights.resolve(lora, weights_dir)
-    for key in weights.expand(DIFFUSERS_COMPONENTS):
-        path = weights.resolve(key, weights_dir)
-        files[key] = path
-        if weights.get(key).index:
-            index = json.loads(path.read_text())
-            for shard in sorted(set(index["weight_map"].values())):
-                files[f"{key}/{shard}"] = path.parent / shard
-    return files
 
 
 def weights_identity(
     model: str,
-    checkpoint_key: str,
+    method: MethodConfig,
     weights_dir: str | os.PathLike | None = None,
     sha_cache: dict | None = None,
     compute: bool = True,
 ) -> WeightsIdentity:
-    """Content identity of the generator's weight files (hashing each file once per machine).
+    """Content identity of the generator's weight files for a resolved method (hashing each file once per machine).
 
     Raises:
-        UserError: A missing file (from the weights registry).
+        UserError: A missing file (from the model kind / weights registry).
         NotHashedYet: A file not hashed before, with ``compute=False``.
     """
-    files = _generator_files(model, checkpoint_key, weights_dir)
+    kind = model_kinds.get(model)
+    files = kind.weight_files(method, weights_dir)
     cache = sha_cache if sha_cache is not None else _load_sha_cache()
     shas = {}
     for name, path in sorted(files.items()):
@@ -298,8 +254,15 @@ def weights_identity(
     if sha_cache is None:
         _save_sha_cache(cache)
     combined = hashlib.sha256(json.dumps(sorted(shas.items())).encode()).hexdigest()[:12]
-    ckpt = {"medium": "random-seed0", "tiny": "tiny", "toyworld": "shipped"}.get(model, checkpoint_key)
-    return WeightsIdentity(f"{model}:{ckpt}@{combined}", shas)
+    return WeightsIdentity(f"{model}:{kind.weights_label(method)}@{combined}", shas)
+
+
+def resolve_methods(suite: SuiteConfig) -> dict[str, MethodConfig]:
+    """Each method of the suite as it runs on the suite's model (resolved once; see :class:`WorkItem`)."""
+    from deepforcing import methods
+
+    kind = model_kinds.get(suite.model)
+    return {name: kind.resolve_method(methods.get(name)) for name in suite.methods}
 
 
 def check_generator_weights(suite: SuiteConfig, weights_dir: str | os.PathLike | None = None) -> None:
@@ -308,18 +271,10 @@ def check_generator_weights(suite: SuiteConfig, weights_dir: str | os.PathLike |
     Raises:
         UserError: Listing each missing file with the registry's message (where it looked, how to get it).
     """
-    from deepforcing import methods
-
+    kind = model_kinds.get(suite.model)
     problems: list[str] = []
-    seen: set[str] = set()
-    for name in suite.methods:
-        ckpt = methods.get(name).checkpoint
-        if ckpt in seen:
-            continue
-        seen.add(ckpt)
-        try:
-            _generator_files(suite.model, ckpt, weights_dir)
-        except UserError as exc:
+    for method in resolve_methods(suite).values():
+        for exc in kind.missing_assets(method, weights_dir):
             if str(exc) not in problems:
                 problems.append(str(exc))
     if problems:
@@ -359,24 +314,22 @@ def build_plan(
     Raises:
         UserError: Missing weights (when ``resolve_weights``).
     """
-    from deepforcing import methods
-
     prompts = select_prompts(suite)
+    resolved = resolve_methods(suite)
     identities: dict[str, WeightsIdentity] = {}
     cache = _load_sha_cache() if resolve_weights else None
     by_ckpt: dict[str, WeightsIdentity] = {}
-    for name in suite.methods:
-        ckpt = methods.get(name).checkpoint
+    for name, method in resolved.items():
+        ckpt = method.checkpoint
         if not resolve_weights:
             identities[name] = WeightsIdentity(f"{suite.model}:{ckpt}@unresolved")
         elif ckpt not in by_ckpt:
-            by_ckpt[ckpt] = weights_identity(suite.model, ckpt, weights_dir, sha_cache=cache, compute=hash_new_files)
+            by_ckpt[ckpt] = weights_identity(suite.model, method, weights_dir, sha_cache=cache, compute=hash_new_files)
         identities.setdefault(name, by_ckpt.get(ckpt))
     if cache is not None:
         _save_sha_cache(cache)
     items = []
-    for name in suite.methods:
-        method = methods.get(name)
+    for name, method in resolved.items():
         for prompt in prompts:
             for seed in suite.seeds:
                 multi = prompt.schedule is not None and len(prompt.schedule.segments) > 1
@@ -391,7 +344,7 @@ def build_plan(
                     dtype=dtype,
                     switch=method.switch if multi else "",
                 )
-                items.append(WorkItem(name, prompt, seed, unit))
+                items.append(WorkItem(name, prompt, seed, unit, method))
     return WorkPlan(suite, tuple(prompts), tuple(items), dtype, identities if resolve_weights else None)
 
 

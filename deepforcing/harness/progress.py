@@ -1,7 +1,8 @@
-"""Progress reporting for the runner: a no-op default and rich progress bars (units, chunks, ETA)."""
+"""Progress reporting for the runner: a no-op default, one line per unit (logs, pipes) and rich progress bars."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -28,6 +29,36 @@ class Progress:
 
     def close(self) -> None:
         """Stop rendering."""
+
+
+class LineProgress(Progress):
+    """One line per finished unit on a :class:`deepforcing.console.Output` (stderr piped to a file or a pipe).
+
+    ``generating 3/12: deep-forcing toy-002 s0 (41.2 s)`` — what a progress bar shows, in a form a log file keeps.
+    """
+
+    def __init__(self, output: Any):
+        self._out = output
+        self._name = ""
+        self._total = 0
+        self._done = 0
+        self._label = ""
+        self._t0 = time.monotonic()
+
+    def stage(self, name: str, total: int) -> None:
+        """Remember the stage; say how many units it has."""
+        self._name, self._total, self._done = name, total, 0
+        self._out.line(f"{name}: {total} unit(s)")
+
+    def unit(self, label: str, num_chunks: int | None = None) -> None:
+        """Remember which unit runs."""
+        self._label, self._t0 = label, time.monotonic()
+
+    def advance(self) -> None:
+        """Print the finished unit."""
+        self._done += 1
+        elapsed = time.monotonic() - self._t0
+        self._out.line(f"{self._name} {self._done}/{self._total}: {self._label} ({elapsed:.1f} s)")
 
 
 class RichProgress(Progress):

@@ -91,6 +91,20 @@ class MetricResult(TypedDict, total=False):
     metric: str  # registered metric name ("drift:<name>" for drift columns)
     of: str  # drift columns: the summarised metric id
     errors: dict[str, str]  # unit key -> reason a video was not scored
+    ci: dict[str, Any] | None  # deepforcing.stats.CIResult.to_dict(): n (prompts), mean, ci_low, ci_high, ...
+
+
+class Problem(TypedDict):
+    """``aggregate.json`` ``problems`` and ``results/problems.csv``: a failed or missing piece of a work item."""
+
+    method: str
+    prompt_id: str
+    seed: int
+    unit_key: str
+    state: str  # "failed" (tried, did not work) | "missing" (not done yet)
+    stage: str  # "generate" | "video" (files disagree) | "score"
+    metric: str | None  # the metric, for stage "score"
+    reason: str  # one line
 
 
 class Aggregate(TypedDict):
@@ -104,11 +118,15 @@ class Aggregate(TypedDict):
     run_id: str
     provenance: dict[str, Any]
     suite_config: dict[str, Any]  # the resolved SuiteConfig
+    model: dict[str, str]  # name and one-line description of the model kind
     prompts: dict[str, Any]  # count, sha256 over (id, text sha256), ids
     metrics: dict[str, Any]  # name -> fingerprint (code + weights + protocol) and weights sha256
     methods: dict[str, Any]  # name -> config hash, resolved config, weights id, weights sha256
     results: dict[str, dict[str, MetricResult]]  # method -> metric column -> result
-    n_samples: dict[str, dict[str, int]]  # method -> expected / generated / scored videos
+    n_samples: dict[str, dict[str, int]]  # method -> expected / generated / scored / failed / missing videos
+    problems: list[Problem]  # every failed or missing piece (the one source of the counts)
+    statistics: dict[str, Any]  # interval and test settings: confidence_level, n_resamples, seed, method
+    paired: dict[str, dict[str, Any]]  # "<a> vs <b>" -> result key -> PairedResult.to_dict() + higher_is_better
     timings: dict[str, dict[str, Any]]  # method -> FPS, per-chunk latency, peak memory, devices (machine-specific)
 
 
@@ -125,6 +143,8 @@ class UnitRecord(TypedDict):
     prompt: dict[str, str]  # prompt_id, text, origin (<set>:<line>)
     segments: list[dict[str, Any]]  # [{prompt, start_s, end_s, start_latent_frame, end_latent_frame, switch}]
     switch_frames: list[int]  # latent frame of each prompt switch (empty for one prompt)
+    prompt_truncated: bool | None  # the text encoder cut the prompt (the rest had no effect on the video)
+    prompt_tokens: dict[str, Any] | None  # count (whole prompt), limit (what the encoder reads), truncated
     video: str  # "video.mp4", relative to the unit directory
     video_sha256: str
     video_bytes: int

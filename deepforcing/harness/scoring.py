@@ -33,7 +33,14 @@ from deepforcing.errors import UserError
 from deepforcing.harness.distributed import DistContext
 from deepforcing.harness.plan import WorkItem, WorkPlan, _load_sha_cache, _save_sha_cache, sha256_cached
 from deepforcing.harness.progress import Progress
-from deepforcing.harness.store import SCHEMA_VERSION, RunStore, atomic_write_bytes, atomic_write_json, clean_json
+from deepforcing.harness.store import (
+    SCHEMA_VERSION,
+    RunStore,
+    _remove_quietly,
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +51,14 @@ FVD = "fvd"
 #: Frames per FVD clip and I3D input side (StyleGAN-V protocol).
 FVD_FRAMES, FVD_RES = 16, 224
 #: Shared metric code whose change can alter every metric's rows.
-_SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py")
+_SHARED_SOURCES = ("base.py", "clips.py", "rows.py", "video_io.py", "identity.py", "aggregate.py", "segments.py")
+#: Other modules of the metrics root that a metric depends on (their change rescores it).
+_METRIC_DEPENDS = {
+    "segment_text_alignment": ("text_alignment.py",),
+    "switch_accuracy": ("text_alignment.py", "segment_text_alignment.py"),
+    "transition_smoothness": ("text_alignment.py",),
+    "switch_latency": ("text_alignment.py",),
+}
 
 
 def metric_weights_root(weights_dir: str | os.PathLike | None = None) -> Path:
@@ -78,6 +92,7 @@ def _source_files(name: str) -> list[Path]:
     elif own.parent != metrics_root:  # a metric package (e.g. vbench/): all of its modules
         files.update(own.parent.glob("*.py"))
     files.update(metrics_root / f for f in _SHARED_SOURCES if (metrics_root / f).is_file())
+    files.update(metrics_root / f for f in _METRIC_DEPENDS.get(name, ()))
     if name not in _NO_WEIGHTS:
         files.update((metrics_root / "backbones").glob("*.py"))
     return sorted(files)
@@ -130,6 +145,7 @@ def plan_metrics(
     fvd_window_s: float = 5.0,
     metric_options: dict[str, dict[str, Any]] | None = None,
     scene_split: bool = False,
+    clip_protocol: str = "decode-once",
 ) -> dict[str, MetricPlan]:
     """Fingerprint every metric of a suite; checks that each can be built and that its weights exist.
 
@@ -141,10 +157,12 @@ def plan_metrics(
         fvd_window_s: Temporal FVD window.
         metric_options: The suite's validated ``metric_options`` (metric -> option -> value).
         scene_split: Split videos at scene cuts first (needs PySceneDetect; checked here, before any compute).
+        clip_protocol: ``decode-once`` or ``vbench-long-exact`` (in the fingerprint when not the default).
 
     Raises:
         UserError: A metric without a builder, or missing weight files (one error listing all of them).
     """
+    from deepforcing.metrics.clips import ClipProtocol
     from deepforcing.metrics.weights import check_metric_weights, weights_for
 
     check_buildable(names)
@@ -175,6 +193,7 @@ def plan_metrics(
                 **({"fvd_window_s": fvd_window_s} if name == FVD else {}),
                 **({"options": metric_options[name]} if metric_options.get(name) else {}),
                 **({"scene_split": "content35"} if scene_split else {}),
+                **(ClipProtocol(clip_protocol).fingerprint() if clip_protocol != "decode-once" else {}),
             },
             sort_keys=True,
         )
@@ -199,6 +218,7 @@ def plan_suite_metrics(suite: Any, weights_dir: str | os.PathLike | None = None)
         suite.fvd_window_s,
         {m: suite.options_for(m) for m, _ in suite.metric_options},
         suite.scene_split,
+        suite.clip_protocol,
     )
 
 
@@ -262,6 +282,30 @@ def _build_laion_improved(paths: dict[str, str]):
     )
 
 
+def _build_coherence(paths: dict[str, str]):
+    from deepforcing.metrics.long_horizon_coherence import LongHorizonCoherenceConfig
+
+    return LongHorizonCoherenceConfig(weights=paths["dino_vitb16"])
+
+
+def _build_segment_alignment(paths: dict[str, str]):
+    from deepforcing.metrics.segment_text_alignment import SegmentTextAlignmentConfig
+
+    return SegmentTextAlignmentConfig(viclip_weights=paths["viclip"], clip_weights=paths["openai_clip_vit_b32"])
+
+
+def _build_transition(paths: dict[str, str]):
+    from deepforcing.metrics.transition_smoothness import TransitionSmoothnessConfig
+
+    return TransitionSmoothnessConfig(dino_weights=paths["dino_vitb16"], clip_weights=paths["openai_clip_vit_b32"])
+
+
+def _build_latency(paths: dict[str, str]):
+    from deepforcing.metrics.switch_latency import SwitchLatencyConfig
+
+    return SwitchLatencyConfig(clip_weights=paths["openai_clip_vit_b32"])
+
+
 def _option_weight_metrics(name: str, options: dict[str, Any]) -> tuple[str, ...]:
     """Metrics whose weight files an option also needs (the static filter runs dynamic_degree's RAFT)."""
     return ("dynamic_degree",) if name == "temporal_flickering" and options.get("static_filter") else ()
@@ -284,6 +328,11 @@ _BUILDERS = {
     "overall_consistency": _build_overall,
     "clip_text_similarity": _build_clip_text,
     "laion_improved_aesthetic": _build_laion_improved,
+    "long_horizon_coherence": _build_coherence,
+    "segment_text_alignment": _build_segment_alignment,
+    "switch_accuracy": _build_segment_alignment,
+    "transition_smoothness": _build_transition,
+    "switch_latency": _build_latency,
 }
 
 
@@ -419,11 +468,6 @@ def score_units(
     Returns:
         Number of units this rank scored.
     """
-    from deepforcing.metrics.base import score_video
-    from deepforcing.metrics.clips import SCENE_THRESHOLD
-    from deepforcing.metrics.rows import VideoErrorRow
-    from deepforcing.metrics.video_io import decode_video
-
     progress = progress or Progress()
     todo: list[tuple[WorkItem, list[str]]] = []
     if dist.is_main:
@@ -449,56 +493,107 @@ def score_units(
             if n not in built:
                 log.info("loading metric %s", n)
                 built[n] = fvd_extractor(metrics[n], device) if n == FVD else build_metric(metrics[n], device)
-        clip_names = [n for n in names if n != FVD]
-        instances = [built[n] for n in clip_names]
         try:
-            video = decode_video(store.video_path(key))
-        except UserError as exc:
-            log.warning("unit %s: cannot decode its video: %s", key, exc)
-            video, decode_error = None, str(exc)
-        rows = []
-        if instances and video is not None:
-            rows = score_video(
-                key,
-                video.frames,
-                video.fps,
-                instances,
-                prompt_id=item.prompt.prompt_id,
-                prompt=item.prompt.text,
-                duration_s=plan.suite.clip_seconds,
-                allow_short=plan.suite.allow_short,
-                scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
-            )
-        elif instances:
-            rows = [
-                VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id) for m in instances for mid in m.metric_ids
-            ]
-        for n, metric in zip(clip_names, instances, strict=True):
-            ids = set(metric.metric_ids)
-            mine_rows = [r.to_json() for r in rows if r.metric in ids]
-            atomic_write_json(
-                store.scores_dir(key) / metrics[n].cache_name(),
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "record": "scores",
-                    "metric": n,
-                    "fingerprint": metrics[n].fingerprint,
-                    "metric_ids": sorted(ids),
-                    "weights": metrics[n].weights,
-                    "unit_key": key,
-                    "video_sha256": rec["video_sha256"],
-                    "rows": clean_json(mine_rows),
-                },
-            )
-        if FVD in names:
-            meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
-            if video is None:
-                import torch
-                from safetensors.torch import save
-
-                blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
-            else:
-                blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
-            atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
+            _score_one(plan, store, item, rec, names, metrics, built)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one unit's failure is counted and shown; the other units go on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("unit %s (%s %s s%d): scoring failed: %s", key, item.method, item.prompt.prompt_id, item.seed,
+                      reason)  # fmt: skip
+            log.debug("traceback of unit %s", key, exc_info=True)
+            for n in names:
+                atomic_write_json(
+                    failure_path(store, key, metrics[n]),
+                    {"schema_version": SCHEMA_VERSION, "record": "failure", "stage": "score", "metric": n,
+                     "fingerprint": metrics[n].fingerprint, "video_sha256": rec["video_sha256"], "reason": reason},
+                )  # fmt: skip
         progress.advance()
     return len(mine)
+
+
+def failure_path(store: RunStore, key: str, mp: MetricPlan) -> Path:
+    """Where a metric that raised on a unit records why (not a cache: the next run scores it again)."""
+    return store.scores_dir(key) / f"{mp.cache_name()}.failed.json"
+
+
+def load_failure(store: RunStore, key: str, mp: MetricPlan, video_sha256: str) -> str | None:
+    """Why scoring ``mp`` failed on the unit's current video and metric plan, or None."""
+    try:
+        data = json.loads(failure_path(store, key, mp).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("video_sha256") != video_sha256 or data.get("fingerprint") != mp.fingerprint:
+        return None
+    return str(data.get("reason"))
+
+
+def _score_one(plan, store: RunStore, item: WorkItem, rec: dict[str, Any], names, metrics, built) -> None:
+    """Score one unit with the metrics ``names`` and write their caches.
+
+    A metric that cannot score the video (too short, undecodable) writes error rows; an exception propagates.
+    """
+    from deepforcing.metrics.base import metric_ids_under, score_video
+    from deepforcing.metrics.clips import SCENE_THRESHOLD, ClipProtocol
+    from deepforcing.metrics.rows import VideoErrorRow
+    from deepforcing.metrics.video_io import decode_video
+
+    key = item.unit.key
+    protocol = ClipProtocol(plan.suite.clip_protocol)
+    clip_names = [n for n in names if n != FVD]
+    instances = [built[n] for n in clip_names]
+    try:
+        video = decode_video(store.video_path(key))
+    except UserError as exc:
+        log.warning("unit %s: cannot decode its video: %s", key, exc)
+        video, decode_error = None, str(exc)
+    rows = []
+    if instances and video is not None:
+        rows = score_video(
+            key,
+            video.frames,
+            video.fps,
+            instances,
+            prompt_id=item.prompt.prompt_id,
+            prompt=item.prompt.text,
+            duration_s=plan.suite.clip_seconds,
+            allow_short=plan.suite.allow_short,
+            scene_threshold=SCENE_THRESHOLD if plan.suite.scene_split else None,  # PySceneDetect, VBench-Long
+            segments=rec.get("segments") or None,  # a multi-prompt video: its prompts and their times
+            protocol=protocol,
+        )
+    elif instances:
+        rows = [
+            VideoErrorRow(mid, key, decode_error, item.prompt.prompt_id)
+            for m in instances
+            for mid in metric_ids_under(m, protocol)
+        ]
+    for n, metric in zip(clip_names, instances, strict=True):
+        ids = set(metric_ids_under(metric, protocol))
+        mine_rows = [r.to_json() for r in rows if r.metric in ids]
+        atomic_write_json(
+            store.scores_dir(key) / metrics[n].cache_name(),
+            {
+                "schema_version": SCHEMA_VERSION,
+                "record": "scores",
+                "metric": n,
+                "fingerprint": metrics[n].fingerprint,
+                "metric_ids": sorted(ids),
+                "weights": metrics[n].weights,
+                "unit_key": key,
+                "video_sha256": rec["video_sha256"],
+                "rows": clean_json(mine_rows),
+            },
+        )
+    if FVD in names:
+        meta = {"video_sha256": rec["video_sha256"], "fingerprint": metrics[FVD].fingerprint, "unit_key": key}
+        if video is None:
+            import torch
+            from safetensors.torch import save
+
+            blob = save({"error": torch.zeros(1)}, metadata={**meta, "error": decode_error})
+        else:
+            blob = _fvd_stats_bytes(built[FVD], video.frames, video.fps, plan.suite.fvd_window_s, meta)
+        atomic_write_bytes(store.scores_dir(key) / metrics[FVD].cache_name(), blob)
+    for n in names:
+        _remove_quietly(failure_path(store, key, metrics[n]))

@@ -21,149 +21,34 @@ manifest rows (instead of one shared append-only file) let any number of ranks w
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
-import math
 import os
 import re
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from deepforcing.errors import UserError
+from deepforcing.files import (  # noqa: F401 - the store's file helpers, re-exported for its users
+    SCHEMA_VERSION,
+    _remove_quietly,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    clean_json,
+    dumps,
+    read_jsonl,
+    sha256_file,
+    tmp_name,
+)
 from deepforcing.harness.plan import UnitKey, WorkItem
 
 log = logging.getLogger(__name__)
 
-#: Version of every file the harness writes; bumped on any incompatible change.
-SCHEMA_VERSION = 1
 
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp(\.mp4)?$")
-
-
-def _os_error(path: Path, exc: OSError) -> UserError:
-    if exc.errno == errno.ENOSPC:
-        return UserError(f"no space left on the device while writing {path}", "free space or choose another --out")
-    if exc.errno == errno.EDQUOT:
-        return UserError(f"disk quota exceeded while writing {path}", "free space or choose another --out")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return UserError(f"cannot write {path}: {exc.strerror}", "choose a writable --out directory")
-    return UserError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable --out directory")
-
-
-def tmp_name(path: Path) -> Path:
-    """A unique hidden temporary name beside ``path`` (``.<name>.<pid>-<hex>.tmp``)."""
-    return path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
-
-    On any error the temporary file is removed and ``path`` is left as it was (absent or the old content).
-
-    Raises:
-        UserError: The directory cannot be created or written, or the disk is full.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _os_error(path, exc) from exc
-    tmp = tmp_name(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise _os_error(path, exc) from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # pragma: no cover - nothing more can be done
-        log.warning("could not remove temporary file %s: %s", path, exc)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def clean_json(obj: Any) -> Any:
-    """Copy of ``obj`` with non-finite floats replaced by None (JSON has no NaN) and dataclasses as dicts."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        obj = dataclasses.asdict(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def dumps(obj: Any, indent: int | None = None) -> str:
-    """Canonical JSON (sorted keys, NaN -> null)."""
-    return json.dumps(clean_json(obj), sort_keys=True, indent=indent, ensure_ascii=False, allow_nan=False)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_text(path, dumps(obj, indent=2) + "\n")
-
-
-def atomic_write_jsonl(path: str | os.PathLike, header: dict[str, Any], rows: Iterable[dict[str, Any]]) -> int:
-    """Write a JSONL file atomically: first a ``record: header`` line (schema + provenance), then the rows.
-
-    Returns:
-        The number of rows written (header excluded).
-    """
-    lines = [dumps({"record": "header", "schema_version": SCHEMA_VERSION, **header})]
-    lines.extend(dumps(r) for r in rows)
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return len(lines) - 1
-
-
-def read_jsonl(path: str | os.PathLike) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Read a file written by :func:`atomic_write_jsonl`: ``(header, rows)``."""
-    header, rows = None, []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        obj = json.loads(line)
-        if obj.get("record") == "header":
-            header = obj
-        else:
-            rows.append(obj)
-    return header, rows
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -176,6 +61,29 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitCheck:
+    """What the store holds for a unit.
+
+    Attributes:
+        row: The manifest row when the unit is done, else None.
+        state: ``done``; ``absent`` (never generated); ``failed`` (its generation failed, see ``failed.json``);
+            ``invalid`` (files that do not agree: a changed video, a row of another unit).
+        reason: Why it is not done (empty when done).
+    """
+
+    row: dict[str, Any] | None
+    state: str
+    reason: str
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``field: old -> new`` for every differing field of two unit configs (one line)."""
+    keys = sorted(set(old) | set(new))
+    diffs = [f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(diffs) or "no field differs"
 
 
 class RunStore:
@@ -216,8 +124,16 @@ class RunStore:
         return self.units_dir / key
 
     def video_path(self, key: str) -> Path:
-        """The unit's mp4."""
-        return self.unit_dir(key) / "video.mp4"
+        """The unit's video: ``video.mp4`` (an imported video keeps its own container: ``video.<ext>``)."""
+        default = self.unit_dir(key) / "video.mp4"
+        if default.is_file() or not self.unit_dir(key).is_dir():
+            return default
+        return next((p for p in sorted(self.unit_dir(key).glob("video.*")) if p.suffix != ".tmp"), default)
+
+    @property
+    def imports_dir(self) -> Path:
+        """``imports/``: one manifest per imported method (:mod:`deepforcing.harness.imports`)."""
+        return self.root / "imports"
 
     def record_path(self, key: str) -> Path:
         """The unit's manifest row."""
@@ -228,6 +144,22 @@ class RunStore:
         return self.unit_dir(key) / "scores"
 
     # ------------------------------------------------------------------------------------------ checks
+    def require_existing(self) -> None:
+        """Fail (creating nothing) when the run does not exist: ``score`` works on a run that ``run`` made.
+
+        Raises:
+            UserError: Listing the runs that do exist under the output root.
+        """
+        if (self.root / "run.json").is_file() or self.units_dir.is_dir():
+            return
+        found = sorted(str(p.parent) for p in self.out.glob("*/*/run.json")) if self.out.is_dir() else []
+        hint = (
+            f"runs under {self.out}: {', '.join(found)}"
+            if found
+            else f"nothing has run under {self.out} yet; generate first: deepforcing-eval run --suite {self.suite}"
+        )
+        raise UserError(f"run not found: {self.root} (suite {self.suite}, run id {self.run_id})", hint)
+
     def check_writable(self) -> None:
         """Create the run directory and prove that a file can be written and renamed there (before compute).
 
@@ -259,23 +191,49 @@ class RunStore:
             log.warning("ignoring unreadable manifest row %s: %s", path, exc)
             return None
 
-    def done_record(self, unit: UnitKey) -> dict[str, Any] | None:
-        """The manifest row if the unit is complete (row and video exist and agree), else None."""
+    def failure_path(self, key: str) -> Path:
+        """Where a unit whose generation failed records why (removed when the unit is generated)."""
+        return self.unit_dir(key) / "failed.json"
+
+    def write_failure(self, key: str, stage: str, reason: str, **context: Any) -> None:
+        """Record that a unit failed at ``stage`` (it stays pending: the next run tries it again)."""
+        atomic_write_json(
+            self.failure_path(key),
+            {"schema_version": SCHEMA_VERSION, "record": "failure", "stage": stage, "reason": reason, **context},
+        )
+
+    def load_failure(self, key: str) -> dict[str, Any] | None:
+        """The unit's failure record, or None."""
+        try:
+            return json.loads(self.failure_path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def inspect(self, unit: UnitKey) -> UnitCheck:
+        """Whether a unit is done, and if not, exactly why (the one place that decides it)."""
         key = unit.key
         row = self.load_record(key)
         if row is None:
-            return None
-        if row.get("unit_key") != key or row.get("unit") != dataclasses.asdict(unit):
-            log.warning("unit %s: manifest row does not match its key; regenerating", key)
-            return None
+            failure = self.load_failure(key)
+            if failure is not None:
+                return UnitCheck(None, "failed", f"{failure.get('stage', 'generate')} failed: {failure.get('reason')}")
+            return UnitCheck(None, "absent", "not generated")
+        fields = json.loads(json.dumps(dataclasses.asdict(unit)))  # as unit.json holds them (tuples are lists)
+        if row.get("unit_key") != key or row.get("unit") != fields:
+            changed = changed_fields(row.get("unit") or {}, fields)
+            return UnitCheck(None, "invalid", f"its unit.json describes another unit ({changed})")
         video = self.video_path(key)
         if not video.is_file():
-            log.warning("unit %s: manifest row without video; regenerating", key)
-            return None
+            return UnitCheck(None, "invalid", "unit.json is there but video.mp4 is not")
         if video.stat().st_size != row.get("video_bytes") or sha256_file(video) != row.get("video_sha256"):
-            log.warning("unit %s: video does not match the sha256 in its manifest row; regenerating", key)
-            return None
-        return row
+            return UnitCheck(
+                None, "invalid", "video.mp4 does not match the sha256 recorded when it was generated (changed since)"
+            )
+        return UnitCheck(row, "done", "")
+
+    def done_record(self, unit: UnitKey) -> dict[str, Any] | None:
+        """The manifest row if the unit is complete (row and video exist and agree), else None."""
+        return self.inspect(unit).row
 
     def clean_stale_tmp(self, key: str) -> int:
         """Remove temporary files of dead processes in the unit's directories; returns how many."""
@@ -295,6 +253,7 @@ class RunStore:
     def write_record(self, key: str, row: dict[str, Any]) -> None:
         """Write the unit's manifest row (the last write of a unit; it marks the unit done)."""
         atomic_write_json(self.record_path(key), {"schema_version": SCHEMA_VERSION, "record": "unit", **row})
+        _remove_quietly(self.failure_path(key))
 
     def done_items(self, items: Iterable[WorkItem]) -> dict[str, dict[str, Any]]:
         """Unit key -> manifest row of every complete unit among ``items``."""

@@ -8,7 +8,7 @@ the valid choices. Command-line overrides go through the same validation; their 
 
 Schema (see ``eval/suites/README.md`` for the full description)::
 
-    name: smoke                 # must equal the file stem
+    name: smoke                 # the file name is the suite name (a different value only warns)
     version: 1                  # bump whenever the protocol changes
     description: one line
     model: tiny                 # model preset
@@ -22,6 +22,8 @@ Schema (see ``eval/suites/README.md`` for the full description)::
     allow_short: false                      # score a video shorter than one clip as a single clip
     fvd_window_s: 5                         # temporal FVD (metric ``fvd``): first vs last window of each video
     scene_split: false                      # split at scene cuts first (VBench-Long --use_semantic_splitting)
+    clip_protocol: decode-once              # or vbench-long-exact: re-encode every clip and average all clips,
+                                            #   as VBench-Long does (for numbers beside published ones)
     metric_options:                         # optional, per metric (see METRIC_OPTIONS); part of the hash
       temporal_flickering: {static_filter: true}
     prompt_schedule: {file: prompts/multi-prompt/schedules.yaml}   # instead of prompts: multi-prompt videos
@@ -35,6 +37,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +55,8 @@ from deepforcing.harness.prompts import (
 )
 from deepforcing.harness.yaml_lines import KeyPath, load_with_lines
 from deepforcing.paths import project_root
+
+log = logging.getLogger(__name__)
 
 #: Output frame rate and VAE temporal compression of Wan2.1 (also in ``deepforcing.pipeline``, which imports
 #: torch; repeated here so that validation and dry runs stay light).
@@ -76,8 +81,9 @@ _FIELDS = {
     "scene_split",
     "prompt_schedule",
     "switch",
+    "clip_protocol",
 }
-_REQUIRED = ("name", "version", "model", "prompts", "methods", "seeds", "length", "metrics")
+_REQUIRED = ("version", "model", "prompts", "methods", "seeds", "length", "metrics")
 
 #: Options a suite may set per metric (``metric_options``): option -> ``bool``, ``"weight"`` (a number >= 0) or
 #: a tuple of allowed strings. They become fields of the metric's config (``deepforcing.harness.scoring``).
@@ -117,7 +123,7 @@ class SuiteConfig:
     """A resolved, validated suite.
 
     Attributes:
-        name: Suite name (= file stem).
+        name: Suite name (= file stem; a copied file is its own suite under its new name).
         version: Protocol version (bumped whenever what the suite measures changes).
         description: One line.
         model: Model preset name.
@@ -135,6 +141,9 @@ class SuiteConfig:
         overrides: Command-line overrides applied, as ``flag -> value`` (part of the hash).
         metric_options: Per-metric options (:data:`METRIC_OPTIONS`), sorted, as ``(metric, ((option, value),
             ...))``.
+        clip_protocol: ``decode-once`` (default: frames decoded once, clips averaged per video, then videos) or
+            ``vbench-long-exact`` (every clip re-encoded as VBench-Long writes it, and the plain mean over all clips
+            of all videos; :class:`deepforcing.metrics.clips.ClipProtocol`); metric ids carry it.
         scene_split: Split every video at its scene cuts (PySceneDetect, VBench-Long's defaults) before the
             fixed-length clip split (:func:`deepforcing.metrics.clips.split_scene_clips`).
         prompt_schedule: A file of named prompt schedules (``deepforcing.prompt_schedule``), relative to the
@@ -162,13 +171,14 @@ class SuiteConfig:
     scene_split: bool = False
     prompt_schedule: str | None = None
     switches: tuple[str, ...] = ()
+    clip_protocol: str = "decode-once"
 
     @property
     def config_hash(self) -> str:
         """Short content hash of the protocol (the description is excluded).
 
-        ``metric_options`` and ``scene_split`` enter the hash only when set, so the hashes of suites that do not
-        use them are the same as before these fields existed.
+        ``metric_options``, ``scene_split`` and ``clip_protocol`` enter the hash only when set, so the hashes of
+        suites that do not use them are the same as before these fields existed.
         """
         data = to_dict(replace(self, description=""))
         if not self.metric_options:
@@ -178,6 +188,8 @@ class SuiteConfig:
         for key in ("prompt_schedule", "switches"):
             if not data[key]:
                 data.pop(key)
+        if self.clip_protocol == "decode-once":
+            data.pop("clip_protocol")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -296,12 +308,14 @@ def _whole_chunks_hint(frames: float, chunk: int) -> str:
     return "nearest whole-chunk lengths: " + " or ".join(f"{f * sec:g} s = {f} latent frames" for f in options)
 
 
-def load_suite(name: str, overrides: Overrides | None = None) -> SuiteConfig:
+def load_suite(name: str, overrides: Overrides | None = None, *, check_prompts: bool = True) -> SuiteConfig:
     """Load, resolve aliases, apply overrides and validate a suite.
 
     Args:
         name: Suite name (``eval/suites/<name>.yaml``) or a path to a suite file.
         overrides: Command-line overrides.
+        check_prompts: Also check that the model can read every prompt's text (the toy model's grammar; this
+            loads the model kind's code). Listings skip it.
 
     Returns:
         The validated suite.
@@ -325,13 +339,15 @@ def load_suite(name: str, overrides: Overrides | None = None) -> SuiteConfig:
         except UserError as exc:
             raise UserError(f"{path}:{lines[('alias',)]}: {exc.message}", exc.hint) from exc
         data, lines = load_with_lines(path)
-    return _validate(path, data, lines, overrides or Overrides())
+    return _validate(path, data, lines, overrides or Overrides(), check_prompts)
 
 
-def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: Overrides) -> SuiteConfig:
+def _validate(
+    path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: Overrides, check_prompts: bool = True
+) -> SuiteConfig:
     from deepforcing import methods as methods_registry
+    from deepforcing import model_kinds
     from deepforcing.metrics import available_metrics
-    from deepforcing.model.config import PRESETS
 
     flags: dict[KeyPath, str] = {}
     applied: list[tuple[str, str]] = []
@@ -376,28 +392,35 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             problems.add(("prompts",), "give either prompts or prompt_schedule, not both")
         data.setdefault("prompts", {})
         data.setdefault("length", {"latent_frames": 0})  # from the schedules, below
-    missing = [key for key in _REQUIRED if key not in data]
-    for key in missing:
-        problems.add((), f"missing required field '{key}'")
-    if missing:
-        problems.raise_if_any(path.stem)
+    for key in _REQUIRED:  # reported with every other problem of the file, not alone
+        if key not in data:
+            problems.add((), f"missing required field '{key}'")
 
-    name = str(data["name"])
-    if name != path.stem:
-        problems.add(("name",), f"name '{name}' differs from the file name '{path.stem}'")
-    version = data["version"]
+    # The file name is the suite's name (`--suite NAME` finds it by that name, its runs go to <out>/NAME/):
+    # a copy under another name is another suite, whatever its `name:` field says.
+    name = path.stem
+    if "name" in data and str(data["name"]) != name:
+        log.warning(
+            "%s: name '%s' differs from the file name; the suite is called '%s' (its runs go to <out>/%s/)",
+            problems.where(("name",)),
+            data["name"],
+            name,
+            name,
+        )
+    version = data.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         problems.add(("version",), f"version must be a positive integer, got {version!r}")
 
-    model = str(data["model"])
-    if model not in PRESETS:
-        problems.add(("model",), f"unknown model '{model}'", _choices(model, sorted(PRESETS)))
+    model = str(data.get("model", ""))
+    if "model" in data and model not in model_kinds.available():
+        problems.add(("model",), f"unknown model '{model}'", _choices(model, model_kinds.available()))
 
     # ---- methods
-    method_names = _as_list(data["methods"])
+    method_names = _as_list(data.get("methods"))
     resolved_methods = []
-    if not method_names:
-        problems.add(("methods",), "methods must be a non-empty list")
+    if not method_names:  # `methods: []` is a scoring-only suite (its runs hold imported videos)
+        if "methods" in data and not isinstance(data["methods"], list):
+            problems.add(("methods",), "methods must be a list of method names ([] for imported videos only)")
         method_names = []
     valid_methods = methods_registry.available()
     for i, m in enumerate(method_names):
@@ -410,9 +433,10 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             problems.add(("methods", i), f"method '{m}' is listed twice")
 
     # ---- seeds
-    seeds = _as_list(data["seeds"])
+    seeds = _as_list(data.get("seeds"))
     if not seeds:
-        problems.add(("seeds",), "seeds must be a non-empty list of integers")
+        if "seeds" in data:
+            problems.add(("seeds",), "seeds must be a non-empty list of integers")
         seeds = []
     for i, s in enumerate(seeds):
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
@@ -421,10 +445,12 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             problems.add(("seeds", i), f"seed {s} is listed twice")
 
     # ---- length
-    length = data["length"]
+    length = data.get("length")
     frames = 0
     length_keys = {"seconds", "latent_frames"}
-    if not isinstance(length, dict) or len(set(length) & length_keys) != 1 or set(length) - length_keys:
+    if "length" not in data:
+        pass
+    elif not isinstance(length, dict) or len(set(length) & length_keys) != 1 or set(length) - length_keys:
         problems.add(("length",), "length must be {seconds: S} or {latent_frames: F}")
     elif scheduled and length == {"latent_frames": 0}:
         pass  # the schedules' length
@@ -436,8 +462,8 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
             frames = f
     else:
         s = length["seconds"]
-        if not isinstance(s, int | float) or isinstance(s, bool) or not s > 0:
-            problems.add(("length", "seconds"), f"seconds must be positive, got {s!r}")
+        if not isinstance(s, int | float) or isinstance(s, bool) or not s > 0 or not math.isfinite(s):
+            problems.add(("length", "seconds"), f"seconds must be positive and finite, got {s!r}")
         else:
             exact = s * VIDEO_FPS / TEMPORAL_COMPRESSION
             if exact != int(exact):
@@ -461,10 +487,14 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
                     f"of {chunk}-frame chunks (methods {', '.join(names)})",
                     _whole_chunks_hint(frames, chunk),
                 )
+        for m in resolved_methods:  # what would otherwise fail unit by unit, after other units were generated
+            need = _min_frames(m)
+            if frames < need:
+                problems.add(key, f"method '{m.name}' needs at least {need} latent frames, got {frames}")
 
     # ---- metrics and drift
     valid_metrics = available_metrics()
-    metric_names = _as_list(data["metrics"])
+    metric_names = _as_list(data.get("metrics", []))
     if metric_names is None:
         problems.add(("metrics",), "metrics must be a list of metric names")
         metric_names = []
@@ -508,6 +538,9 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
     scene_split = data.get("scene_split", False)
     if not isinstance(scene_split, bool):
         problems.add(("scene_split",), f"scene_split must be true or false, got {scene_split!r}")
+    clip_protocol = data.get("clip_protocol", "decode-once")
+    if clip_protocol not in ("decode-once", "vbench-long-exact"):
+        problems.add(("clip_protocol",), f"unknown clip_protocol {clip_protocol!r}", "decode-once or vbench-long-exact")
 
     # ---- prompt schedules and switch modes
     schedule_file, switches = None, ()
@@ -520,7 +553,9 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
     if scheduled:
         selection, prompt_list = PromptSelection(), None
     else:
-        selection, prompt_list = _validate_prompts(data["prompts"], problems)
+        selection, prompt_list = _validate_prompts(data["prompts"], problems) if "prompts" in data else (None, None)
+        if prompt_list and check_prompts and model in model_kinds.available():
+            _validate_prompt_texts(model, prompt_list[: ov.limit] if ov.limit else prompt_list, problems)
     if ov.limit is not None:
         if ov.limit < 1:
             problems.add(("limit",), f"must be >= 1, got {ov.limit}")
@@ -548,6 +583,7 @@ def _validate(path: Path, data: dict[str, Any], lines: dict[KeyPath, int], ov: O
         scene_split=scene_split,
         prompt_schedule=schedule_file,
         switches=switches,
+        clip_protocol=str(clip_protocol),
     )
 
 
@@ -611,6 +647,29 @@ def _validate_schedules(
         if ids.index(sid) != i:
             problems.add((*key, "file"), f"schedule id '{sid}' is used twice")
     return file, tuple(switches), expanded, frames
+
+
+def _min_frames(method) -> int:
+    """Fewest latent frames a method can generate: one chunk, or Rolling Forcing's first full window."""
+    cfg = method.sampler_config
+    return cfg.chunk_frames * (len(cfg.denoising_steps) if method.sampler == "rolling" else 1)
+
+
+def _validate_prompt_texts(model: str, prompts: list[Prompt], problems: _Problems) -> None:
+    """Name every prompt the model cannot read (e.g. the toy model's caption grammar), as one problem."""
+    from deepforcing import model_kinds
+
+    kind = model_kinds.get(model)
+    bad = [f"{p.prompt_id} ({why})" for p in prompts for why in kind.prompt_problems([p.text])]
+    if bad:
+        problems.add(
+            ("prompts",),
+            f"{len(bad)} of {len(prompts)} prompts cannot be read by the {model} model: "
+            + "; ".join(bad[:3])
+            + (" …" if len(bad) > 3 else ""),
+            (kind.prompt_hint + "; or choose " if kind.prompt_hint else "choose ")
+            + f"prompts the {model} model reads, or another --model",
+        )
 
 
 def _validate_metric_options(

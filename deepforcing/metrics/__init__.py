@@ -12,6 +12,10 @@ Layout (one file per metric, math in pure functions, classes only wrap it):
 * ``image_stats``, ``drift`` — weight-free exposure / colour statistics and drift summaries.
 * ``frechet``, ``fvd``, ``i3d`` — Fréchet distance, mergeable feature statistics, StyleGAN-V I3D.
 * ``clip_text_similarity`` — CLIP text–frame cosine per 10-s segment (LongLive's prompt adherence over time).
+* ``long_horizon_coherence`` — DINO cosine between frames 2–50 s apart, and its decay.
+* ``segments`` — the prompt segments of multi-prompt videos; ``text_alignment`` — the encoders the prompt-switch
+  metrics share. Prompt-switch metrics: ``segment_text_alignment``, ``switch_accuracy``,
+  ``transition_smoothness``, ``switch_latency``.
 * ``vbench/`` — VBench dimensions, one file each, numerically equal to ``vbench``'s own functions.
   ``vbench/static_filter`` (RAFT static filter) and ``vbench/slow_fast`` (VBench-Long fusion) are options.
 * ``laion_improved_aesthetic`` — the LAION improved aesthetic predictor (MLP on CLIP ViT-L/14), 1–10 scale.
@@ -46,6 +50,12 @@ METRICS: dict[str, str] = {
     "laion_improved_aesthetic": "deepforcing.metrics.laion_improved_aesthetic:LaionImprovedAesthetic",
     "fvd": "deepforcing.metrics.fvd:FrechetVideoDistance",
     "clip_text_similarity": "deepforcing.metrics.clip_text_similarity:ClipTextSimilarity",
+    # Long-horizon and multi-prompt metrics (docs/metrics.md); they read the video's timeline, not clips.
+    "long_horizon_coherence": "deepforcing.metrics.long_horizon_coherence:LongHorizonCoherence",
+    "segment_text_alignment": "deepforcing.metrics.segment_text_alignment:SegmentTextAlignment",
+    "switch_accuracy": "deepforcing.metrics.switch_accuracy:SwitchAccuracy",
+    "transition_smoothness": "deepforcing.metrics.transition_smoothness:TransitionSmoothness",
+    "switch_latency": "deepforcing.metrics.switch_latency:SwitchLatency",
     # Oracle checks of a toy-world video against its caption (only meaningful for the toyworld model).
     "toy_oracle": "deepforcing.toyworld.oracle:ToyOracle",
 }

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deepforcing.errors import UserError
 from deepforcing.metrics.aggregate import Aggregation
-from deepforcing.metrics.clips import ClipSpan, detect_scene_cuts, split_clips, split_scene_clips
+from deepforcing.metrics.clips import (
+    ClipProtocol,
+    ClipSpan,
+    detect_scene_cuts,
+    reencode_clips,
+    reencode_scenes,
+    split_clips,
+    split_scene_clips,
+)
 from deepforcing.metrics.rows import ClipRow, ClipScore, VideoErrorRow
+from deepforcing.metrics.segments import Segment, parse_segments
 
 if TYPE_CHECKING:
     import torch
@@ -39,10 +48,13 @@ class VideoContext:
     Attributes:
         fps: Native frame rate as decoded (not rounded).
         prompt: The text prompt the video was generated from (prompt-dependent metrics need it).
+        segments: The prompt segments of a multi-prompt video, validated
+            (:func:`~deepforcing.metrics.segments.parse_segments`); empty for a single-prompt video.
     """
 
     fps: float
     prompt: str | None = None
+    segments: tuple[Segment, ...] = ()
 
 
 class ClipMetric(abc.ABC):
@@ -56,6 +68,22 @@ class ClipMetric(abc.ABC):
     #: Clip duration (seconds) this metric is scored on; ``None`` uses the caller's (the suite's) duration.
     #: Set by metrics whose protocol fixes its own clip length (e.g. 10-s segments).
     clip_seconds: float | None = None
+    #: False for metrics that read the whole video's timeline rather than clips (long-horizon coherence,
+    #: prompt-switch metrics): the clip protocol's re-encode does not apply to them, they always get the decoded
+    #: frames, and their ids are never tagged with the protocol.
+    uses_clips: ClassVar[bool] = True
+
+    def units(self, num_frames: int, context: VideoContext) -> list[ClipSpan]:
+        """The spans a metric with ``uses_clips = False`` writes rows for (default: the whole video as one).
+
+        Args:
+            num_frames: Frames of the decoded video.
+            context: The video's fps, prompt and segments.
+
+        Raises:
+            UserError: If the video does not suit the metric (e.g. no segments where they are needed).
+        """
+        return [ClipSpan(0, 0, num_frames, 0)]
 
     @property
     @abc.abstractmethod
@@ -104,6 +132,8 @@ def score_video(
     duration_s: float = 2.0,
     allow_short: bool = False,
     scene_threshold: float | None = None,
+    protocol: ClipProtocol | None = None,
+    segments: Sequence[Segment | Mapping[str, Any]] | None = None,
 ) -> list[ClipRow | VideoErrorRow]:
     """Split a decoded video into VBench-Long clips and score them with every metric.
 
@@ -122,11 +152,19 @@ def score_video(
         scene_threshold: Split at scene cuts first (VBench-Long ``--use_semantic_splitting``; PySceneDetect
             ``ContentDetector`` threshold, VBench-Long: 35.0), then split every scene into clips
             (:func:`~deepforcing.metrics.clips.split_scene_clips`). ``None`` (default): no scene detection.
+        protocol: Clip protocol (:class:`~deepforcing.metrics.clips.ClipProtocol`); ``None`` is ``decode-once``.
+            Under ``vbench-long-exact`` every clip (and first every scene) is re-encoded before the metrics see
+            it, and every row's metric id is tagged with the protocol (``protocol.tag_ids(metric.metric_ids)``
+            are the ids a metric writes then); rows keep the original spans, so they are placed in time as usual.
+            Metrics with ``uses_clips = False`` are scored on the decoded frames under either protocol.
+        segments: Prompt segments of a multi-prompt video (``[{"prompt", "start_s", "end_s"}, ...]`` or
+            :class:`~deepforcing.metrics.segments.Segment`); bad segments make every metric's row an error row.
 
     Returns:
         Clip rows (and error rows) for all metrics.
     """
-    ids = [mid for m in metrics for mid in m.metric_ids]
+    protocol = protocol or ClipProtocol()
+    ids = [mid for m in metrics for mid in _ids(m, protocol)]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         return [
             VideoErrorRow(mid, video_id, f"expected (T, H, W, 3) frames, got {tuple(frames.shape)}", prompt_id)
@@ -134,37 +172,49 @@ def score_video(
         ]
     try:
         cuts = detect_scene_cuts(frames, fps, scene_threshold) if scene_threshold is not None else []
+        parsed = parse_segments(segments)
     except UserError as err:
         return [VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in ids]
-    splits: dict[float, list[ClipSpan] | UserError] = {}
-    context = VideoContext(fps=float(fps), prompt=prompt)
+    splits: dict[tuple[float, bool], tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError] = {}
+    context = VideoContext(fps=float(fps), prompt=prompt, segments=parsed)
     rows: list[ClipRow | VideoErrorRow] = []
+    source: torch.Tensor | UserError = frames  # what exact-protocol clips are cut from
+    if protocol.reencode and cuts and any(m.uses_clips for m in metrics):
+        try:
+            source = reencode_scenes(frames, cuts, fps, protocol)  # VBench-Long writes every scene to an mp4 first
+        except UserError as err:
+            source = err
     for metric in metrics:
         seconds = duration_s if metric.clip_seconds is None else metric.clip_seconds
-        if seconds not in splits:
+        exact = protocol.reencode and metric.uses_clips
+        metric_ids = _ids(metric, protocol)
+        if not metric.uses_clips:  # the metric's own units (whole video, segments, boundaries), decoded frames
             try:
-                if cuts:
-                    splits[seconds] = split_scene_clips(int(frames.shape[0]), cuts, fps, seconds)
-                else:
-                    splits[seconds] = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
+                own = metric.units(int(frames.shape[0]), context)
+                split: tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError = (own, frames, own)
             except UserError as err:
-                splits[seconds] = err
-        clips = splits[seconds]
-        if isinstance(clips, UserError):
-            rows.extend(VideoErrorRow(mid, video_id, str(clips), prompt_id) for mid in metric.metric_ids)
+                split = err
+        else:
+            key = (seconds, exact)
+            if key not in splits:
+                splits[key] = _split(frames, source, cuts, fps, seconds, allow_short, protocol if exact else None)
+            split = splits[key]
+        if isinstance(split, UserError):
+            rows.extend(VideoErrorRow(mid, video_id, str(split), prompt_id) for mid in metric_ids)
             continue
+        clips, scored_frames, scored_clips = split
         spans = {c.index: c for c in clips}
         try:
-            scores = metric.score_video(frames, clips, context)
+            scores = metric.score_video(scored_frames, scored_clips, context)
         except UserError as err:
             logger.warning("video %s: %s failed: %s", video_id, type(metric).__name__, err)
-            rows.extend(VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in metric.metric_ids)
+            rows.extend(VideoErrorRow(mid, video_id, str(err), prompt_id) for mid in metric_ids)
             continue
         for s in scores:
             span = spans[s.clip_index]
             rows.append(
                 ClipRow(
-                    metric=s.metric,
+                    metric=protocol.tag(s.metric) if exact else s.metric,
                     video_id=video_id,
                     clip_index=s.clip_index,
                     start_frame=span.start,
@@ -178,3 +228,37 @@ def score_video(
                 )
             )
     return rows
+
+
+def _split(
+    frames: torch.Tensor,
+    source: torch.Tensor | UserError,
+    cuts: list[int],
+    fps: float,
+    seconds: float,
+    allow_short: bool,
+    protocol: ClipProtocol | None,
+) -> tuple[list[ClipSpan], torch.Tensor, list[ClipSpan]] | UserError:
+    """``(clips, frames to score, their spans)``: the decoded frames, or the clips re-encoded (``protocol``)."""
+    try:
+        if cuts:
+            clips = split_scene_clips(int(frames.shape[0]), cuts, fps, seconds)
+        else:
+            clips = split_clips(int(frames.shape[0]), fps, seconds, allow_short=allow_short)
+        if protocol is None:
+            return clips, frames, clips
+        if isinstance(source, UserError):
+            return source
+        return (clips, *reencode_clips(source, clips, fps, protocol))
+    except UserError as err:
+        return err
+
+
+def _ids(metric: ClipMetric, protocol: ClipProtocol) -> list[str]:
+    """The ids ``metric`` writes under ``protocol`` (tagged when its clips are re-encoded)."""
+    return protocol.tag_ids(metric.metric_ids) if metric.uses_clips else list(metric.metric_ids)
+
+
+def metric_ids_under(metric: ClipMetric, protocol: ClipProtocol | None) -> list[str]:
+    """The metric ids a metric's rows carry under a clip protocol (what a caller filters cached rows by)."""
+    return _ids(metric, protocol or ClipProtocol())

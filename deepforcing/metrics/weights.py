@@ -44,7 +44,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "dino_vitb16",
         "metrics/dino/dino_vitbase16_pretrain.pth",
-        ("subject_consistency",),
+        ("subject_consistency", "long_horizon_coherence", "transition_smoothness"),
         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
         note="plain state dict of DINO's VisionTransformer (ViT-B/16)",
         hub_key="metrics/dino-vitb16",
@@ -52,7 +52,14 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "openai_clip_vit_b32",
         "metrics/clip/ViT-B-32.pt",
-        ("background_consistency", "clip_text_similarity"),
+        (
+            "background_consistency",
+            "clip_text_similarity",
+            "segment_text_alignment",
+            "switch_accuracy",
+            "transition_smoothness",
+            "switch_latency",
+        ),
         "https://openaipublic.azureedge.net/clip/models/"
         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
         sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
@@ -117,7 +124,7 @@ METRIC_WEIGHTS: tuple[MetricWeight, ...] = (
     MetricWeight(
         "viclip",
         "metrics/viclip/ViClip-InternVid-10M-FLT.pth",
-        ("overall_consistency",),
+        ("overall_consistency", "segment_text_alignment", "switch_accuracy"),
         "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/ViClip-InternVid-10M-FLT.pth",
         note="{'model': state_dict} of ViCLIP ViT-L/14 (loaded strictly, weights_only=True); the BPE vocabulary "
         "bpe_simple_vocab_16e6.txt.gz is read from open_clip's package (sha256 924691ac…804a, checked at load)",

@@ -11,13 +11,15 @@ Supported files:
 
 from __future__ import annotations
 
-import json
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from deepforcing import formats
 from deepforcing.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,14 +46,97 @@ def normalize_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def _not_loadable(path: Path, why: str) -> UserError:
+    return UserError(
+        f"{path} is not a loadable checkpoint: {why}",
+        "expected the generator's torch.save state dict (.pt/.pth) or its .safetensors file",
+    )
+
+
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(path), device="cpu")
+    try:
+        formats.safetensors_header(path)  # one clear line for a truncated or foreign file
+        return load_file(str(path), device="cpu")
+    except formats.FormatError as exc:
+        raise _not_loadable(path, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - safetensors' own errors (SafetensorError, OSError)
+        raise _not_loadable(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """The one informative line of torch's ``weights_only`` refusal (or of any other load error)."""
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.S)
+    if m:
+        reason = " ".join(m.group(1).split())
+        reason = re.split(r"\. |\s+was not an allowed global", reason)[0]
+        return f"it holds Python objects other than tensors ({reason}), which are not loaded for safety (weights_only)"
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return f"a truncated or corrupt torch file ({line})"
+
+
+def _torch_load(path: Path, **kwargs) -> object:
+    """``torch.load(weights_only=True)`` of a checked torch.save file; every failure is one line."""
+    try:
+        kind = formats.torch_archive(path)
+    except formats.FormatError as exc:
+        raise _not_loadable(path, str(exc)) from None
+    if kind == "torchscript":
+        raise _not_loadable(path, "a TorchScript archive (a compiled model), not a state dict")
+    try:
+        return torch.load(str(path), weights_only=True, **{"map_location": "cpu", **kwargs})
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise _not_loadable(path, _unpickling_reason(exc)) from None
+
+
+def _read_raw(path: Path, meta: bool = False, state_key: str | None = None) -> dict[str, torch.Tensor]:
+    """The generator's tensors (keys not yet normalised) from a file or directory; ``meta``: shapes only."""
+    if path.is_dir():
+        index = sorted(path.glob("*.safetensors.index.json"))
+        if index:
+            try:
+                shards = sorted(set(formats.json_object(index[0])["weight_map"].values()))
+            except (formats.FormatError, KeyError, AttributeError) as exc:
+                raise UserError(f"{index[0]} is not a safetensors index ({exc})") from None
+            missing = [s for s in shards if not (path / s).is_file()]
+            if missing:
+                raise UserError(f"{len(missing)} shard(s) listed in {index[0]} are missing: {', '.join(missing[:3])}")
+            state: dict[str, torch.Tensor] = {}
+            for shard in shards:
+                state.update(_read_file(path / shard, meta))
+            return state
+        if (path / "diffusion_pytorch_model.safetensors").exists():
+            return _read_file(path / "diffusion_pytorch_model.safetensors", meta)
+        raise UserError(f"no generator weights in directory {path}", "expected diffusion_pytorch_model.safetensors")
+    return _read_file(path, meta, state_key)
+
+
+def _read_file(path: Path, meta: bool, state_key: str | None = None) -> dict[str, torch.Tensor]:
+    kind = formats.sniff(path)
+    if kind == "safetensors":
+        if not meta:
+            return _load_safetensors(path)
+        try:
+            header, _ = formats.safetensors_header(path)
+        except formats.FormatError as exc:
+            raise _not_loadable(path, str(exc)) from None
+        return {k: torch.empty(v.shape, device="meta") for k, v in header.items()}
+    if kind in ("zip", "torch-legacy", "pickle"):
+        raw = _torch_load(path, map_location="meta") if meta else _torch_load(path)
+        return _pick_generator(raw, path, state_key)
+    if path.suffix == ".safetensors":
+        raise _not_loadable(path, f"not a safetensors file ({formats.describe(path)})")
+    raise _not_loadable(path, f"{formats.describe(path)}, neither a torch.save file nor a safetensors file")
 
 
 def read_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a generator state dict from any supported file or directory (keys normalised).
+
+    The format is recognised from the file's content (a ``.pt`` holding safetensors loads too). A file that is
+    not a whole checkpoint (empty, truncated, another format, a zip that ``torch.save`` did not write, a pickle of
+    Python objects) raises one line saying so and why.
 
     Args:
         path: A ``.pt``/``.pth`` training checkpoint, a ``.safetensors`` file, or a directory holding
@@ -68,40 +153,41 @@ def read_state_dict(path: str | Path, state_key: str | None = None) -> dict[str,
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint not found: {path}", "check the path or run `deepforcing-eval weights list`")
-    if path.is_dir():
-        index = sorted(path.glob("*.safetensors.index.json"))
-        if index:
-            shards = sorted(set(json.loads(index[0].read_text())["weight_map"].values()))
-            state: dict[str, torch.Tensor] = {}
-            for shard in shards:
-                state.update(_load_safetensors(path / shard))
-        elif (path / "diffusion_pytorch_model.safetensors").exists():
-            state = _load_safetensors(path / "diffusion_pytorch_model.safetensors")
-        else:
-            raise UserError(f"no generator weights in directory {path}", "expected diffusion_pytorch_model.safetensors")
-    elif path.suffix == ".safetensors":
-        state = _load_safetensors(path)
-    else:
-        try:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-            raise UserError(f"cannot read checkpoint {path}: {exc}", "is it a complete torch.save file?") from exc
-        state = _pick_generator(raw, path, state_key)
+    state = _read_raw(path, state_key=state_key)
+    _reject_diffusers_names(state, path)
+    return normalize_keys(state)
+
+
+def read_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the generator in a checkpoint, read from headers / the pickle only (no tensor data).
+
+    Raises:
+        UserError: As :func:`read_state_dict`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint not found: {path}")
+    state = _read_raw(path, meta=True)
+    _reject_diffusers_names(state, path)
+    return {k: tuple(v.shape) for k, v in normalize_keys(state).items()}
+
+
+def _reject_diffusers_names(state: dict[str, torch.Tensor], path: Path) -> None:
     if any(k.startswith("condition_embedder.") or ".attn1." in k for k in state):
         raise UserError(
             f"{path} is in diffusers' WanTransformer3DModel naming",
             "use the original Wan2.1 file (Wan-AI/Wan2.1-T2V-1.3B) or a Self-Forcing checkpoint",
         )
-    return normalize_keys(state)
 
 
 def _pick_generator(raw: object, path: Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict):
-        raise UserError(f"{path} does not contain a state dict (found {type(raw).__name__})")
+        raise _not_loadable(path, f"it holds a {type(raw).__name__}, not a state dict")
     if state_key is not None:
         if not isinstance(raw.get(state_key), dict):
+            found = ", ".join(map(str, sorted(raw, key=str)[:8])) or "nothing"
             raise UserError(
-                f"{path} has no '{state_key}' state dict (its top-level keys: {sorted(map(str, raw))[:8]})",
+                f"{path} has no '{state_key}' state dict (its top-level keys: {found})",
                 "is this the checkpoint the method names? (`deepforcing-eval weights list` shows each file's layout)",
             )
         log.info("using '%s' from %s", state_key, path.name)
@@ -112,36 +198,123 @@ def _pick_generator(raw: object, path: Path, state_key: str | None = None) -> di
             return raw[key]
     if raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
         return raw
-    raise UserError(
-        f"{path} has no generator weights",
-        f"expected one of {list(_CHECKPOINT_KEYS)} or a plain state dict; found keys {sorted(raw)[:6]}",
+    found = ", ".join(map(str, sorted(raw, key=str)[:6])) or "nothing"
+    expected = f"one of {', '.join(_CHECKPOINT_KEYS)} or a plain state dict"
+    raise _not_loadable(path, f"no generator weights (expected {expected}; found {found})")
+
+
+def group_keys(keys: list[str], limit: int = 3) -> str:
+    """A compact list of parameter names: the block index folded (``blocks.*.ffn.0.weight ×30``), ``limit`` shown."""
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        pattern = re.sub(r"(?<=\.)\d+(?=\.)", "*", k, count=1)  # the block index
+        groups.setdefault(pattern, []).append(k)
+    shown = [f"{p} ×{len(ks)}" if len(ks) > 1 else ks[0] for p, ks in list(groups.items())[:limit]]
+    more = len(groups) - limit
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True)
+class KeyMismatch:
+    """How a state dict differs from a model's (empty lists: it matches).
+
+    Attributes:
+        missing: Keys the model has and the file lacks.
+        unexpected: Keys the file has and the model lacks.
+        mis_shaped: ``key (file shape) vs (model shape)``.
+    """
+
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    mis_shaped: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.mis_shaped)
+
+    def summary(self) -> str:
+        """``3 missing (…); 1 unexpected (…)`` with block indices folded."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing ({group_keys(list(self.missing))})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected ({group_keys(list(self.unexpected))})")
+        if self.mis_shaped:
+            parts.append(f"{len(self.mis_shaped)} with wrong shape (e.g. {', '.join(self.mis_shaped[:2])})")
+        return "; ".join(parts)
+
+
+def compare_shapes(found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]) -> KeyMismatch:
+    """Keys and shapes of a state dict against a model's."""
+    return KeyMismatch(
+        missing=tuple(sorted(set(expected) - set(found))),
+        unexpected=tuple(sorted(set(found) - set(expected))),
+        mis_shaped=tuple(
+            sorted(f"{k} {found[k]} vs {expected[k]}" for k in set(expected) & set(found) if found[k] != expected[k])
+        ),
     )
+
+
+def expected_shapes(preset: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of :class:`CausalWanModel` for a model preset (built on the meta device)."""
+    from deepforcing.model.config import PRESETS
+    from deepforcing.model.wan import CausalWanModel
+
+    with torch.device("meta"):
+        model = CausalWanModel(PRESETS[preset].wan)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_generator_file(path: str | Path, preset: str = "wan2.1-t2v-1.3b") -> list[str]:
+    """Problems of a generator checkpoint against a model preset, from its headers only (``weights verify``).
+
+    Returns:
+        ``[]`` when every key and shape matches, else one line naming the missing / unexpected / mis-shaped keys.
+
+    Raises:
+        UserError: The file does not open as a checkpoint (``unreadable``).
+    """
+    mismatch = compare_shapes(read_shapes(path), expected_shapes(preset))
+    return [mismatch.summary()] if mismatch else []
+
+
+def check_wan_t2v_1_3b(path: str | Path) -> list[str]:
+    """:func:`check_generator_file` against Wan2.1-T2V-1.3B (the registry's generator entries)."""
+    return check_generator_file(path, "wan2.1-t2v-1.3b")
+
+
+def check_wan_config_json(path: str | Path, preset: str = "wan2.1-t2v-1.3b") -> list[str]:
+    """Problems of a Wan ``config.json`` against a preset's DiT shape (fields named as ``WanModel``'s arguments).
+
+    Raises:
+        UserError: Not a JSON object.
+    """
+    import dataclasses
+
+    from deepforcing.model.config import PRESETS
+
+    try:
+        data = formats.json_object(path)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    want = dataclasses.asdict(PRESETS[preset].wan)
+    shared = [k for k in want if k in data and k not in ("patch_size",)]
+    if not {"dim", "num_layers"} <= set(shared):
+        return [f"not a Wan DiT config (no dim / num_layers; keys {', '.join(sorted(data)[:6])})"]
+    wrong = [f"{k} {data[k]!r} (expected {want[k]!r})" for k in shared if data[k] != want[k]]
+    return [f"describes another model than {preset}: " + ", ".join(wrong)] if wrong else []
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Copy weights into ``model`` with strict key and shape checking.
 
     Raises:
-        UserError: Missing, unexpected or mis-shaped keys; the message names a few of each.
+        UserError: Missing, unexpected or mis-shaped keys; the message names them compactly (block indices folded).
     """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    mis_shaped = sorted(
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state_dict)
-        if state_dict[k].shape != expected[k].shape
-    )
-    if missing or unexpected or mis_shaped:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if mis_shaped:
-            parts.append(f"{len(mis_shaped)} with wrong shape (e.g. {', '.join(mis_shaped[:2])})")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    mismatch = compare_shapes({k: tuple(v.shape) for k, v in state_dict.items()}, expected)
+    if mismatch:
         raise UserError(
-            f"{source} does not match the model: " + "; ".join(parts),
+            f"{source} does not match the model: {mismatch.summary()}",
             "is --model the preset these weights were trained for?",
         )
     model.load_state_dict(state_dict, strict=True)

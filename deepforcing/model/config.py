@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
+from typing import Any
+
+from deepforcing.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class WanConfig:
     eps: float = 1e-6
 
     def __post_init__(self) -> None:
+        if not isinstance(self.patch_size, tuple):  # a JSON list: frozen configs must stay hashable
+            object.__setattr__(self, "patch_size", tuple(self.patch_size))
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if (self.dim // self.num_heads) % 2:
@@ -51,6 +59,50 @@ class WanConfig:
         if self.patch_size[0] != 1:
             raise ValueError("the causal engine needs a temporal patch size of 1 (one token row per frame)")
 
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> WanConfig:
+        """A config from a Wan ``config.json`` (``WanModel`` names) or a Diffusers ``WanTransformer3DModel`` one.
+
+        Only text-to-video models fit the causal engine (``model_type: t2v``); bookkeeping keys (``_class_name``,
+        ``_diffusers_version`` …) are ignored, every other unknown key is an error.
+
+        Raises:
+            UserError: Another model type, or keys this engine does not understand (all of them named).
+        """
+        cfg = {k: v for k, v in config.items() if not k.startswith("_")}
+        model_type = cfg.pop("model_type", "t2v")
+        if model_type != "t2v":
+            raise UserError(f"model_type '{model_type}' is not text-to-video; the causal engine runs t2v models")
+        if "num_attention_heads" in cfg:  # Diffusers names
+            cfg = _from_diffusers(cfg)
+        for ignored in ("window_size", "dim_head"):  # Wan's unused local-attention size; implied by dim/heads
+            cfg.pop(ignored, None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise UserError(f"unknown config key(s) {unknown}", f"known: {', '.join(sorted(known))}")
+        if "patch_size" in cfg:
+            cfg["patch_size"] = tuple(cfg["patch_size"])
+        try:
+            return cls(**cfg)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"not a valid Wan config: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> WanConfig:
+        """:meth:`from_dict` of a ``config.json`` file (UserError naming the file when it is not one)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the model config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise UserError(f"{path} is not a model config (a JSON object)")
+        try:
+            return cls.from_dict(data)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc.message}", exc.hint) from exc
+
     @property
     def head_dim(self) -> int:
         """Channels per attention head."""
@@ -59,6 +111,28 @@ class WanConfig:
     def tokens_per_frame(self, latent_height: int, latent_width: int) -> int:
         """Tokens one latent frame becomes after patchify."""
         return (latent_height // self.patch_size[1]) * (latent_width // self.patch_size[2])
+
+
+def _from_diffusers(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Diffusers ``WanTransformer3DModel`` config keys -> ``WanConfig`` fields."""
+    cfg = dict(cfg)
+    heads, head_dim = cfg.pop("num_attention_heads"), cfg.pop("attention_head_dim")
+    out = {"dim": heads * head_dim, "num_heads": heads}
+    renames = {"in_channels": "in_dim", "out_channels": "out_dim", "text_dim": "text_dim", "freq_dim": "freq_dim",
+               "ffn_dim": "ffn_dim", "num_layers": "num_layers", "patch_size": "patch_size", "eps": "eps",
+               "cross_attn_norm": "cross_attn_norm"}  # fmt: skip
+    for key, field_name in renames.items():
+        if key in cfg:
+            out[field_name] = cfg.pop(key)
+    qk_norm = cfg.pop("qk_norm", "rms_norm_across_heads")
+    if qk_norm not in ("rms_norm_across_heads", None):
+        raise UserError(f"qk_norm '{qk_norm}' is not Wan's RMS norm across heads")
+    out["qk_norm"] = qk_norm is not None
+    for unused in ("rope_max_seq_len", "image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
+        value = cfg.pop(unused, None)
+        if unused in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len") and value is not None:
+            raise UserError(f"'{unused}' is set: an image-to-video transformer, not a text-to-video one")
+    return {**out, **cfg}
 
 
 @dataclass(frozen=True)

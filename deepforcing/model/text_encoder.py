@@ -10,7 +10,8 @@ Two on-disk formats load into the same transformers model:
 
 Tokenisation follows Wan's ``HuggingfaceTokenizer(clean='whitespace')``: ``ftfy.fix_text``, HTML-unescape
 twice, strip, collapse whitespace runs to one space; then pad to ``text_len`` with truncation and special
-tokens (umT5 appends ``</s>``). The encoder output rows past each prompt's real length (its attention-mask
+tokens (umT5 appends ``</s>``). A truncated prompt is reported (:class:`PromptTokens`, a warning once per
+prompt), never cut silently. The encoder output rows past each prompt's real length (its attention-mask
 length) are set to exactly 0, as Self-Forcing's ``WanTextEncoder`` does.
 
 Supported transformers: 4.46 (pyproject floor) to 5.x; tested with 5.23.0. We use ``UMT5EncoderModel``,
@@ -19,10 +20,12 @@ Supported transformers: 4.46 (pyproject floor) to 5.x; tested with 5.23.0. We us
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -120,6 +123,64 @@ def hf_umt5_to_wan(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def check_wan_t5_file(path: str | os.PathLike) -> list[str]:
+    """Problems of Wan's T5 encoder file, from its pickle only (``weights verify``).
+
+    Names that do not map onto ``UMT5EncoderModel``, or blocks with missing tensors.
+
+    Raises:
+        UserError: The file does not open as a torch state dict.
+    """
+    from deepforcing import formats
+
+    path = Path(path)
+    try:
+        formats.torch_archive(path)
+        sd = torch.load(path, map_location="meta", weights_only=True)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure: the file is unreadable
+        raise UserError(f"{path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(sd, dict):
+        return [f"holds a {type(sd).__name__}, not a state dict"]
+    try:
+        wan_t5_to_hf(sd)
+    except UserError as exc:
+        return [exc.message]
+    blocks: dict[int, set[str]] = {}
+    for key in sd:
+        if m := _WAN_BLOCK_RE.match(key):
+            blocks.setdefault(int(m.group(1)), set()).add(m.group(2))
+    problems = [f"missing {k}" for k in _WAN_TOP if k not in sd]
+    for i in range(max(blocks, default=-1) + 1):
+        lack = sorted(set(_WAN_BLOCK_MAP) - blocks.get(i, set()))
+        if lack:
+            problems.append(f"block {i} lacks {', '.join(lack[:3])}")
+    if not blocks:
+        problems.append("no encoder blocks")
+    return problems[:1] + ([f"and {len(problems) - 1} more"] if len(problems) > 1 else [])
+
+
+def check_umt5_config_json(path: str | os.PathLike) -> list[str]:
+    """Problems of the diffusers text-encoder ``config.json``: must be umT5 with Wan's 4096-wide output.
+
+    Raises:
+        UserError: Not a JSON object.
+    """
+    from deepforcing import formats
+
+    try:
+        data = formats.json_object(path)
+    except formats.FormatError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    problems = []
+    if data.get("model_type") != "umt5":
+        problems.append(f"model_type {data.get('model_type')!r}, expected 'umt5'")
+    if data.get("d_model") != WAN_TEXT_DIM:
+        problems.append(f"d_model {data.get('d_model')!r}, expected {WAN_TEXT_DIM}")
+    return ["; ".join(problems)] if problems else []
+
+
 def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
     """Infer the ``UMT5Config`` of a Wan T5 encoder checkpoint from its tensor shapes.
 
@@ -158,6 +219,61 @@ def umt5_config_from_wan(state_dict: dict[str, torch.Tensor]):
         layer_norm_epsilon=1e-6,
         architectures=["UMT5EncoderModel"],
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# How much of a prompt the encoder reads
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """A prompt's length in the text encoder's tokens against what the encoder reads.
+
+    Attributes:
+        count: Tokens of the whole (cleaned) prompt, special tokens included.
+        limit: Tokens the encoder reads (``text_len``); the rest is cut off.
+    """
+
+    count: int
+    limit: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when part of the prompt is cut off (and has no effect on the video)."""
+        return self.count > self.limit
+
+    def to_dict(self) -> dict[str, int | bool]:
+        """``{"count", "limit", "truncated"}`` for result files."""
+        return {"count": self.count, "limit": self.limit, "truncated": self.truncated}
+
+
+_WARNED: set[tuple[str, int]] = set()
+
+
+def warn_if_truncated(prompt: str, tokens: PromptTokens, unit: str = "tokens") -> bool:
+    """Log one warning per (prompt, limit) in this process when the prompt is longer than the encoder reads.
+
+    Returns:
+        Whether the prompt is truncated.
+    """
+    if not tokens.truncated:
+        return False
+    key = (hashlib.sha256(prompt.encode()).hexdigest(), tokens.limit)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        head = " ".join(prompt.split())[:60]
+        logger.warning(
+            "prompt '%s…' (%d characters) is %d %s long; the text encoder reads only the first %d, so the last %d "
+            "have no effect on the video",
+            head,
+            len(prompt),
+            tokens.count,
+            unit,
+            tokens.limit,
+            tokens.count - tokens.limit,
+        )
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -350,9 +466,17 @@ class UMT5TextEncoder:
         )
         return batch["input_ids"], batch["attention_mask"]
 
+    def count_tokens(self, prompt: str) -> PromptTokens:
+        """The cleaned prompt's length in tokens (``</s>`` included) against ``text_len``."""
+        ids = self.tokenizer(clean_prompt(prompt), add_special_tokens=True, truncation=False, verbose=False)
+        return PromptTokens(len(ids["input_ids"]), self.text_len)
+
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         """Encode prompts into the DiT's text context.
+
+        A prompt longer than ``text_len`` tokens is truncated, as Wan does; a warning (once per prompt) gives
+        its token count and the limit (:meth:`count_tokens`).
 
         Args:
             prompts: B prompts.
@@ -361,6 +485,9 @@ class UMT5TextEncoder:
             ``[B, text_len, text_dim]`` in ``self.dtype`` on ``self.device``; row ``j`` of prompt ``b`` is
             exactly 0 for ``j >= `` its token count (tokens incl. ``</s>``).
         """
+        if not isinstance(prompts, str):
+            for p in prompts:
+                warn_if_truncated(p, self.count_tokens(p))
         ids, mask = self.tokenize(prompts)  # [B, L], [B, L]
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, L, D]

@@ -18,37 +18,14 @@ this is a deliberate, tested improvement (``tests/test_policies.py``), not a beh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.policies.base import CachePolicy
+from deepforcing.policies.configs import DeepSinkConfig
 from deepforcing.policies.fifo import evict_to_window
-
-PLACEMENTS = ("released", "paper")
-
-
-@dataclass(frozen=True)
-class DeepSinkConfig:
-    """Deep Sink settings.
-
-    Attributes:
-        window_frames: Latent frames attended to, chunk included (21: Self-Forcing's trained horizon).
-        sink_frames: Frames kept permanently (10 in the paper; the release's DS-only script uses 14).
-        placement: ``released`` or ``paper`` (see module docs).
-    """
-
-    window_frames: int = 21
-    sink_frames: int = 10
-    placement: str = "released"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sink_frames < self.window_frames:
-            raise ValueError(f"need 0 <= sink_frames < window_frames (0 = plain FIFO), got {self}")
-        if self.placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, got '{self.placement}'")
 
 
 def sink_start_for(placement: str, chunk_start: int, chunk_frames: int, cached_frames: int, sink_frames: int) -> int:

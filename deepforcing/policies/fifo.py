@@ -7,28 +7,11 @@ re-alignment), exactly as Self-Forcing's ``local_attn_size`` / ``sink_size`` cac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.policies.base import CachePolicy
-
-
-@dataclass(frozen=True)
-class FifoConfig:
-    """Rolling-window settings.
-
-    Attributes:
-        window_frames: Latent frames attended to, the chunk itself included (21 = Self-Forcing's horizon).
-        sink_frames: First frames never evicted (0 = plain FIFO).
-    """
-
-    window_frames: int = 21
-    sink_frames: int = 0
-
-    def __post_init__(self) -> None:
-        if self.window_frames <= 0 or self.sink_frames < 0 or self.sink_frames >= self.window_frames:
-            raise ValueError(f"need 0 <= sink_frames < window_frames, got {self}")
+from deepforcing.policies.configs import FifoConfig
 
 
 class FifoPolicy(CachePolicy):

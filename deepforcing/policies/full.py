@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from deepforcing.policies.base import CachePolicy
-
-
-@dataclass(frozen=True)
-class FullCacheConfig:
-    """No parameters: memory grows with the video (preallocated for its full length)."""
+from deepforcing.policies.configs import FullCacheConfig
 
 
 class FullCachePolicy(CachePolicy):

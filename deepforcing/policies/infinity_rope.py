@@ -32,30 +32,8 @@ import torch
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.errors import UserError
 from deepforcing.policies.base import CachePolicy, flush
+from deepforcing.policies.configs import InfinityRopeConfig
 from deepforcing.policies.fifo import evict_to_window
-
-
-@dataclass(frozen=True)
-class InfinityRopeConfig:
-    """Infinity-RoPE settings (latent frames).
-
-    Attributes:
-        window_frames: Cache and attention window, chunk included (6: ``local_attn_size``).
-        sink_frames: First frames kept forever, at position 0… (1: ``sink_size``).
-        cut_position: Where a RoPE cut puts the new scene's first chunk (45: ``rope_cut(transition_from=45)``; the
-            paper ablates jumps of 6, 21, 45, 90).
-    """
-
-    window_frames: int = 6
-    sink_frames: int = 1
-    cut_position: int = 45
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.sink_frames < self.window_frames or self.cut_position < 0:
-            raise UserError(
-                f"infinity-rope needs 0 <= sink_frames < window_frames and cut_position >= 0, got "
-                f"sink_frames={self.sink_frames}, window_frames={self.window_frames}, cut_position={self.cut_position}"
-            )
 
 
 @dataclass(frozen=True)

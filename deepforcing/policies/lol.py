@@ -20,39 +20,14 @@ With σ = 0 every base is θ0 and the policy is exactly ``fifo`` with the same w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from deepforcing.cache import KVCache
-from deepforcing.errors import UserError
 from deepforcing.model.rope import THETA, RotaryEmbedding
-from deepforcing.policies.fifo import FifoConfig, FifoPolicy
-
-
-@dataclass(frozen=True)
-class LolConfig(FifoConfig):
-    """LoL settings: LongLive's cache and the jitter.
-
-    Attributes:
-        window_frames: Frames attended to, chunk included (12).
-        sink_frames: First frames never evicted (3).
-        sigma: Jitter strength σ (0.8; the paper's ablation: 0.1 still collapses, 0.5 reduces, 0.8 none seen).
-        seed: Seed of the per-(layer, head) draws.
-        theta: θ0 (10000, Wan's base).
-    """
-
-    window_frames: int = 12
-    sink_frames: int = 3
-    sigma: float = 0.8
-    seed: int = 0
-    theta: float = float(THETA)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 <= self.sigma < 1 or self.theta <= 0:
-            raise UserError(f"lol needs 0 <= sigma < 1 (bases stay positive) and theta > 0, got {self}")
+from deepforcing.policies.configs import LolConfig
+from deepforcing.policies.fifo import FifoPolicy
 
 
 def head_bases(num_layers: int, num_heads: int, sigma: float, seed: int, theta: float = THETA) -> torch.Tensor:

@@ -21,7 +21,6 @@ As released (confirmed by running it, ``tests/fixtures/parity/memrope/README.md`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -29,30 +28,10 @@ import torch
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.errors import UserError
 from deepforcing.policies.base import CachePolicy
+from deepforcing.policies.configs import MemRopeConfig
 
 #: Memory frames (one long-term, one short-term), as released.
 MEMORY_FRAMES = 2
-
-
-@dataclass(frozen=True)
-class MemRopeConfig:
-    """MemRoPE settings (latent frames).
-
-    Attributes:
-        window_frames: Cache and attention window, chunk included (12: ``local_attn_size``).
-        sink_frames: First frames kept forever (3: ``sink_size``).
-        alpha_long: EMA rate of the long-term memory (0.01: ``ema_alpha_long``).
-        alpha_short: EMA rate of the short-term memory (0.1: ``ema_alpha_short``).
-    """
-
-    window_frames: int = 12
-    sink_frames: int = 3
-    alpha_long: float = 0.01
-    alpha_short: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.sink_frames < 0 or not 0 <= self.alpha_long <= 1 or not 0 <= self.alpha_short <= 1:
-            raise UserError(f"memrope needs sink_frames >= 0 and alphas in [0, 1], got {self}")
 
 
 class MemRopePolicy(CachePolicy):

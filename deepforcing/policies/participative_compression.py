@@ -34,54 +34,11 @@ import torch
 
 from deepforcing.cache import ChunkState, KVCache, LayerCache
 from deepforcing.policies.base import CachePolicy
-from deepforcing.policies.deep_sink import PLACEMENTS
+from deepforcing.policies.configs import ParticipativeCompressionConfig
 
-QUERY_SOURCES = ("both", "past", "denoising")
 #: Compressions kept in ``history`` (every layer of each): a ring of tensors allocated once per video, so an
 #: hour-long video's memory does not grow (one small allocation per record fragmented the heap: +130 MB per hour).
 HISTORY_COMPRESSIONS = 64
-
-
-@dataclass(frozen=True)
-class ParticipativeCompressionConfig:
-    """Deep Sink + Participative Compression settings (all sizes in latent frames).
-
-    Attributes:
-        window_frames: Maximum cache length, chunk included (M = 21).
-        sink_frames: Deep Sink size (S = 10).
-        budget_frames: Cache length after compression (N = 16).
-        recent_frames: Most recent frames never compressed, the chunk included (R = 4).
-        query_source: ``both`` | ``past`` | ``denoising``.
-        reuse_cap: Maximum Top-C selections per token (None: no cap).
-        unify_topc_rope: Re-position Top-C tokens contiguously before the recent frames (paper Eq. 10–11).
-        sink_placement: ``released`` | ``paper``.
-    """
-
-    window_frames: int = 21
-    sink_frames: int = 10
-    budget_frames: int = 16
-    recent_frames: int = 4
-    query_source: str = "both"
-    reuse_cap: int | None = 7
-    unify_topc_rope: bool = False
-    sink_placement: str = "released"
-
-    def __post_init__(self) -> None:
-        if self.sink_frames < 0 or self.sink_frames + self.recent_frames > self.budget_frames:
-            raise ValueError(f"need sink + recent <= budget, got {self}")
-        if not self.budget_frames < self.window_frames:
-            raise ValueError(f"budget must be below the window, got {self}")
-        if self.query_source not in QUERY_SOURCES:
-            raise ValueError(f"query_source must be one of {QUERY_SOURCES}, got '{self.query_source}'")
-        if self.sink_placement not in PLACEMENTS:
-            raise ValueError(f"sink_placement must be one of {PLACEMENTS}, got '{self.sink_placement}'")
-        if self.reuse_cap is not None and self.reuse_cap < 1:
-            raise ValueError("reuse_cap must be >= 1 or None")
-
-    @property
-    def topc_frames(self) -> int:
-        """C in frames' worth of tokens: budget − sink − recent."""
-        return self.budget_frames - self.sink_frames - self.recent_frames
 
 
 @dataclass

@@ -33,29 +33,7 @@ import torch
 from deepforcing.cache import ChunkState, KVCache, LayerCache
 from deepforcing.errors import UserError
 from deepforcing.policies.base import CachePolicy
-
-
-@dataclass(frozen=True)
-class RollingForcingSinkConfig:
-    """Rolling Forcing cache settings (frames).
-
-    Attributes:
-        sink_frames: The first frames, kept forever (3 = the first chunk, as released).
-        cache_frames: Cache capacity (24 in the release).
-        attention_frames: Longest attention span of a pass (21 = the trained horizon).
-    """
-
-    sink_frames: int = 3
-    cache_frames: int = 24
-    attention_frames: int = 21
-
-    def __post_init__(self) -> None:
-        if not 0 < self.sink_frames < self.attention_frames <= self.cache_frames:
-            raise UserError(
-                f"rolling-forcing-sink needs 0 < sink_frames < attention_frames <= cache_frames, got "
-                f"sink_frames={self.sink_frames}, attention_frames={self.attention_frames}, "
-                f"cache_frames={self.cache_frames}"
-            )
+from deepforcing.policies.configs import RollingForcingSinkConfig
 
 
 @dataclass(frozen=True)

@@ -33,37 +33,8 @@ import torch
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.errors import UserError
 from deepforcing.policies.base import CachePolicy
+from deepforcing.policies.configs import RollingSinkConfig
 from deepforcing.policies.fifo import evict_to_window
-
-
-@dataclass(frozen=True)
-class RollingSinkConfig:
-    """Rolling Sink settings (latent frames).
-
-    Attributes:
-        window_frames: Cache and attention window, chunk included (21: the release's default buffer).
-        source_frames: Frames whose clean K/V are kept as sources, R (18 = the window minus one chunk, as
-            released).
-        reverse: Ping-pong through the sources (forward, then reversed, …) as released; False only slides forward
-            (wrapping to frame 0).
-    """
-
-    window_frames: int = 21
-    source_frames: int = 18
-    reverse: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.source_frames <= self.window_frames:
-            raise UserError(
-                f"rolling-sink needs 0 < source_frames <= window_frames, got source_frames={self.source_frames}, "
-                f"window_frames={self.window_frames}"
-            )
-
-    def source_of(self, position: int) -> int:
-        """Frame whose clean K/V fills the slot at temporal position ``position``."""
-        r = self.source_frames
-        offset = position % r
-        return r - 1 - offset if self.reverse and (position // r) % 2 else offset
 
 
 @dataclass(frozen=True)

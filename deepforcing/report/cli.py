@@ -9,11 +9,12 @@ committed numbers: exit 0 when everything is within tolerance, 1 on any regressi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
+from deepforcing import console
+from deepforcing.console import Styled, document
 from deepforcing.errors import UserError
 
 log = logging.getLogger("deepforcing.report")
@@ -82,6 +83,7 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
         metavar="JSON",
         help="add a toy-world drift study (summary.json of `deepforcing-eval toyworld drift`) as its own section",
     )
+    rep.add_argument("--json", action="store_true", help="print the summary table and the written files as JSON")
     rep.set_defaults(func=cmd_report)
 
     reg = sub.add_parser("regress", help="compare a run with committed reference numbers (exit 1 on regression)")
@@ -103,14 +105,13 @@ def _check_out(path: Path, suffixes: tuple[str, ...], flag: str) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    from deepforcing.harness.store import atomic_write_text
+    from deepforcing.files import atomic_write_text
 
     atomic_write_text(path, text)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``report``."""
-    from deepforcing.cli import console
     from deepforcing.report import render
     from deepforcing.report import table as T
     from deepforcing.report.html import ReportOptions, build_report
@@ -129,9 +130,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             _check_out(Path(value), suffixes, flag)
     findings = None
     if args.findings:
-        from deepforcing.toyworld.drift import load_summary
+        from deepforcing.report.findings import load_findings
 
-        findings = load_summary(args.findings)
+        findings = load_findings(args.findings)
     runs = load_runs(args.runs)
     published = None if args.no_published else load_published()
     t0 = time.monotonic()
@@ -158,15 +159,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         _write(Path(args.csv), render.to_csv(summary))
         written.append(args.csv)
     log.info("report of %d run(s) in %.1f s (%.0f KiB)", len(runs), time.monotonic() - t0, len(page.encode()) / 1024)
+    if args.json:
+        runs_json = [{"name": r.name, "path": str(r.root)} for r in runs]
+        console.out.json(document("report", written=written, runs=runs_json, summary=render.to_json(summary)))
+        return 0
     if not args.quiet:
-        console.print(render.to_rich(summary))
-    console.print("wrote " + ", ".join(written))
+        console.out.table(render.to_console(summary))
+    console.out.line("wrote " + ", ".join(written))
     return 0
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
     """``regress``."""
-    from deepforcing.cli import console, err_console
     from deepforcing.report import regress, render
     from deepforcing.report.runs import load_run
 
@@ -178,26 +182,25 @@ def cmd_regress(args: argparse.Namespace) -> int:
     comparison = regress.compare(run, baseline, args.methods, str(path))
     env_notes = regress.environment_notes(run, baseline)
     if args.json:
-        console.print_json(json.dumps(comparison.to_json()))
+        console.out.json(document("regress", **comparison.to_json(), notes=env_notes))
     elif args.all or any(f.status != "ok" for f in comparison.findings):
-        console.print(render.to_rich(regress.findings_table(comparison, show_all=args.all)))
+        console.out.table(render.to_console(regress.findings_table(comparison, show_all=args.all)))
     else:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items()))
-        console.print(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
+        console.out.line(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
     for note in env_notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+        console.err.note(note)
     if comparison.failed:
-        err_console.print(
-            f"[red]regression:[/red] {len(comparison.failed)} change(s) outside the declared tolerances; "
+        console.err.line(
+            Styled("regression:", "red"),
+            f" {len(comparison.failed)} change(s) outside the declared tolerances; "
             f"if intended, re-bless: deepforcing-eval regress {args.run} --baseline {path} --update",
-            soft_wrap=True,
         )
         return REGRESSION_EXIT_CODE
     return 0
 
 
 def _update(run, path: Path, args: argparse.Namespace) -> int:
-    from deepforcing.cli import console
     from deepforcing.report import regress, render
 
     if path.suffix.lower() != ".json":
@@ -208,14 +211,22 @@ def _update(run, path: Path, args: argparse.Namespace) -> int:
     doc = regress.make_baseline(run, previous)
     new_text = regress.dump_baseline(doc)
     old_text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if previous is not None:
-        comparison = regress.compare(run, previous, None, str(path))
-        console.print(render.to_rich(regress.findings_table(comparison)))
-    if new_text == old_text:
-        console.print(f"{path} is up to date (nothing to re-bless)")
+    comparison = regress.compare(run, previous, None, str(path)) if previous is not None else None
+    action = "up to date" if new_text == old_text else "re-blessed" if previous is not None else "created"
+    diff = "" if new_text == old_text else regress.unified_diff(old_text, new_text, str(path))
+    if new_text != old_text:
+        _write(path, new_text)
+    if args.json:
+        changes = comparison.to_json() if comparison is not None else None
+        console.out.json(
+            document("regress-update", baseline=str(path), run=run.name, action=action, diff=diff, changes=changes)
+        )
         return 0
-    diff = regress.unified_diff(old_text, new_text, str(path))
-    console.print(diff, markup=False, highlight=False, soft_wrap=True)
-    _write(path, new_text)
-    console.print(f"{'re-blessed' if previous is not None else 'created'} {path} from run {run.name}")
+    if comparison is not None:
+        console.out.table(render.to_console(regress.findings_table(comparison)))
+    if action == "up to date":
+        console.out.line(f"{path} is up to date (nothing to re-bless)")
+        return 0
+    console.out.block(diff)
+    console.out.line(f"{action} {path} from run {run.name}")
     return 0

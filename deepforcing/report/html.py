@@ -31,6 +31,7 @@ from deepforcing.report import charts, render
 from deepforcing.report import table as T
 from deepforcing.report.catalog import describe, split_drift, split_id
 from deepforcing.report.filmstrip import filmstrip
+from deepforcing.report.findings import Findings
 from deepforcing.report.published import Published
 from deepforcing.report.runs import Run
 
@@ -64,8 +65,8 @@ class ReportOptions:
         max_prompts: Most (prompt, seed) sections shown.
         copy_videos: Copy the mp4s next to the report (``<stem>_videos/``) and link the copies.
         published: Published numbers (None: ours only).
-        findings: A toy-world drift study (``deepforcing-eval toyworld drift`` ``summary.json``) shown as its own
-            section (None: no such section).
+        findings: A study from :func:`deepforcing.report.findings.load_findings` (e.g. the toy-world drift
+            study) shown as its own section (None: no such section).
     """
 
     title: str | None = None
@@ -74,7 +75,7 @@ class ReportOptions:
     max_prompts: int = 8
     copy_videos: bool = False
     published: Published | None = field(default=None, compare=False)
-    findings: dict[str, Any] | None = field(default=None, compare=False)
+    findings: Findings | None = field(default=None, compare=False)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -328,6 +329,16 @@ def _summary_section(runs: Sequence[Run], published: Published | None) -> str:
     return _section("summary", "Summary", "\n".join(body))
 
 
+def _problems_section(runs: Sequence[Run]) -> str:
+    t = T.problems_table(runs)
+    counts = _table(T.counts_table(runs))
+    if not t.rows:
+        return _section(
+            "problems", "Failed / missing units", counts + '<p class="muted">None: every video was scored.</p>'
+        )
+    return _section("problems", "Failed / missing units", counts + _table(t))
+
+
 def _paper_section(runs: Sequence[Run], published: Published | None) -> str:
     if published is None:
         return _section("paper", "Published numbers", '<p class="muted">No published numbers loaded.</p>')
@@ -411,6 +422,15 @@ def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions)
         parts = [f'<article class="prompt" id="prompt-{_esc(prompt_id)}-{seed}">']
         parts.append(f"<h3>{_esc(prompt_id)} · seed {seed}</h3>")
         parts.append(f'<p class="prompt-text">{_esc(texts.get(prompt_id, ""))}</p>')
+        cut = [(s, units[(prompt_id, seed)][i]) for i, s in enumerate(series) if i in units[(prompt_id, seed)]]
+        cut = [(s, u) for s, u in cut if u.get("prompt_truncated")]
+        if cut:
+            t = cut[0][1].get("prompt_tokens") or {}
+            parts.append(
+                f'<p class="banner truncated">prompt truncated: {_esc(t.get("count", "?"))} tokens, the text '
+                f"encoder reads {_esc(t.get('limit', '?'))}; the rest had no effect on the videos of "
+                f"{_esc(', '.join(s.label for s, _ in cut))}.</p>"
+            )
         for i, s in enumerate(series):
             u = units[(prompt_id, seed)].get(i)
             if u is None:
@@ -436,17 +456,14 @@ def _prompts_section(series: Sequence[T.Series], out: Path, opts: ReportOptions)
     return _section("prompts", "Prompts", "\n".join(body))
 
 
-def _findings_section(study: dict[str, Any]) -> str:
-    """A toy-world drift study: per oracle number, early / late / drift per method with 95% CIs over prompts."""
-    from deepforcing.toyworld.drift import findings_tables
-
-    intro, tables, notes = findings_tables(study)
-    body = [f"<p>{_esc(intro)}</p>"]
-    for title, t in tables:
+def _findings_section(findings: Findings) -> str:
+    """A study from elsewhere (:mod:`deepforcing.report.findings`): its introduction, tables and notes."""
+    body = [f"<p>{_esc(findings.intro)}</p>"]
+    for title, t in findings.tables:
         body.append(f"<h3>{_esc(title)}</h3>")
         body.append(_table(t))
-    body += [f'<p class="muted">{_esc(n)}</p>' for n in notes]
-    return _section("findings", "Toy-world findings", "\n".join(body))
+    body += [f'<p class="muted">{_esc(n)}</p>' for n in findings.notes]
+    return _section("findings", findings.title, "\n".join(body))
 
 
 def _provenance_section(runs: Sequence[Run]) -> str:
@@ -502,11 +519,13 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     out = Path(out)
     series = T.series_of(runs)
     title = opts.title or "deepforcing-eval report: " + ", ".join(r.name for r in runs)
-    banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in T.comparability_notes(runs))
+    notes = T.comparability_notes(runs, opts.published) + T.truncation_notes(runs) + T.problem_notes(runs)
+    banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in notes)
     nav = "".join(
         f'<a href="#{sid}">{_esc(label)}</a>'
         for sid, label in (
             ("summary", "Summary"),
+            ("problems", "Failed / missing"),
             ("paper", "Paper"),
             ("drift", "Drift"),
             ("ablation", "Ablations"),
@@ -519,6 +538,7 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     runs_line = "; ".join(T.run_protocol(r) for r in runs)
     sections = [
         _summary_section(runs, opts.published),
+        _problems_section(runs),
         _paper_section(runs, opts.published),
         _drift_section(series, runs),
         _ablation_section(series),

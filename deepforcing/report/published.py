@@ -1,10 +1,10 @@
 """The papers' published numbers (``baselines/published/``) and how they map onto our methods and metrics.
 
-Each paper has a CSV, a byte-for-byte copy of its tables, and a mapping file (``mapping.yaml`` for Deep Forcing,
-``mapping-<paper>.yaml`` for the others) that says which of our method names run the same algorithm as a
-published method (per table), which of our metric names a published column is, the factor between the units
-(published VBench numbers are x100) and each table's protocol. Published method names are keyed by
-``(source, name)``: two papers may both print "Self Forcing" or "Table 1". Nothing here edits a number.
+The CSV is a byte-for-byte copy of the project's shared table of printed numbers (several papers, one row per
+number); ``mapping.yaml`` says, per publication (``source``), which of our method names run the same algorithm as a
+published method (per table) and each table's protocol, and, for all sources, which of our metric names a published
+column is and the factor between the units (published VBench numbers are x100). Sources are listed in order of
+preference. Nothing here edits a number.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ class PublishedValue:
     Attributes:
         source: Publication, e.g. ``Deep Forcing arXiv 2512.05081v1``.
         table: Table name as printed (``Table 1``, ``Table 4 (component ablation)``, ...).
-        duration_s: Video length of the table's setting.
+        duration_s: Video length of the table's setting; None where the source does not state it (such numbers
+            are listed but never placed beside ours).
         method: Method name as printed.
         metric: Published metric name (``subject_consistency``, ``fps``, ...).
         value: The number, in the paper's unit.
@@ -42,7 +43,7 @@ class PublishedValue:
 
     source: str
     table: str
-    duration_s: float
+    duration_s: float | None
     method: str
     metric: str
     value: float
@@ -51,8 +52,9 @@ class PublishedValue:
 
     @property
     def reference(self) -> str:
-        """``<source>, <table>, <duration> s``."""
-        return f"{self.source}, {self.table}, {self.duration_s:g} s"
+        """``<source>, <table>, <duration> s`` (``length not stated`` without a duration)."""
+        length = "length not stated" if self.duration_s is None else f"{self.duration_s:g} s"
+        return f"{self.source}, {self.table}, {length}"
 
 
 @dataclass(frozen=True)
@@ -78,48 +80,54 @@ class Published:
 
     Attributes:
         values: Every printed number.
-        methods: Published method name -> (our names, tables it applies to; empty = all).
-        unmatched: Published method name -> why it has no counterpart.
+        methods: ``(source, published method name)`` -> (our names, tables it applies to; empty = all).
+        unmatched: Published method name -> why it has no counterpart (names that no source maps to ours).
         metrics: Published metric name -> link.
-        source: Publication line.
+        source: The publications, in order of preference, joined by ``"; "``.
+        sources: The publications, in order of preference.
+        unmatched_by_source: ``(source, published method name)`` -> why it has no counterpart.
+        model: The model every published number was measured on (``comparable.model``); runs of another model
+            are not compared.
+        speed_device: GPU class of the published speed numbers (``comparable.speed_device``).
     """
 
     values: tuple[PublishedValue, ...]
     methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]]
-    unmatched: dict[tuple[str, str], str]
+    unmatched: dict[str, str]
     metrics: dict[str, MetricLink]
     source: str
+    sources: tuple[str, ...] = ()
+    unmatched_by_source: dict[tuple[str, str], str] = field(default_factory=dict)
+    model: str | None = None
+    speed_device: str | None = None
 
-    def published_names(self, ours: str) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
-        """(source, published method name) keys, with their tables, that one of our methods reproduces."""
-        return [(key, tables) for key, (names, tables) in self.methods.items() if ours in names]
+    def published_names(self, ours: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """``(source, published name, tables)`` of the published methods that one of our methods reproduces."""
+        return [(src, pub, tables) for (src, pub), (names, tables) in self.methods.items() if ours in names]
 
     def for_method(self, ours: str, duration_s: float | None) -> list[PublishedValue]:
-        """Published numbers of our method ``ours``: per metric the preferred table, at the nearest duration.
+        """Published numbers of our method ``ours``: per metric the nearest length, then source, then table.
 
         Args:
             ours: Our method name.
             duration_s: Our video length (None: prefer 30 s).
 
         Returns:
-            One value per published metric, sorted by metric name.
+            One value per published metric, sorted by metric name. Numbers without a stated length are left out.
         """
         candidates: dict[str, list[PublishedValue]] = {}
-        order = {source: i for i, source in enumerate(dict.fromkeys(v.source for v in self.values))}
-        for (source, pub), tables in self.published_names(ours):
+        for src, pub, tables in self.published_names(ours):
             for v in self.values:
-                if v.source == source and v.method == pub and (not tables or v.table in tables):
-                    candidates.setdefault(v.metric, []).append(v)
+                if v.source == src and v.method == pub and (not tables or v.table in tables):
+                    if v.duration_s is not None:
+                        candidates.setdefault(v.metric, []).append(v)
         target = 30.0 if duration_s is None else duration_s
-        out = []
-        for metric in sorted(candidates):
-            out.append(
-                min(
-                    candidates[metric],
-                    key=lambda v: (abs(v.duration_s - target), order[v.source], _table_rank(v.table)),
-                )
-            )
-        return out
+        rank = {s: i for i, s in enumerate(self.sources)}
+
+        def order(v: PublishedValue) -> tuple[float, int, int]:
+            return abs(v.duration_s - target), rank.get(v.source, len(rank)), _table_rank(v.table)
+
+        return [min(candidates[metric], key=order) for metric in sorted(candidates)]
 
 
 def _table_rank(table: str) -> int:
@@ -134,84 +142,81 @@ def published_dir() -> Path:
     return baselines_dir() / "published"
 
 
-def mapping_files(root: Path) -> list[Path]:
-    """``mapping.yaml`` (Deep Forcing, first) then every ``mapping-*.yaml`` of a folder, sorted."""
-    return [p for p in [root / "mapping.yaml"] if p.is_file()] + sorted(root.glob("mapping-*.yaml"))
-
-
 @functools.cache
 def load_published(folder: str | None = None) -> Published:
-    """Read every mapping file of the folder and the CSV each names.
+    """Read ``mapping.yaml`` and the CSV it names.
 
     Args:
-        folder: Directory holding the mapping files (default ``baselines/published``).
+        folder: Directory holding ``mapping.yaml`` (default ``baselines/published``).
 
     Raises:
-        UserError: Missing or malformed files, or two papers mapping one metric name differently.
+        UserError: Missing or malformed files, or a CSV row whose source the mapping does not list.
     """
     root = Path(folder) if folder else published_dir()
-    files = mapping_files(root)
-    if not files:
-        raise UserError(
-            f"published numbers not found: {root / 'mapping.yaml'}", "run from a checkout or set DEEPFORCING_HOME"
-        )
-    values: list[PublishedValue] = []
-    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    unmatched: dict[tuple[str, str], str] = {}
-    metrics: dict[str, MetricLink] = {}
-    sources = []
-    for mapping_path in files:
-        source = _load_paper(mapping_path, values, methods, unmatched, metrics)
-        sources.append(source)
-    return Published(tuple(values), methods, unmatched, metrics, "; ".join(s for s in sources if s))
-
-
-def _load_paper(
-    mapping_path: Path,
-    values: list[PublishedValue],
-    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]],
-    unmatched: dict[tuple[str, str], str],
-    metrics: dict[str, MetricLink],
-) -> str:
-    root = mapping_path.parent
+    mapping_path = root / "mapping.yaml"
+    if not mapping_path.is_file():
+        raise UserError(f"published numbers not found: {mapping_path}", "run from a checkout or set DEEPFORCING_HOME")
     mapping: dict[str, Any] = yaml.safe_load(mapping_path.read_text(encoding="utf-8")) or {}
     csv_path = root / str(mapping.get("file", ""))
     if not csv_path.is_file():
         raise UserError(f"{mapping_path}: file '{mapping.get('file')}' not found in {root}")
-    protocols = {str(k): str(v) for k, v in (mapping.get("protocols") or {}).items()}
+    entries = mapping.get("sources")
+    if mapping.get("version") != 2 or not isinstance(entries, list):
+        raise UserError(f"{mapping_path}: expected 'version: 2' with a 'sources' list")
+    sources = tuple(str(e.get("source", "")) for e in entries)
+    protocols = {
+        (str(e.get("source", "")), str(k)): str(v) for e in entries for k, v in (e.get("protocols") or {}).items()
+    }
+    values = []
     reader = csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8")))
-    sources = set()
     for i, row in enumerate(reader, 2):
         try:
+            source = row["source"]
+            if source not in sources:
+                raise UserError(f"{csv_path}:{i}: source {row['source']!r} is not listed in {mapping_path}")
+            duration = row["duration_s"].strip()
             values.append(
                 PublishedValue(
                     source=row["source"],
                     table=row["table"],
-                    duration_s=float(row["duration_s"]) if row["duration_s"] else float("inf"),
+                    duration_s=float(duration) if duration else None,
                     method=row["method"],
                     metric=row["metric"],
                     value=float(row["value"]),
                     note=row.get("note") or "",
-                    protocol=protocols.get(row["table"], row.get("note") or ""),
+                    protocol=protocols.get((source, row["table"]), row.get("note") or ""),
                 )
             )
         except (KeyError, ValueError) as exc:
             raise UserError(f"{csv_path}:{i}: malformed row ({exc})") from exc
-        sources.add(row["source"])
-    if len(sources) != 1:
-        raise UserError(f"{csv_path}: one paper per file, found sources {sorted(sources)}")
-    (source,) = sources
-    for entry in mapping.get("methods") or []:
-        names = tuple(entry.get("ours") or ())
-        key = (source, str(entry["published"]))
-        if names:
-            methods[key] = (names, tuple(entry.get("tables") or ()))
-        else:
-            unmatched[key] = str(entry.get("why", "")).strip()
+    methods: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    by_source: dict[tuple[str, str], str] = {}
+    for e, src in zip(entries, sources, strict=True):
+        for entry in e.get("methods") or []:
+            names = tuple(entry.get("ours") or ())
+            key = (src, str(entry["published"]))
+            if names:
+                methods[key] = (names, tuple(entry.get("tables") or ()))
+            else:
+                by_source[key] = str(entry.get("why", "")).strip()
+    mapped = {pub for _, pub in methods}
+    unmatched: dict[str, str] = {}
+    for (_, pub), why in by_source.items():
+        if pub not in mapped and pub not in unmatched:
+            unmatched[pub] = why
+    metrics = {}
     for name, spec in (mapping.get("metrics") or {}).items():
         spec = spec or {}
-        link = MetricLink(str(name), spec.get("ours"), float(spec.get("scale", 1.0)), spec.get("why", ""))
-        if name in metrics and (metrics[name].ours, metrics[name].scale) != (link.ours, link.scale):
-            raise UserError(f"{mapping_path}: metric '{name}' is mapped differently by another paper's mapping")
-        metrics.setdefault(str(name), link)
-    return str(mapping.get("source", ""))
+        metrics[str(name)] = MetricLink(str(name), spec.get("ours"), float(spec.get("scale", 1.0)), spec.get("why", ""))
+    comparable = mapping.get("comparable") or {}
+    return Published(
+        tuple(values),
+        methods,
+        unmatched,
+        metrics,
+        "; ".join(sources),
+        sources,
+        by_source,
+        model=comparable.get("model"),
+        speed_device=comparable.get("speed_device"),
+    )

@@ -1,4 +1,4 @@
-"""Renderers of the table model: Markdown, LaTeX (booktabs), CSV, HTML and a rich console table.
+"""Renderers of the table model: Markdown, LaTeX (booktabs), CSV, HTML, the console and JSON.
 
 Each renderer reads only a :class:`~deepforcing.report.table.Table`; none computes or rounds a number itself
 (the display string is the cell's). Best cells (:attr:`Cell.best`) are bold everywhere.
@@ -9,12 +9,10 @@ from __future__ import annotations
 import csv
 import html
 import io
-from typing import TYPE_CHECKING
+from typing import Any
 
+from deepforcing import console
 from deepforcing.report.table import Cell, Column, Table
-
-if TYPE_CHECKING:  # pragma: no cover
-    import rich.table
 
 
 def _arrow(col: Column) -> str:
@@ -280,15 +278,51 @@ def to_html(table: Table, caption: bool = True) -> str:
     return "\n".join(out)
 
 
-# ---------------------------------------------------------------------------------------------- rich
-def to_rich(table: Table) -> rich.table.Table:
-    """A :class:`rich.table.Table` for the console (best cells bold; notes as the caption)."""
-    from rich.markup import escape
-    from rich.table import Table as RichTable
+# ------------------------------------------------------------------------------------------- console
+_CONSOLE_KIND: dict[str, console.ColumnKind] = {"label": "key", "ours": "number", "paper": "number", "delta": "number"}
 
-    t = RichTable(title=table.title, caption="\n".join(table.notes) or None, caption_justify="left")
-    for c in table.columns:
-        t.add_column(escape(c.label + _arrow(c)), justify="right" if c.kind in ("ours", "paper", "delta") else "left")
+
+def _empty(cell: Cell) -> bool:
+    return cell.value is None or cell.display in ("", "—")
+
+
+def to_console(table: Table) -> console.Table:
+    """A :class:`deepforcing.console.Table` (best cells bold on a terminal; notes below).
+
+    Row labels are ``key`` columns and numbers ``number`` columns, so neither is ever cut; a column without any
+    value is left out and named in a note (a table of dashes says nothing at any width).
+    """
+    keep = [
+        i
+        for i, c in enumerate(table.columns)
+        if not table.rows or c.kind in ("label", "text") or not all(_empty(row[i]) for row in table.rows)
+    ]
+    dropped = [table.columns[i].label for i in range(len(table.columns)) if i not in keep]
+    notes = list(table.notes)
+    if dropped and table.rows:
+        notes.append(f"{len(dropped)} column(s) without any value left out: {', '.join(dropped)}")
+    out = console.Table(
+        [
+            console.Column(
+                table.columns[i].label + _arrow(table.columns[i]), _CONSOLE_KIND.get(table.columns[i].kind, "text")
+            )
+            for i in keep
+        ],
+        title=table.title,
+        notes=notes,
+    )
     for row in table.rows:
-        t.add_row(*(f"[bold]{escape(c.display)}[/bold]" if c.best else escape(c.display) for c in row))
-    return t
+        out.add_row(*(console.Styled(row[i].display, "bold") if row[i].best else row[i].display for i in keep))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- json
+def to_json(table: Table) -> dict[str, Any]:
+    """The table as JSON: columns (key, label, kind, direction), one object per row (column key -> raw value)."""
+    return {
+        "name": table.name,
+        "title": table.title,
+        "columns": [{"key": c.key, "label": c.label, "kind": c.kind, "direction": c.direction} for c in table.columns],
+        "rows": [{c.key: cell.value for c, cell in zip(table.columns, row, strict=True)} for row in table.rows],
+        "notes": list(table.notes),
+    }

@@ -353,22 +353,147 @@ def run_protocol(run: Run) -> str:
     )
 
 
-def comparability_notes(runs: Sequence[Run]) -> list[str]:
-    """Warnings for runs whose numbers cannot be compared with the paper's."""
+def run_device(run: Run) -> str:
+    """The device name a run's provenance records (``?`` when absent)."""
+    return str(((run.aggregate.get("provenance") or {}).get("device") or {}).get("name", "?"))
+
+
+@dataclass(frozen=True)
+class Comparability:
+    """Whether a run's numbers may stand beside the published ones.
+
+    Attributes:
+        values: Same model as the publications (quality numbers are compared).
+        speed: Also the same GPU class (speed numbers are compared).
+        why: Why not, for people (empty when both hold).
+    """
+
+    values: bool
+    speed: bool
+    why: str
+
+
+def comparability(run: Run, published: Published | None) -> Comparability:
+    """What of a run can be compared with the published numbers (model, then GPU class)."""
+    if published is None:
+        return Comparability(False, False, "no published numbers loaded")
+    model, device = run.suite_config.get("model"), run_device(run)
+    if published.model is not None and model != published.model:
+        why = f"model {model}, not {published.model}"
+        return Comparability(False, False, why)
+    if published.speed_device is not None and published.speed_device.lower() not in device.lower():
+        return Comparability(True, False, f"speed on {device}, not {published.speed_device}")
+    return Comparability(True, True, "")
+
+
+def comparability_notes(runs: Sequence[Run], published: Published | None = None) -> list[str]:
+    """One note per run whose numbers are not compared with the published ones, saying why."""
     notes = []
     for r in runs:
-        model = r.suite_config.get("model")
-        if model == "tiny":
+        c = comparability(r, published) if published is not None else None
+        if c is not None and c.values and c.speed:
+            continue
+        if c is not None and c.values:
             notes.append(
-                f"{r.name} uses the random-weight tiny model (its videos are coloured noise): the numbers check "
-                "the plumbing and are not comparable with the paper's."
+                f"{r.name}: {c.why}: its speed is not compared with the published speed numbers (quality numbers are)."
             )
-        elif model == "toyworld":
+            continue
+        model = r.aggregate.get("model") or {}
+        name = model.get("name") or r.suite_config.get("model")
+        what = f"model {name}" + (f" ({model['description']})" if model.get("description") else "")
+        target = published.model if published is not None and published.model else "another model"
+        notes.append(
+            f"{r.name} uses {what}; the published numbers are for {target}, so they are not compared with this run "
+            "(no paper column, no Δ)."
+        )
+    return notes
+
+
+def truncated_prompts(run: Run) -> dict[str, dict[str, Any]]:
+    """Prompt id -> ``prompt_tokens`` of every prompt the text encoder cut (from the run's unit rows)."""
+    out: dict[str, dict[str, Any]] = {}
+    for u in run.units:
+        if u.get("prompt_truncated"):
+            pid = str((u.get("unit") or {}).get("prompt_id") or (u.get("prompt") or {}).get("prompt_id"))
+            out.setdefault(pid, dict(u.get("prompt_tokens") or {}))
+    return out
+
+
+def truncation_notes(runs: Sequence[Run]) -> list[str]:
+    """One note per run whose prompts were longer than the text encoder reads (the rest had no effect)."""
+    notes = []
+    for r in runs:
+        cut = truncated_prompts(r)
+        if cut:
+            listed = ", ".join(
+                f"{pid} ({t.get('count', '?')} tokens, limit {t.get('limit', '?')})" for pid, t in sorted(cut.items())
+            )
             notes.append(
-                f"{r.name} uses the toy-world model trained in this repository (32x32 px bouncing shapes): its numbers "
-                "measure long-horizon behaviour on the toy world and are not comparable with the paper's."
+                f"{r.name}: {len(cut)} prompt(s) were longer than the text encoder reads and were truncated; the "
+                f"cut-off text had no effect on their videos: {listed}."
             )
     return notes
+
+
+def counts_table(runs: Sequence[Run]) -> Table:
+    """Videos per method: expected, generated, scored, failed, missing (``aggregate.json`` ``n_samples``)."""
+    fields = ("expected", "generated", "scored", "failed", "missing")
+    columns = (Column("method", "Method", kind="label"), *(Column(f, f.capitalize(), kind="text") for f in fields))
+    rows = []
+    for s in series_of(runs):
+        n = (s.run.aggregate.get("n_samples") or {}).get(s.method) or {}
+        rows.append((text(s.label, source=s.source), *(text(str(n.get(f, "—"))) for f in fields)))
+    return Table("counts", "Videos per method", columns, tuple(rows), (), best=None)
+
+
+def problem_notes(runs: Sequence[Run]) -> list[str]:
+    """One note per run with failed or missing units (the report's banner)."""
+    notes = []
+    for r in runs:
+        n = r.aggregate.get("n_samples") or {}
+        failed = sum(v.get("failed", 0) for v in n.values())
+        missing = sum(v.get("missing", 0) for v in n.values())
+        expected = sum(v.get("expected", 0) for v in n.values())
+        if failed or missing:
+            parts = [f"{c} {w}" for c, w in ((failed, "failed"), (missing, "missing")) if c]
+            notes.append(
+                f"{r.name}: {' and '.join(parts)} of {expected} video(s); its numbers are over the scored ones only "
+                "(see Failed / missing units)."
+            )
+    return notes
+
+
+def problems_table(runs: Sequence[Run]) -> Table:
+    """Every failed or missing piece of a work item (``aggregate.json`` ``problems``), one row each."""
+    columns = (
+        Column("method", "Method", kind="label"),
+        Column("prompt", "Prompt", kind="text"),
+        Column("seed", "Seed", kind="text"),
+        Column("state", "State", kind="text"),
+        Column("stage", "Stage", kind="text"),
+        Column("metric", "Metric", kind="text"),
+        Column("reason", "Reason", kind="text"),
+        Column("unit", "Unit", kind="text"),
+    )
+    rows = []
+    for r in runs:
+        for p in r.aggregate.get("problems") or []:
+            label = p["method"] if len(runs) == 1 else f"{p['method']} ({r.name})"
+            rows.append(
+                (
+                    text(label),
+                    text(str(p["prompt_id"])),
+                    text(str(p["seed"])),
+                    text(p["state"]),
+                    text(p["stage"]),
+                    text(p.get("metric") or "—"),
+                    text(p["reason"]),
+                    text(p["unit_key"]),
+                )
+            )
+    total = sum(sum(n.get("expected", 0) for n in (r.aggregate.get("n_samples") or {}).values()) for r in runs)
+    notes = (f"{len(rows)} problem(s) among {total} expected video(s); every one of them is in results/problems.csv.",)
+    return Table("problems", "Failed / missing units", columns, tuple(rows), notes, best=None)
 
 
 # ------------------------------------------------------------------------------------------- summary
@@ -395,6 +520,9 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
         pub = {}
         if link is not None and published is not None:
             for s in series:
+                c = comparability(s.run, published)
+                if not (c.speed if key.startswith("timing.") else c.values):
+                    continue  # another model or GPU: no paper cell, no delta (the notes say why, once)
                 v = _published_for(published, s, link.published)
                 if v is not None:
                     pub[s.label] = v
@@ -416,7 +544,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             builders.append(("paper", key, direction, (link, pub)))
             builders.append(("delta", key, None, (link, pub)))
             for v in pub.values():
-                used_refs[f"{v.source}, {v.table}"] = v.protocol
+                used_refs[v.table] = v.protocol
     rows = []
     for s in series:
         row = [text(s.label, source=s.source)]
@@ -447,7 +575,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             "for each method the paper's table and length nearest to ours: "
             + "; ".join(f"{t}: {p}" for t, p in sorted(used_refs.items()))
         )
-    notes += comparability_notes(runs)
+    notes += comparability_notes(runs, published) + truncation_notes(runs)
     return mark_best(Table("summary", "Summary: method x metric", tuple(columns), tuple(rows), tuple(notes)))
 
 
@@ -476,6 +604,9 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
     rows = []
     unmatched = []
     for s in series:
+        c = comparability(s.run, published)
+        if not c.values:
+            continue  # another model: said once in the notes, no rows
         values = published.for_method(s.method, s.run.seconds)
         if not values:
             unmatched.append(s.method)
@@ -488,10 +619,14 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
                 ours_key = next((k for k in keys if _name_of(k) == link.ours), None)
                 if ours_key is not None and split_drift(ours_key) is not None:
                     ours_key = None
+            if ours_key is not None and ours_key.startswith("timing.") and not c.speed:
+                ours_key, why_not = None, f"speed not compared ({c.why})"
+            else:
+                why_not = ""
             ours = s.run.value(s.method, ours_key) if ours_key else None
             ours_conv = None if ours is None or link is None else ours * link.scale
             delta = None if ours_conv is None else ours_conv - v.value
-            why = "" if ours_key else (link.why if link and link.why else "not measured in this run")
+            why = "" if ours_key else why_not or (link.why if link and link.why else "not measured in this run")
             rows.append(
                 (
                     text(s.label, source=s.source),
@@ -515,10 +650,12 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
     notes.append(f"paper: {published.source}; ours converted to the paper's unit (x100 for VBench, ms -> s)")
     if unmatched:
         notes.append("no published counterpart: " + ", ".join(dict.fromkeys(unmatched)))
-        why = [f"{pub} ({source}): {reason}" for (source, pub), reason in published.unmatched.items() if reason]
+        why = [f"{pub}: {reason}" for pub, reason in published.unmatched.items() if reason]
         if why:
             notes.append("published methods without a counterpart here — " + "; ".join(why))
-    notes += comparability_notes(runs)
+    notes += comparability_notes(runs, published)
+    if not rows:
+        notes.append("no run here is comparable with the published numbers; they are listed in baselines/published/")
     return Table("paper", "Ours beside the paper's numbers", columns, tuple(rows), tuple(notes), best=None)
 
 
@@ -566,7 +703,8 @@ def speed_table(runs: Sequence[Run], published: Published | None = None) -> Tabl
         for k in keys:
             row.append(_cell(s, k, TIMING_DIRECTIONS[k]))
             if k == "timing.fps_mean":
-                v = _published_for(published, s, "fps") if published is not None else None
+                comparable = published is not None and comparability(s.run, published).speed
+                v = _published_for(published, s, "fps") if comparable else None
                 row.append(
                     number(
                         v.value if v else None,
@@ -583,6 +721,7 @@ def speed_table(runs: Sequence[Run], published: Published | None = None) -> Tabl
     notes = (
         "Sampling only (VAE decode excluded); per-chunk latency is the mean after the first chunk of each video.",
         "Timings describe the machine of each run; regress never compares them.",
+        "The paper's FPS is shown only for runs of the same model on the same GPU class.",
     )
     return mark_best(Table("speed", "Speed", tuple(columns), tuple(rows), notes))
 
@@ -669,6 +808,7 @@ def methods_table(runs: Sequence[Run]) -> Table:
 __all__ = [
     "Cell",
     "Column",
+    "Comparability",
     "Series",
     "Source",
     "Table",
@@ -676,11 +816,17 @@ __all__ = [
     "drift_table",
     "mark_best",
     "methods_table",
+    "comparability",
+    "comparability_notes",
+    "counts_table",
     "number",
     "paper_table",
+    "problem_notes",
+    "problems_table",
     "series_of",
     "speed_table",
     "summary_table",
     "text",
+    "truncation_notes",
     "video_table",
 ]

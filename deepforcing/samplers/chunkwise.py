@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
@@ -20,29 +19,9 @@ from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
+from deepforcing.samplers.configs import ChunkwiseConfig
 from deepforcing.samplers.observe import CallObserver, CallRecorder
-from deepforcing.samplers.schedule import StepConfig
 from deepforcing.samplers.switching import TextSegment, as_segments
-
-
-@dataclass(frozen=True)
-class ChunkwiseConfig(StepConfig):
-    """Chunk-wise sampler settings (defaults: Self-Forcing DMD, ``configs/self_forcing_dmd.yaml``).
-
-    ``[1000, 750, 500, 250]`` warped with shift 5 gives ``[1000, 937.5, 833.33, 625]``; see :class:`StepConfig`.
-
-    Attributes:
-        renoise: How x0 is taken to the next step's noise level. ``fresh`` (Self-Forcing and every method built on
-            it): a fresh Gaussian draw from the noise stream. ``predicted``: the noise the model's own flow implies
-            (``ε̂ = x0 + v``), i.e. the deterministic Euler / DDIM step of the flow ODE — what a non-distilled
-            flow-matching model (the toy model) needs to resolve small objects in a few steps.
-    """
-
-    renoise: Literal["fresh", "predicted"] = "fresh"
-
-    def __post_init__(self) -> None:
-        if self.renoise not in ("fresh", "predicted"):
-            raise UserError(f"renoise must be 'fresh' or 'predicted', got {self.renoise!r}")
 
 
 @dataclass

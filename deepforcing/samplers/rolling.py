@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -22,19 +21,9 @@ from deepforcing.model.wan import CausalWanModel, TextConditioning
 from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
+from deepforcing.samplers.configs import RollingConfig
 from deepforcing.samplers.observe import CallObserver, CallRecorder
-from deepforcing.samplers.schedule import StepConfig
 from deepforcing.samplers.switching import TextSegment, as_segments
-
-
-@dataclass(frozen=True)
-class RollingConfig(StepConfig):
-    """Rolling sampler settings (defaults: ``configs/rolling_forcing_dmd.yaml``); the window holds one chunk per step.
-
-    ``[1000, 800, 600, 400, 200]`` warped with shift 5 gives ``[1000, 952.4, 882.4, 769.2, 555.6]``.
-    """
-
-    denoising_steps: tuple[int, ...] = (1000, 800, 600, 400, 200)
 
 
 class RollingSampler:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from deepforcing.samplers.configs import StepConfig  # noqa: F401 - re-exported (its old home)
+
 
 @dataclass(frozen=True)
 class FlowSchedule:
@@ -61,33 +63,3 @@ class FlowSchedule:
         """``x0 = x_t − σ·v`` in float64, returned in the flow dtype (timestep scalar or one per frame)."""
         sigma = self._per_frame(self.sigma(timestep).to(torch.float64).to(flow.device), flow)
         return (x_t.to(torch.float64) - sigma * flow.to(torch.float64)).to(flow.dtype)
-
-
-@dataclass(frozen=True)
-class StepConfig:
-    """Few-step sampler settings shared by the chunk-wise and rolling samplers.
-
-    Attributes:
-        chunk_frames: Latent frames per chunk (``num_frame_per_block``).
-        denoising_steps: Nominal timesteps; warped onto the shifted table when ``warp`` is set.
-        warp: Map nominal steps through the shifted schedule (``warp_denoising_step``).
-        shift: Schedule shift.
-        context_timestep: Timestep of the clean pass that writes a chunk's K/V (``context_noise``).
-    """
-
-    chunk_frames: int = 3
-    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
-    warp: bool = True
-    shift: float = 5.0
-    context_timestep: int = 0
-
-    @property
-    def schedule(self) -> FlowSchedule:
-        """The flow schedule for this config."""
-        return FlowSchedule(shift=self.shift)
-
-    def timesteps(self) -> torch.Tensor:
-        """The timesteps actually fed to the model, float32 [S]."""
-        if self.warp:
-            return self.schedule.warp(self.denoising_steps)
-        return torch.tensor(self.denoising_steps, dtype=torch.float32)

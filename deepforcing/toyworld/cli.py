@@ -6,18 +6,14 @@ Registered by :func:`add_parser` from ``deepforcing.cli``; heavy imports happen 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
 
+from deepforcing import console
+from deepforcing.console import Column, Table, document
+
 log = logging.getLogger("deepforcing.toyworld")
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr)
 
 
 def _threads(n: int | None) -> None:
@@ -49,8 +45,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=_console(stderr=True),
-        disable=args.quiet,
+        console=console.err.rich,
+        disable=args.quiet or not console.err.is_tty,
     ) as progress:
         task = progress.add_task("train", total=cfg.steps, loss=float("nan"), val="-")
 
@@ -63,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         card = train(cfg, args.out, resume=args.resume, on_step=on_step, command=command)
     run = card["run"]
-    _console().print(
+    console.out.line(
         f"wrote {args.out}: {run['steps']} steps in {run['wall_seconds']} s, final loss "
         f"{run['final_loss_mean_last_100']} (validation {run['final_val_loss']}); loss curve in loss.csv / loss.svg"
     )
@@ -75,7 +71,7 @@ def _cmd_captions(args: argparse.Namespace) -> int:
     from deepforcing.toyworld.world import sample_scene
 
     for seed in range(args.seed, args.seed + args.n):
-        print(f"{seed}\t{sample_scene(seed).caption}")  # noqa: T201 - plain output for pipes
+        console.out.line(f"{seed}\t{sample_scene(seed).caption}")
     return 0
 
 
@@ -85,7 +81,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     scene = sample_scene(args.scene_seed)
     path = write_preview(scene.render(args.frames), args.out, scale=args.scale)
-    _console().print(f"wrote {path}: {scene.caption}")
+    console.out.line(f"wrote {path}: {scene.caption}")
     return 0
 
 
@@ -100,8 +96,6 @@ def _caption(args: argparse.Namespace) -> str:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from deepforcing.toyworld.generate import generate_toy_video, write_preview
     from deepforcing.toyworld.model import load_toy_model
     from deepforcing.toyworld.oracle import SEGMENT_METRICS, score_video
@@ -114,17 +108,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.out:
         write_preview(video.frames, args.out)
     if args.json:
-        print(json.dumps({"caption": caption, "method": args.method, "seed": args.seed, "segments": rows}))  # noqa: T201
+        doc = document("toyworld-generate", caption=caption, method=args.method, seed=args.seed, segments=rows)
+        console.out.json(doc)
         return 0
-    table = Table(title=f"{args.method}, seed {args.seed}: {caption}")
-    table.add_column("frames")
-    for name in SEGMENT_METRICS:
-        table.add_column(name, justify="right")
+    table = Table(
+        [Column("frames", "key"), *(Column(name, "number") for name in SEGMENT_METRICS)],
+        title=f"{args.method}, seed {args.seed}: {caption}",
+    )
     for r in rows:
         table.add_row(f"{r['start']}-{r['stop'] - 1}", *(f"{r[n]:.3f}" for n in SEGMENT_METRICS))
-    con = _console()
-    con.print(table)
-    con.print(f"{args.frames} frames in {video.seconds:.1f} s" + (f", wrote {args.out}" if args.out else ""))
+    console.out.table(table)
+    console.out.line(f"{args.frames} frames in {video.seconds:.1f} s" + (f", wrote {args.out}" if args.out else ""))
     return 0
 
 
@@ -140,8 +134,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         prompt_seed_base=args.prompt_seed_base,
     )
-    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet)
-    _console().print(summary["markdown"])
+    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty)
+    console.out.block(summary["markdown"])
     return 0
 
 
@@ -181,7 +175,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--frames", type=int, default=210, help="frames (= latent frames), a multiple of 3")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--segment", type=int, default=21, help="frames per oracle segment")
-    gen.add_argument("--weights", help="toy bundle directory (default: the shipped weights)")
+    gen.add_argument("--weights", help="toy bundle folder or its weights file (default: the shipped weights)")
     gen.add_argument("--out", help="mp4 preview path (4x upscaled)")
     gen.add_argument("--threads", type=int, default=1)
     gen.add_argument("--json", action="store_true", help="print the oracle rows as JSON")
@@ -193,7 +187,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dr.add_argument("--seeds", type=int, default=2, help="noise seeds per prompt")
     dr.add_argument("--frames", type=int, default=210)
     dr.add_argument("--prompt-seed-base", type=int, default=2 * 10**12, help="first scene seed of the prompts")
-    dr.add_argument("--weights", help="toy bundle directory (default: the shipped weights)")
+    dr.add_argument("--weights", help="toy bundle folder or its weights file (default: the shipped weights)")
     dr.add_argument("--out", required=True, help="directory for rows.jsonl and summary.json/.md")
     dr.add_argument("--threads", type=int, default=1)
     dr.set_defaults(func=_cmd_drift)

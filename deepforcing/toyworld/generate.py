@@ -74,9 +74,10 @@ def generate_toy_video(
     """
     import dataclasses
 
-    from deepforcing.toyworld.pipeline import ToyVideoGenerator
+    from deepforcing.pipeline import VideoGenerator
+    from deepforcing.toyworld.kind import ToyWorldModel
 
-    gen = ToyVideoGenerator(method=method, toy=model or load_toy_model())
+    gen = VideoGenerator(ToyWorldModel(model or load_toy_model()), method, device="cpu")
     if sampling_override:
         gen.method = dataclasses.replace(
             gen.method, sampler_config=dataclasses.replace(gen.method.sampler_config, **sampling_override)

@@ -27,19 +27,13 @@ from deepforcing.methods import MethodConfig
 from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
+from deepforcing.toyworld.kind import BUNDLE_FILES, SHIPPED_DIR
 from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 
 log = logging.getLogger(__name__)
 
-#: The shipped bundle.
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 PRESET_NAME = "toyworld"
-GENERATOR_FILE = "generator.safetensors"
-TEXT_FILE = "text_encoder.safetensors"
-VOCAB_FILE = "vocab.json"
-CARD_FILE = "card.json"
-#: The files that make a bundle (what identifies the weights of a toy run).
-BUNDLE_FILES = (GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE)
+GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE = BUNDLE_FILES
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,8 @@ class ToyModel:
         text_encoder: The caption embedding.
         card: The bundle's ``card.json`` contents.
         sampling: Sampler settings the model is used with.
-        path: Where it was loaded from.
+        path: The bundle folder it was loaded from.
+        generator_path: The DiT weights file (``path/generator.safetensors`` unless another file was given).
     """
 
     dit: CausalWanModel
@@ -106,6 +101,7 @@ class ToyModel:
     card: dict[str, Any]
     sampling: ToySampling
     path: Path
+    generator_path: Path | None = None
 
     @torch.no_grad()
     def context(self, captions: list[str]) -> torch.Tensor:
@@ -134,19 +130,50 @@ def save_bundle(directory: str | Path, dit: CausalWanModel, text_encoder: ToyTex
     return directory
 
 
+def locate_bundle(path: str | Path | None = None) -> tuple[Path, Path]:
+    """The bundle folder and the DiT weights file for a ``--checkpoint`` / ``--weights`` argument.
+
+    Accepted: a bundle folder; any file of a bundle (``generator.safetensors``, ``card.json`` …); or a DiT weights
+    file under another name (e.g. a copy or a fine-tune), whose folder supplies the caption encoder, vocabulary
+    and card.
+
+    Returns:
+        ``(bundle folder, generator weights file)``.
+
+    Raises:
+        UserError: The path does not exist.
+    """
+    p = Path(path) if path is not None else SHIPPED_DIR
+    if p.is_dir():
+        return p, p / GENERATOR_FILE
+    if p.is_file():
+        return p.parent, p if p.name not in BUNDLE_FILES else p.parent / GENERATOR_FILE
+    raise UserError(
+        f"toy model {p} not found",
+        "give a toy bundle folder or its generator.safetensors (default: the shipped weights)",
+    )
+
+
 def load_toy_model(directory: str | Path | None = None, device: str | torch.device = "cpu") -> ToyModel:
     """Load a toy bundle (default: the shipped weights) with strict key and shape checks.
+
+    Args:
+        directory: A bundle folder, a file of one, or the DiT weights file itself (see :func:`locate_bundle`).
+        device: Where the model goes.
 
     Raises:
         UserError: A file is missing, or the weights / vocabulary do not match the ``toyworld`` preset.
     """
-    directory = Path(directory) if directory is not None else SHIPPED_DIR
+    directory, generator = locate_bundle(directory)
     for name in BUNDLE_FILES:
-        if not (directory / name).is_file():
+        path = generator if name == GENERATOR_FILE else directory / name
+        if not path.is_file():
             raise UserError(
-                f"toy model file {directory / name} is missing",
+                f"toy model file {path} is missing"
+                + (f" (the weights {generator.name} take the other bundle files from their folder)"
+                   if generator.name != GENERATOR_FILE else ""),
                 "train one with `deepforcing-eval toyworld train --out DIR` or use the shipped weights",
-            )
+            )  # fmt: skip
     preset = toy_preset()
     card = json.loads((directory / CARD_FILE).read_text())
     if card.get("preset") != PRESET_NAME or card.get("wan") != json.loads(json.dumps(dataclasses.asdict(preset.wan))):
@@ -158,10 +185,10 @@ def load_toy_model(directory: str | Path | None = None, device: str | torch.devi
     if tuple(vocab) != default_vocab():
         raise UserError(f"{directory / VOCAB_FILE} does not match this version's caption vocabulary")
     dit = CausalWanModel(preset.wan)
-    load_weights(dit, read_state_dict(directory / GENERATOR_FILE), source=str(directory / GENERATOR_FILE))
+    load_weights(dit, read_state_dict(generator), source=str(generator))
     text = new_text_encoder(preset)
     load_weights(text, read_state_dict(directory / TEXT_FILE), source=str(directory / TEXT_FILE))
     sampling = ToySampling(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["sampling"].items()})
     dit = dit.to(device).eval().requires_grad_(False)
     text = text.to(device).eval().requires_grad_(False)
-    return ToyModel(dit, text, card, sampling, directory)
+    return ToyModel(dit, text, card, sampling, directory, generator)

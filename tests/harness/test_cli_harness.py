@@ -1,9 +1,10 @@
 """CLI of the harness: --suite shortcut, suites list/show, the dry run, errors before any compute."""
 
-import pytest
+import json
 
-from deepforcing.cli import main
-from deepforcing.harness.cli import normalize_argv
+from pytest import approx
+
+from deepforcing.cli import main, normalize_argv
 
 COMMANDS = ["generate", "methods", "weights", "run", "score", "suites"]
 
@@ -14,26 +15,50 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-    from deepforcing import cli
-
-    monkeypatch.setattr(cli.console, "width", 200)
-    monkeypatch.setattr(cli.err_console, "width", 200)
-
-
 def test_suite_flag_means_run():
     assert normalize_argv(["--suite", "smoke"], COMMANDS) == ["run", "--suite", "smoke"]
     assert normalize_argv(["-q", "--suite=smoke", "--dry-run"], COMMANDS) == ["-q", "run", "--suite=smoke", "--dry-run"]
     assert normalize_argv(["score", "--suite", "smoke"], COMMANDS) == ["score", "--suite", "smoke"]
     assert normalize_argv(["methods", "list"], COMMANDS) == ["methods", "list"]
+    # global options with a value stay in front of the inserted command; a value equal to a command name is a value
+    assert normalize_argv(["--weights-dir", "run", "--suite", "smoke"], COMMANDS) == [
+        "--weights-dir",
+        "run",
+        "run",
+        "--suite",
+        "smoke",
+    ]
+    assert normalize_argv(["-v", "--weights-dir=w", "--suite", "smoke"], COMMANDS) == [
+        "-v",
+        "--weights-dir=w",
+        "run",
+        "--suite",
+        "smoke",
+    ]
+    assert normalize_argv(["--suite", "smoke", "--help"], COMMANDS) == ["run", "--suite", "smoke", "--help"]
+    assert normalize_argv(["--help"], COMMANDS) == ["--help"]
 
 
 def test_suites_list_and_show(capsys):
     code, out, _ = _run(capsys, "suites", "list")
-    assert code == 0 and "smoke" in out and "alias of vbench-long-30s" in out and "invalid" not in out
+    assert code == 0 and "alias of vbench-long-30s" in out and "invalid" not in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["smoke"][:3] == ["smoke", "2", "toyworld"] and rows["smoke"][-1] == "ok"
+    doc = json.loads(_run(capsys, "suites", "list", "--json")[1])
+    assert doc["schema_version"] == 1 and doc["kind"] == "suites"
+    by_name = {s["name"]: s for s in doc["suites"]}
+    assert by_name["vbench-long"] == {
+        "name": "vbench-long",
+        "file": by_name["vbench-long"]["file"],
+        "status": "alias",
+        "alias_of": "vbench-long-30s",
+    }
+    assert by_name["smoke"]["status"] == "ok" and by_name["smoke"]["model"] == "toyworld"
+    assert by_name["smoke"]["length"] == {"seconds": None, "latent_frames": 210} and by_name["smoke"]["problems"] == []
     code, out, _ = _run(capsys, "suites", "show", "smoke")
     assert code == 0 and '"config_hash"' in out and '"toy-002"' in out and '"model": "toyworld"' in out
+    doc = json.loads(out)
+    assert doc["kind"] == "suite" and doc["schema_version"] == 1 and doc["prompt_ids"] == ["toy-001", "toy-002"]
     code, out, _ = _run(capsys, "suites", "show", "vbench-long")
     assert code == 0 and '"vbench-long-30s"' in out and '"overall_consistency"' in out
     code, _, err = _run(capsys, "suites", "show", "smok")
@@ -48,12 +73,28 @@ def test_dry_run_prints_plan_and_writes_nothing(capsys, tmp_path):
     code, out, err = _run(capsys, "--suite", "smoke-tiny", "--dry-run", "--out", str(out_dir))
     assert code == 0, err
     assert "work plan: suite smoke-tiny" in out
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
-    assert "15.78" in rows["self-forcing"] and "15.75" in rows["deep-forcing"] and "15.78*" in rows["sink-longlive"]
-    total = [c.strip() for c in rows["total"].split("│")[1:-1]]
-    assert total[2:6] == ["6", "6", "0", "6"]  # videos, units, done, to generate
-    assert total[7] == "63 s"  # 6 x 165 frames at ~15.77 FPS
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}  # plain text: one row a line
+    assert rows["self-forcing"][6] == "15.78" and rows["deep-forcing"][6] == "15.75"
+    assert rows["sink-longlive"][6] == "15.78*"
+    assert rows["total"][1:] == ["-", "6", "6", "0", "6", "-", "63", "s"]  # videos, units, done, to generate, time
     assert "42 latent frames = 165 frames = 10.31 s at 16 fps" in out
+    assert "1x NVIDIA H100" in out and "this suite's model is tiny" in out  # the estimate states what it assumes
+    code, out, err = _run(capsys, "--suite", "smoke-tiny", "--dry-run", "--out", str(out_dir), "--json")
+    plan = json.loads(out)
+    assert plan["kind"] == "plan" and plan["schema_version"] == 1
+    assert [m["name"] for m in plan["methods"]] == ["self-forcing", "deep-forcing", "sink-longlive"]
+    estimate = 2 * 165 / 15.78 + 2 * 165 / 15.75 + 2 * 165 / 15.78
+    assert plan["total"] == {
+        "videos": 6,
+        "new_units": 6,
+        "done": 0,
+        "to_generate": 6,
+        "estimate_seconds": approx(estimate),
+    }
+    assert plan["estimate"]["gpu"] == "1x NVIDIA H100" and "Tables 1 and 6" in plan["estimate"]["source"]
+    assert (
+        plan["video_frames"] == 165 and plan["video_fps"] == 16 and plan["prompts"]["ids"] == ["mgb-0001", "mgb-0002"]
+    )
     assert not out_dir.exists()
 
 
@@ -73,8 +114,8 @@ def test_dry_run_of_a_gpu_suite_estimates_hours(capsys, tmp_path):
         str(tmp_path / "no-weights"),
     )
     assert code == 0
-    total = [c.strip() for line in out.splitlines() if line.startswith("│ total") for c in line.split("│")[1:-1]]
-    assert total[2] == "256" and total[7] == "2.3 h"  # 256 x 501 frames at 15.78 / 15.75 FPS
+    total = next(line.split() for line in out.splitlines() if line.startswith("total "))
+    assert total[2] == "256" and total[-2:] == ["2.3", "h"]  # 256 x 501 frames at 15.78 / 15.75 FPS
     assert "generator weights not ready" in out and "metrics not ready" in out
 
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", COLUMNS="200")
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     return env
 
 
@@ -112,20 +112,9 @@ def resumed_run(tmp_path_factory):
     return out / "smoke-tiny" / "tiny", seen
 
 
-@contextlib.contextmanager
 def _capture_stderr():
-    """Capture what the CLI's rich stderr console prints."""
-    from rich.console import Console
-
-    from deepforcing import cli
-
-    buf = io.StringIO()
-    real = cli.err_console
-    cli.err_console = Console(file=buf)  # swap the console (setting .file would pin today's sys.stderr for good)
-    try:
-        yield buf
-    finally:
-        cli.err_console = real
+    """Capture what the CLI prints on stderr (the console layer writes to the current ``sys.stderr``)."""
+    return contextlib.redirect_stderr(io.StringIO())
 
 
 def test_sigint_stops_cleanly(resumed_run):
@@ -166,7 +155,8 @@ def test_sigkill_then_resume_redoes_only_the_unit_in_flight(resumed_run):
             row_type = schema.ROW_TYPES[row["record"]]
             keys = set(row_type.__annotations__) | ({"used_by"} if row["record"] == "unit" else set())
             assert set(row) == keys, (row["record"], set(row) ^ keys)
-    assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2}
+    assert agg["n_samples"]["deep-forcing"] == {"expected": 2, "generated": 2, "scored": 2, "failed": 0, "missing": 0}
+    assert agg["problems"] == []
     assert agg["timings"]["self-forcing"]["fps_mean"] > 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
@@ -224,7 +214,21 @@ def test_rescoring_never_regenerates(resumed_run, capsys):
     # and `run` with everything done generates nothing
     capsys.readouterr()
     assert main([*SUITE, "--out", str(out)]) == 0
-    assert "0 generated" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "0 generated" in text
+    # the summary is plain text when piped: one line per metric, the methods' numbers on it
+    luma = next(line.split() for line in text.splitlines() if line.startswith("image_stats.mean_luma "))
+    assert len(luma) == 3 and all(0 < float(v) < 1 for v in luma[1:])
+    assert f"  {run / 'results' / 'aggregate.json'}" in text.splitlines()
+    # and the same summary as a JSON document (docs/cli.md, kind run-summary)
+    assert main(["score", *SUITE, "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema_version"] == 1 and doc["kind"] == "run-summary" and doc["scored"] is True
+    assert doc["suite"] == "smoke-tiny" and doc["run_dir"] == str(run) and doc["missing"] == []
+    assert doc["methods"] == ["self-forcing", "deep-forcing"] and doc["units"]["pending"] == 0
+    assert doc["n_samples"]["deep-forcing"]["scored"] == 2
+    assert doc["results"]["self-forcing"]["image_stats.mean_luma@luma=bt601"]["n_videos"] == 2
+    assert doc["files"]["aggregate.json"] == str(run / "results" / "aggregate.json")
 
 
 def _fake_i3d(clips):

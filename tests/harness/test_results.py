@@ -1,4 +1,4 @@
-"""Result files: tidy CSV with a commented header, optional parquet with the header in its metadata."""
+"""Result files: a plain tidy CSV (provenance in a JSON sidecar), optional parquet with the header in its metadata."""
 
 import csv
 import io
@@ -31,13 +31,16 @@ ROWS = [
 ]
 
 
-def test_csv_has_schema_and_provenance_comments():
-    text = _csv(HEADER, ROWS)
-    comments = [line for line in text.splitlines() if line.startswith("#")]
-    assert comments[0] == "# schema_version: 1"
-    assert json.loads(comments[-1].split(": ", 1)[1]) == HEADER["provenance"]
-    rows = list(csv.DictReader(io.StringIO("\n".join(line for line in text.splitlines() if not line.startswith("#")))))
+def test_csv_is_plain_with_one_header_line():
+    import pandas as pd
+
+    columns = tuple(ROWS[0])
+    text = _csv(ROWS, columns)
+    assert not any(line.startswith("#") for line in text.splitlines()) and text.splitlines()[0] == ",".join(columns)
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["value"] == "0.5" and rows[1]["value"] == "" and rows[1]["metric"].endswith("[m@x=1]")
+    frame = pd.read_csv(io.StringIO(text))
+    assert list(frame.columns) == list(columns) and frame["value"].isna().tolist() == [False, True]
 
 
 def test_parquet_when_pyarrow_is_installed():

@@ -111,10 +111,43 @@ def test_drift_needs_its_metric_and_fvd_needs_two_windows(tmp_path):
     )
 
 
-def test_name_must_match_file(tmp_path):
-    path = tmp_path / "other.yaml"
-    path.write_text(GOOD.format(name="t"))
-    assert "name 't' differs from the file name 'other'" in error_of(str(path))
+def test_a_copy_under_another_name_is_its_own_suite(tmp_path, caplog):
+    path = tmp_path / "my-copy.yaml"
+    path.write_text(GOOD.format(name="t"))  # copied from t.yaml, `name:` not edited
+    with caplog.at_level("WARNING", logger="deepforcing.harness.suites"):
+        suite = load_suite(str(path))
+    assert suite.name == "my-copy"  # its runs go to <out>/my-copy/, never into the original's
+    assert "my-copy.yaml:1: name 't' differs from the file name; the suite is called 'my-copy'" in caplog.text
+    original = load_suite(write_suite(tmp_path, GOOD))
+    assert original.name == "t" and original.config_hash != suite.config_hash
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text(GOOD.format(name="x").split("\n", 1)[1])
+    assert load_suite(str(nameless)).name == "nameless"
+
+
+def test_missing_fields_are_reported_with_every_other_problem(tmp_path):
+    text = GOOD.replace("version: 1\n", "").replace("seeds: [0, 1]\n", "").replace("deep-forcing]", "deep-forcng]")
+    text = text.replace("metrics: [image_stats]", "metrics: [image_stat]")
+    msg = error_of(write_suite(tmp_path, text))
+    assert "(5 problems)" in msg
+    for needle in (
+        "missing required field 'version'",
+        "missing required field 'seeds'",
+        "unknown method 'deep-forcng'",
+        "unknown metric 'image_stat'",
+        "drift of 'image_stats' needs 'image_stats' in metrics",
+    ):
+        assert needle in msg
+
+
+def test_problems_that_would_fail_unit_by_unit_are_found_up_front(tmp_path):
+    text = GOOD.replace("[self-forcing, deep-forcing]", "[self-forcing, rolling-forcing]")
+    msg = error_of(write_suite(tmp_path, text))  # rolling windows need 5 chunks: 15 latent frames
+    assert "method 'rolling-forcing' needs at least 15 latent frames, got 9" in msg
+    toy = GOOD.replace("model: tiny", "model: toyworld")  # moviegen prompts are not toy captions
+    msg = error_of(write_suite(tmp_path, toy))
+    assert "3 of 3 prompts cannot be read by the toyworld model" in msg and "mgb-0001 (toy caption:" in msg
+    assert "toyworld captions" in msg
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path):

@@ -26,17 +26,3 @@ def artifacts_dir(tmp_path_factory) -> Path:
     path = Path(given) if given else tmp_path_factory.mktemp("artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@pytest.fixture(autouse=True)
-def _cli_consoles_follow_capture():
-    """Let the CLI's rich consoles write to the current sys.stdout/stderr (what capsys captures).
-
-    A test elsewhere that swaps ``err_console.file`` and restores the captured stream object it saw pins the
-    console to that old stream; ``file = None`` restores rich's default (follow sys.stderr / sys.stdout).
-    """
-    from deepforcing import cli
-
-    cli.console.file = None
-    cli.err_console.file = None
-    yield

@@ -11,7 +11,7 @@ from deepforcing.report.published import load_published
 from deepforcing.report.runs import load_run
 from deepforcing.report.table import series_of
 
-SECTIONS = ("summary", "paper", "drift", "ablation", "speed", "prompts", "provenance")
+SECTIONS = ("summary", "problems", "paper", "drift", "ablation", "speed", "prompts", "provenance")
 
 
 def _page(runs, tmp_path, **kw):
@@ -40,7 +40,8 @@ def test_fixture_report_has_every_section_and_is_self_contained(tmp_path):
     assert "No ablation grid in these runs" in page
     assert page.count("mp4 missing") == 6  # the fixture has no videos; each (prompt, method) says so
     assert "\\begin{tabular}" in page and "| Method |" in page  # LaTeX and Markdown of the summary to copy
-    assert "random-weight tiny model" in page
+    assert "uses model tiny" in page and "not compared with this run" in page
+    assert '<section id="problems">' in page and "None: every video was scored." in page
     # drift curves: one panel per per-clip metric id (7), each with the three methods
     svg = page[page.index('data-chart="drift-curves"') :]
     assert all(label in svg for label in ("Mean luma", "Temporal flickering", "self-forcing", "sink-longlive"))

@@ -140,6 +140,7 @@ def test_cli_exit_codes_and_update_with_diff(tmp_path, capsys):
     code, out, _ = _cli(capsys, "regress", str(moved), "--baseline", str(path), "--json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False and doc["counts"] == {"ok": 2, "moved": 1}
+    assert doc["schema_version"] == 1 and doc["kind"] == "regress" and isinstance(doc["notes"], list)
     code, _, err = _cli(capsys, "regress", str(tmp_path / "missing"), "--baseline", str(path))
     assert code == 2 and "run directory not found" in err
 
@@ -153,6 +154,9 @@ def test_cli_exit_codes_and_update_with_diff(tmp_path, capsys):
     assert _cli(capsys, "regress", str(moved), "--baseline", str(path))[0] == 0
     code, out, _ = _cli(capsys, "regress", str(moved), "--baseline", str(path), "--update")
     assert code == 0 and "up to date" in out
+    code, out, _ = _cli(capsys, "regress", str(moved), "--baseline", str(path), "--update", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["kind"] == "regress-update" and doc["action"] == "up to date" and doc["diff"] == ""
 
 
 def test_update_creates_a_new_baseline(tmp_path, capsys):
@@ -179,7 +183,7 @@ def test_other_weights_fail_and_another_machine_is_noted(tmp_path):
     assert _statuses(regress.compare(run, base))[("deep-forcing", "weights_id")] == "weights"
     notes = regress.environment_notes(run, base)
     assert notes == [
-        "device differs from the blessed run's: Other CPU -> Test CPU",
+        "device differs from the blessed run's: Other CPU -> NVIDIA H100 80GB HBM3",
         "library versions differ from the blessed run's: torch 2.0.0 -> 2.14.1",
     ]
 

@@ -73,7 +73,8 @@ def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthet
     row = next(r for r in t.rows if r[0].value == "deep-forcing" and r[2].value == "subject_consistency")
     assert row[4].value == 97.34 and row[5].value == pytest.approx(97.5) and row[6].value == pytest.approx(0.16)
     assert "no published counterpart: sink-longlive" in t.notes
-    assert any(n.startswith("published methods without a counterpart here — CausVid (Deep Forcing") for n in t.notes)
+    assert any(n.startswith("published methods without a counterpart here — CausVid:") for n in t.notes)
+    assert not any("— LongLive:" in n for n in t.notes)  # LongLive's own weights are the longlive preset
 
 
 def test_several_runs_label_rows_by_run(tmp_path):
@@ -136,5 +137,27 @@ def test_drift_and_speed_tables_of_the_fixture():
     slope = next(r for r in drift.rows if r[1].value == "Slope per minute")
     assert not any(c.best for c in slope[2:])  # slopes have no direction
     speed = T.speed_table([run], load_published())
-    assert speed.cell("deep-forcing", "paper:fps").value == 15.75
+    # the fixture is the tiny model on a CPU: the paper's H100 FPS is not put beside it
+    assert speed.cell("deep-forcing", "paper:fps").value is None
     assert speed.cell("sink-longlive", "paper:fps").value is None
+
+
+def test_published_numbers_stand_only_beside_comparable_runs(tmp_path):
+    timings = {"deep-forcing": {"fps_mean": 12.0}}
+    h100 = load_run(make_run(tmp_path / "a", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings))
+    cpu = load_run(make_run(tmp_path / "b", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings, device="CPU"))
+    toy = load_run(
+        make_run(tmp_path / "c", {"deep-forcing": {SUBJ: (0.97, True, 2)}}, timings=timings, model="toyworld")
+    )
+    pub = load_published()
+    assert T.speed_table([h100], pub).cell("deep-forcing", "paper:fps").value == 15.75
+    assert T.speed_table([cpu], pub).cell("deep-forcing", "paper:fps").value is None
+    quality = T.summary_table([cpu], pub, keys=[SUBJ])
+    assert any(c.key == f"paper:{SUBJ}" for c in quality.columns)  # same model: quality is compared on any device
+    toy_table = T.summary_table([toy], pub, keys=[SUBJ, "timing.fps_mean"])
+    assert [c.kind for c in toy_table.columns] == ["label", "ours", "ours"]  # no paper cells, no delta
+    assert sum("not compared with this run" in n for n in toy_table.notes) == 1  # said once
+    assert not T.paper_table([toy], pub).rows
+    cpu_paper = T.paper_table([cpu], pub)
+    fps_row = next(r for r in cpu_paper.rows if r[2].value == "fps")
+    assert fps_row[5].value is None and "speed not compared" in fps_row[5].note

@@ -15,8 +15,8 @@ from deepforcing.model.config import PRESETS
 from deepforcing.pipeline import create_generator
 from deepforcing.toyworld import latent
 from deepforcing.toyworld.drift import DriftStudy, findings_tables, load_summary, prompt_id, summarise
-from deepforcing.toyworld.model import BUNDLE_FILES, SHIPPED_DIR, load_toy_model
-from deepforcing.toyworld.pipeline import ToyCodec, ToyVideoGenerator
+from deepforcing.toyworld.kind import BUNDLE_FILES, SHIPPED_DIR, ToyCodec, ToyWorldModel
+from deepforcing.toyworld.model import load_toy_model
 from deepforcing.toyworld.world import sample_scene
 
 CAPTION = "a red circle from the top right bouncing on a dark blue background"
@@ -46,9 +46,10 @@ def test_toy_preset_timing_matches_the_wan_latent_timeline():
 
 
 def test_generator_keeps_the_policy_and_takes_the_cards_sampler(generator):
-    assert isinstance(generator, ToyVideoGenerator)
+    assert isinstance(generator.kind, ToyWorldModel)
     cfg = generator.method.sampler_config
-    assert tuple(cfg.denoising_steps) == tuple(generator.toy.card["sampling"]["denoising_steps"])
+    card = json.loads((SHIPPED_DIR / "card.json").read_text())
+    assert tuple(cfg.denoising_steps) == tuple(card["sampling"]["denoising_steps"])
     assert generator.method.policy == "participative-compression" and generator.method.checkpoint == "toyworld"
 
 
