@@ -151,7 +151,7 @@ def test_json_documents_of_report_and_generate(capsys, tmp_path):
     assert main(["report", str(FIXTURE_RUN), "--out", str(out), "--no-filmstrips", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema_version"] == 1 and doc["kind"] == "report" and doc["written"] == [str(out)]
-    assert doc["runs"] == [{"name": "smoke/tiny", "path": str(FIXTURE_RUN)}]
+    assert doc["runs"] == [{"name": "smoke-tiny/tiny", "path": str(FIXTURE_RUN)}]
     summary = doc["summary"]
     assert summary["columns"][0]["key"] == "method" and summary["columns"][0]["kind"] == "label"
     assert [r["method"] for r in summary["rows"]] == ["self-forcing", "deep-forcing", "sink-longlive"]

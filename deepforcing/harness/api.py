@@ -7,6 +7,7 @@ an unwritable output directory — is checked before the first unit is generated
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from deepforcing.harness.plan import WorkPlan, build_plan, check_generator_weigh
 from deepforcing.harness.progress import Progress
 from deepforcing.harness.provenance import provenance
 from deepforcing.harness.results import (
+    ProblemLines,
     ResultsSummary,
     UnitProblem,
     generation_problems,
@@ -80,12 +82,13 @@ class RunOptions:
     rescore: bool = False
     existing_only: bool = False
     import_from: ImportRequest | None = None
+    fvd_reference: str | None = None
     max_memory: str | None = None
     force_size: bool = False
 
 
 @dataclass
-class Outcome:
+class Outcome(ProblemLines):
     """What a run did.
 
     Attributes:
@@ -109,16 +112,6 @@ class Outcome:
     scored: int = 0
     results: ResultsSummary | None = None
     problems: list[UnitProblem] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        """One line per failure."""
-        return [p.line() for p in self.problems if p.state == "failed"]
-
-    @property
-    def missing(self) -> list[str]:
-        """One line per missing piece."""
-        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def resolve_dtype(device: str, dtype: str | None) -> str:
@@ -216,10 +209,14 @@ def execute(
     suite = load_suite(opts.suite, opts.overrides)
     dtype = resolve_dtype(device, opts.dtype)
     store = open_store(opts, suite)
+    if opts.fvd_reference is not None and "fvd" not in suite.metrics:
+        raise UserError("--fvd-reference needs the fvd metric", "add it: --metrics ...,fvd (or a suite that has it)")
     if opts.import_from is not None:
         import_videos(opts.import_from, suite, store, dist)
     elif not opts.generate:
         store.require_existing()  # `score` never creates a run
+    if opts.fvd_reference is not None:
+        import_videos(ImportRequest(opts.fvd_reference, REFERENCE), suite, store, dist, role="reference")
     metrics = preflight(suite, opts, store if dist.is_main else None)
     dist.barrier()
     plan = build_plan(suite, dtype=dtype, weights_dir=opts.weights_dir)
@@ -261,7 +258,13 @@ def execute(
     return outcome
 
 
-def import_videos(request: ImportRequest, suite: SuiteConfig, store: RunStore, dist: DistContext) -> None:
+#: Method name of the FVD reference set (``--fvd-reference``).
+REFERENCE = "reference"
+
+
+def import_videos(
+    request: ImportRequest, suite: SuiteConfig, store: RunStore, dist: DistContext, role: str = "method"
+) -> None:
     """Find, check and copy the videos of a folder into the run (rank 0; the others wait for it).
 
     Raises:
@@ -282,6 +285,8 @@ def import_videos(request: ImportRequest, suite: SuiteConfig, store: RunStore, d
             )
         store.check_writable()
         for s in sets:
+            if role != "method":
+                s.method = dataclasses.replace(s.method, role=role)
             items = import_set(store, s)
             log.info(
                 "imported %d video(s) of %s (%s layout) from %s", len(items), s.method.name, layout, s.method.source

@@ -67,6 +67,21 @@ def _add_suite_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model preset instead of the suite's: " + MODELS_HELP)
 
 
+def _add_outcome_options(p: argparse.ArgumentParser) -> None:
+    """What every scoring command does at its end: exit status, report, FVD reference."""
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help=f"exit 0 even when units failed or are missing (default: exit {EXIT_INCOMPLETE}; they are always listed)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    p.add_argument(
+        "--fvd-reference",
+        metavar="DIR",
+        help="a folder of reference (real) videos: every method's set-level FVD against it (needs the fvd metric)",
+    )
+
+
 def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
     """Options shared by ``run`` and ``score`` (one definition, no copies)."""
     p.add_argument("--suite", required=True, help="suite name (see `suites list`) or a path to a suite YAML")
@@ -84,12 +99,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, generation: bool) -> None:
         "(Deep Forcing Tables 1 and 6); compute nothing",
     )
     p.add_argument("--json", action="store_true", help="print the summary (or the --dry-run plan) as JSON")
-    p.add_argument(
-        "--allow-failures",
-        action="store_true",
-        help=f"exit 0 even when units failed or are missing (default: exit {EXIT_INCOMPLETE}; they are always listed)",
-    )
-    p.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    _add_outcome_options(p)
     if generation:
         p.add_argument("--force", action="store_true", help="regenerate and rescore units that are already done")
         p.add_argument("--rescore", action="store_true", help="recompute scores, keep the videos")
@@ -139,12 +149,7 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
     sv.add_argument("--threads", type=int, help="CPU threads for torch")
     sv.add_argument("--force", action="store_true", help="rescore videos that are already scored")
     sv.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sv.add_argument(
-        "--allow-failures",
-        action="store_true",
-        help=f"exit 0 even when videos failed (default: exit {EXIT_INCOMPLETE}; they are always listed)",
-    )
-    sv.add_argument("--no-report", action="store_true", help="do not write report.html into the run folder")
+    _add_outcome_options(sv)
     sv.set_defaults(func=cmd_run, stage="score-videos")
 
     ex = sub.add_parser(
@@ -202,6 +207,7 @@ def _options(args: argparse.Namespace):
             rescore=args.force,
             existing_only=True,
             import_from=ImportRequest(args.folder, args.name, args.prompts),
+            fvd_reference=args.fvd_reference,
         )
     scoring_only = args.stage == "score"
     return RunOptions(
@@ -218,6 +224,7 @@ def _options(args: argparse.Namespace):
         rescore=getattr(args, "rescore", False) or (scoring_only and args.force),
         max_memory=getattr(args, "max_memory", None),
         force_size=getattr(args, "force_size", False),
+        fvd_reference=args.fvd_reference,
     )
 
 

@@ -83,17 +83,20 @@ class ImportedMethod:
         name: Method name in the run.
         source: The folder (or mapping file) the videos came from.
         layout: ``vbench``, ``methods`` or ``mapping``.
+        role: ``method`` (scored with every metric) or ``reference`` (real videos, scored with FVD alone: the set
+            every method's set-level FVD is measured against).
     """
 
     name: str
     source: str
     layout: str
+    role: str = "method"
 
     sampler_config = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
-        return {"imported": True, "source": self.source, "layout": self.layout}
+        return {"imported": True, "source": self.source, "layout": self.layout, "role": self.role}
 
     @property
     def config_hash(self) -> str:
@@ -405,7 +408,7 @@ def import_set(store, s: ImportSet) -> list[dict[str, Any]]:
     atomic_write_json(
         store.imports_dir / f"{s.method.name}.json",
         {"record": "import", "schema_version": SCHEMA_VERSION, "method": s.method.name, "layout": s.method.layout,
-         "source": s.method.source, "items": items},
+         "source": s.method.source, "role": s.method.role, "items": items},
     )  # fmt: skip
     return items
 
@@ -421,7 +424,7 @@ def load_imports(store) -> list[tuple[ImportedMethod, list[tuple[Prompt, int, Im
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            method = ImportedMethod(doc["method"], doc["source"], doc["layout"])
+            method = ImportedMethod(doc["method"], doc["source"], doc["layout"], doc.get("role", "method"))
             items = []
             for it in doc["items"]:
                 unit = it["unit"]

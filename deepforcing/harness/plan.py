@@ -170,8 +170,9 @@ class WorkPlan:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """Every method of the plan in report order: the suite's, then the imported ones."""
-        return tuple(dict.fromkeys([*self.suite.methods, *(it.method for it in self.items)]))
+        """Every method with work in the plan, in report order: the suite's, then the imported ones."""
+        present = {it.method for it in self.items}
+        return tuple(m for m in dict.fromkeys([*self.suite.methods, *(it.method for it in self.items)]) if m in present)
 
     def generated_items(self) -> list[WorkItem]:
         """The items the engine generates (imported ones excluded)."""

@@ -35,7 +35,16 @@ from typing import Any
 
 from deepforcing import model_kinds
 from deepforcing.harness.plan import WorkPlan
-from deepforcing.harness.scoring import FVD, MetricPlan, fvd_metric_id, load_cached_rows, load_failure, load_fvd_stats
+from deepforcing.harness.scoring import (
+    FVD,
+    MetricPlan,
+    fvd_metric_id,
+    fvd_set_metric_id,
+    load_cached_rows,
+    load_failure,
+    load_fvd_stats,
+    metrics_for,
+)
 from deepforcing.harness.store import (
     SCHEMA_VERSION,
     RunStore,
@@ -115,8 +124,24 @@ class UnitProblem:
         return f"{self.method} {self.prompt_id} seed {self.seed}: {what}: {self.reason}"
 
 
+class ProblemLines:
+    """``failed`` and ``missing`` lines of an object with a ``problems`` list of :class:`UnitProblem`."""
+
+    problems: list[UnitProblem]
+
+    @property
+    def failed(self) -> list[str]:
+        """One line per failure."""
+        return [p.line() for p in self.problems if p.state == "failed"]
+
+    @property
+    def missing(self) -> list[str]:
+        """One line per missing piece."""
+        return [p.line() for p in self.problems if p.state == "missing"]
+
+
 @dataclass
-class ResultsSummary:
+class ResultsSummary(ProblemLines):
     """What :func:`write_results` computed (for the CLI's summary table).
 
     Attributes:
@@ -129,16 +154,6 @@ class ResultsSummary:
     aggregate: dict[str, Any]
     files: dict[str, str]
     problems: list[UnitProblem] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        """One line per failure."""
-        return [p.line() for p in self.problems if p.state == "failed"]
-
-    @property
-    def missing(self) -> list[str]:
-        """One line per missing piece."""
-        return [p.line() for p in self.problems if p.state == "missing"]
 
 
 def write_results(
@@ -179,6 +194,7 @@ def write_results(
     clip_out: list[dict[str, Any]] = []
     video_out: list[dict[str, Any]] = []
     per_video: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)  # method -> result key -> unit -> value
+    set_stats: dict[str, Any] = {}  # method -> merged I3D statistics of all its clips (set-level FVD)
     item_of = {it.unit.key: it for it in plan.items}
     stats_options = STATS_OPTIONS
     results: dict[str, dict[str, Any]] = {}
@@ -208,7 +224,7 @@ def write_results(
                 "seed": item.seed,
                 "video_sha256": rec["video_sha256"],
             }
-            for name, mp in metrics.items():
+            for name, mp in metrics_for(item, metrics).items():
                 if name == FVD:
                     stats = load_fvd_stats(store, key, mp, rec["video_sha256"])
                     if stats is None:
@@ -236,8 +252,9 @@ def write_results(
         res: dict[str, Any] = {}
         if FVD in metrics:
             res[fvd_metric_id(suite.fvd_window_s)] = _temporal_fvd(fvd_stats)
+            set_stats[method] = _merged_all(fvd_stats)
         for name in metrics:
-            if name == FVD:
+            if name == FVD or name not in metrics_for(items[0], metrics):
                 continue
             spec = aggregations[name]
             for mid in sorted(ids_by_metric[name]):
@@ -316,6 +333,7 @@ def write_results(
                     }
         results[method] = res
 
+    set_fvd = _set_fvd(plan, set_stats, results)
     timings = _timings(plan, records)
     configs = {}
     for method, m in plan.method_configs().items():
@@ -344,6 +362,7 @@ def write_results(
             **stats_options,
         },
         "paired": _paired(plan.methods, per_video, item_of, results, stats_options),
+        "set_fvd": set_fvd,
         "timings": timings,
     }
 
@@ -564,12 +583,54 @@ def _paired(
     return out
 
 
+def _merged_all(per_video: list[tuple[str, Any]]):
+    """The method's I3D statistics over every clip of every video (None without any), merged in plan order."""
+    stats = [s[2] for _, s in per_video if not isinstance(s, str)]
+    if not stats:
+        return None
+    merged = stats[0]
+    for s in stats[1:]:
+        merged = merged.merge(s)
+    return merged
+
+
+def _set_fvd(plan: WorkPlan, set_stats: dict[str, Any], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Set-level FVD between every two methods (``"<a> vs <b>"``), and of every method against a reference set.
+
+    Against a reference (real videos imported with ``--fvd-reference``) the value is also a result column of the
+    method (:func:`fvd_set_metric_id`), so it is reported, exported and guarded like any other.
+    """
+    from deepforcing.metrics.frechet import fid_from_stats
+
+    def fvd(a, b) -> dict[str, Any]:
+        ok = a is not None and b is not None and a.n >= 2 and b.n >= 2
+        return {
+            "value": fid_from_stats(a, b, "n-1") if ok else math.nan,
+            "n_clips": [a.n if a is not None else 0, b.n if b is not None else 0],
+            "higher_is_better": False,
+            "metric": FVD,
+        }
+
+    names = [m for m in plan.methods if m in set_stats]
+    refs = [m for m in names if getattr(plan.method_configs().get(m), "role", None) == "reference"]
+    pairs = {}
+    for i, a in enumerate(names):
+        for b in names[:i]:
+            pairs[f"{a} vs {b}"] = {**fvd(set_stats[a], set_stats[b]), "id": fvd_set_metric_id(b)}
+    for ref in refs:
+        for m in names:
+            if m != ref:
+                entry = fvd(set_stats[m], set_stats[ref])
+                results[m][fvd_set_metric_id(ref)] = {**entry, "n_videos": None}
+    return pairs
+
+
 def _temporal_fvd(per_video: list[tuple[str, Any]]) -> dict[str, Any]:
     """Fréchet distance between the merged first-window and last-window statistics (plan order)."""
     from deepforcing.metrics.frechet import fid_from_stats
 
     errors = {key: s for key, s in per_video if isinstance(s, str)}
-    stats = [s for _, s in per_video if not isinstance(s, str)]
+    stats = [s[:2] for _, s in per_video if not isinstance(s, str)]
     out: dict[str, Any] = {
         "value": math.nan,
         "n_videos": len(stats),

@@ -127,6 +127,7 @@ class Aggregate(TypedDict):
     problems: list[Problem]  # every failed or missing piece (the one source of the counts)
     statistics: dict[str, Any]  # interval and test settings: confidence_level, n_resamples, seed, method
     paired: dict[str, dict[str, Any]]  # "<a> vs <b>" -> result key -> PairedResult.to_dict() + higher_is_better
+    set_fvd: dict[str, Any]  # "<a> vs <b>" -> set-level FVD (value, n_clips, id) between two methods' videos
     timings: dict[str, dict[str, Any]]  # method -> FPS, per-chunk latency, peak memory, devices (machine-specific)
 
 

@@ -366,6 +366,24 @@ def fvd_metric_id(window_s: float) -> str:
     )
 
 
+def fvd_set_metric_id(reference: str) -> str:
+    """Id of set-level FVD: every non-overlapping 16-frame clip of every video of a method against ``reference``'s."""
+    from deepforcing.metrics.identity import metric_id
+
+    return metric_id(
+        "fvd.set",
+        {"i3d": "styleganv", "frames": FVD_FRAMES, "res": FVD_RES, "resize": "stretch", "cov": "n-1",
+         "clips": "all", "ref": reference},
+    )  # fmt: skip
+
+
+def metrics_for(item: WorkItem, metrics: dict[str, MetricPlan]) -> dict[str, MetricPlan]:
+    """The metrics a work item is scored with: all of them, or FVD alone for an FVD reference set."""
+    if getattr(item.method_config, "role", None) == "reference":
+        return {n: mp for n, mp in metrics.items() if n == FVD}
+    return metrics
+
+
 def fvd_extractor(mp: MetricPlan, device: str):
     """``(B, 16, H, W, 3)`` uint8 clips -> ``(B, 400)`` StyleGAN-V I3D features (loads the TorchScript model)."""
     from deepforcing.metrics.i3d import i3d_features, load_i3d_torchscript
@@ -374,8 +392,16 @@ def fvd_extractor(mp: MetricPlan, device: str):
     return lambda clips: i3d_features(model, clips, FVD_RES)
 
 
+#: Clips per I3D batch when a whole video is featurised (bounds the memory of long videos).
+FVD_BATCH = 8
+
+
 def _fvd_stats_bytes(extract, frames, fps: float, window_s: float, meta: dict[str, str]) -> bytes:
-    """Safetensors bytes of the reference / last-window feature statistics of one video."""
+    """Safetensors bytes of one video's I3D feature statistics.
+
+    ``all``: every non-overlapping 16-frame clip (set-level FVD); ``ref``: the clips of the first ``window_s`` seconds
+    (the first clips of the same grid); ``eval``: those of the last ``window_s`` seconds (temporal FVD).
+    """
     import torch
     from safetensors.torch import save
 
@@ -384,19 +410,21 @@ def _fvd_stats_bytes(extract, frames, fps: float, window_s: float, meta: dict[st
 
     duration = frames.shape[0] / fps
     try:
-        ref = window_clips(frames, fps, 0.0, window_s, FVD_FRAMES)  # (N, 16, H, W, 3)
+        every = window_clips(frames, fps, 0.0, duration, FVD_FRAMES)  # (N, 16, H, W, 3), a view
+        n_ref = window_clips(frames, fps, 0.0, window_s, FVD_FRAMES).shape[0]
         last = window_clips(frames, fps, duration - window_s, duration, FVD_FRAMES)
     except UserError as exc:
         return save({"error": torch.zeros(1)}, metadata={**meta, "error": str(exc)})
+    feats = torch.cat([extract(every[i : i + FVD_BATCH]) for i in range(0, every.shape[0], FVD_BATCH)])
     tensors = {}
-    for side, clips in (("ref", ref), ("eval", last)):
-        st = FeatureStats.of(extract(clips))
+    for side, f in (("all", feats), ("ref", feats[:n_ref]), ("eval", extract(last))):
+        st = FeatureStats.of(f)
         tensors.update({f"{side}_n": torch.tensor([st.n]), f"{side}_sum": st.sum, f"{side}_outer": st.outer})
     return save(tensors, metadata={**meta, "error": ""})
 
 
 def load_fvd_stats(store: RunStore, key: str, mp: MetricPlan, video_sha256: str):
-    """Cached temporal-FVD statistics of a unit: ``(ref, eval)`` FeatureStats, an error string, or None."""
+    """Cached FVD statistics of a unit: ``(ref, eval, all)`` FeatureStats, an error string, or None."""
     from safetensors import safe_open
 
     from deepforcing.metrics.frechet import FeatureStats
@@ -415,8 +443,11 @@ def load_fvd_stats(store: RunStore, key: str, mp: MetricPlan, video_sha256: str)
     except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises these for a bad file
         log.warning("ignoring unreadable FVD statistics %s: %s", path, exc)
         return None
+    if "all_n" not in t:  # written before set-level FVD: score again
+        return None
     return tuple(
-        FeatureStats(int(t[f"{s}_n"][0]), t[f"{s}_sum"].double(), t[f"{s}_outer"].double()) for s in ("ref", "eval")
+        FeatureStats(int(t[f"{s}_n"][0]), t[f"{s}_sum"].double(), t[f"{s}_outer"].double())
+        for s in ("ref", "eval", "all")
     )
 
 
@@ -476,7 +507,9 @@ def score_units(
             if rec is None:
                 continue
             missing = [
-                n for n, mp in metrics.items() if force or not is_cached(store, item.unit.key, mp, rec["video_sha256"])
+                n
+                for n, mp in metrics_for(item, metrics).items()
+                if force or not is_cached(store, item.unit.key, mp, rec["video_sha256"])
             ]
             if missing:
                 todo.append((item, missing))

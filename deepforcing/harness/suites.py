@@ -85,14 +85,18 @@ _FIELDS = {
 }
 _REQUIRED = ("version", "model", "prompts", "methods", "seeds", "length", "metrics")
 
-#: Options a suite may set per metric (``metric_options``): option -> ``bool``, ``"weight"`` (a number >= 0) or
-#: a tuple of allowed strings. They become fields of the metric's config (``deepforcing.harness.scoring``).
+#: Options a suite may set per metric (``metric_options``): option -> ``bool``, ``"weight"`` (a number >= 0),
+#: ``"seconds"`` (a number > 0), ``"seconds-list"`` (increasing numbers > 0) or a tuple of allowed strings. They become
+#: fields of the metric's config (``deepforcing.harness.scoring``).
 METRIC_OPTIONS: dict[str, dict[str, Any]] = {
     "temporal_flickering": {"static_filter": bool, "static_filter_early_exit": bool},
     "dynamic_degree": {"early_exit": bool},
     "subject_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
     "background_consistency": {"slow_fast": bool, "w_inclip": "weight", "w_clip2clip": "weight"},
     "laion_improved_aesthetic": {"preprocess": ("pil", "vbench")},
+    "long_horizon_coherence": {"stride_s": "seconds", "gaps_s": "seconds-list"},
+    "switch_latency": {"search_s": "seconds"},
+    "transition_smoothness": {"window_s": "seconds"},
 }
 
 
@@ -704,10 +708,21 @@ def _validate_metric_options(
                 problems.add(where, f"{metric}.{name} must be true or false, got {value!r}")
             elif kind == "weight" and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
                 problems.add(where, f"{metric}.{name} must be a number >= 0, got {value!r}")
+            elif kind == "seconds" and not _positive(value):
+                problems.add(where, f"{metric}.{name} must be a number of seconds > 0, got {value!r}")
+            elif kind == "seconds-list" and not (
+                isinstance(value, list) and value and all(map(_positive, value)) and value == sorted(set(value))
+            ):
+                problems.add(where, f"{metric}.{name} must be a list of increasing seconds > 0, got {value!r}")
             elif isinstance(kind, tuple) and value not in kind:
                 problems.add(where, f"{metric}.{name} must be one of {', '.join(kind)}, got {value!r}")
-        out.append((metric, tuple(sorted(options.items()))))
+        frozen = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        out.append((metric, tuple(sorted(frozen.items()))))
     return tuple(sorted(out))
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _validate_prompts(spec: Any, problems: _Problems) -> tuple[PromptSelection, list[Prompt] | None]:

@@ -76,8 +76,12 @@ def split_drift(key: str) -> tuple[str, str] | None:
     return drift, of
 
 
-def _protocol(protocol: str) -> dict[str, str]:
+def protocol_dict(protocol: str) -> dict[str, str]:
+    """``k=v,k=v`` (the part of an id after ``@``) as an ordered dict."""
     return dict(part.partition("=")[::2] for part in protocol.split(",") if part)
+
+
+_protocol = protocol_dict
 
 
 def _entry(name: str) -> dict[str, Any]:
@@ -111,7 +115,7 @@ def describe(key: str) -> MetricInfo:
         return MetricInfo(
             key=key,
             name=oname,
-            label=f"{o['label']}: {dlabel}",
+            label=f"{describe(of).label}: {dlabel}",
             short=f"{o.get('short', o['label'])} {d.get('short', d['label'])}",
             description=f"{d.get('description', '')} of {o['label'].lower()}",
             protocol=";".join(p for p in (dprot, oprot) if p),
@@ -120,10 +124,14 @@ def describe(key: str) -> MetricInfo:
         )
     name, protocol = split_id(key)
     e = _entry(name)
+    label = e["label"]
+    shown = [f"{k}={v}" for k, v in _protocol(protocol).items() if k in (e.get("protocol_in_label") or ())]
+    if shown:
+        label += f" ({', '.join(shown)})"
     return MetricInfo(
         key=key,
         name=name,
-        label=e["label"],
+        label=label,
         short=e.get("short", e["label"]),
         description=e.get("description", ""),
         protocol=protocol,

@@ -4,6 +4,11 @@
 * :func:`panels_svg` — any grid of panels; the ablation plots (a knob of an ablation grid, e.g. the Deep Sink size,
   against chosen metrics as in the paper's Fig. 5) use it directly.
 * :func:`speed_chart` — per-chunk latency and attention length (latent frames attended) over the chunk index.
+* :func:`coherence_chart` — long-horizon coherence against the gap Δt (log axis), one line per method.
+
+A curve may carry a confidence interval per point (:attr:`Curve.ci_lo` / :attr:`Curve.ci_hi`), drawn as a bar with
+caps from ``ci_lo`` to ``ci_hi`` (whatever the point: a percentile interval need not be centred on the mean); the
+bars of curve ``j`` of panel ``k`` are the SVG group ``ci-bars-k-j``.
 
 Every function takes plain data (built by :mod:`deepforcing.report.html` from the run files) and returns SVG text
 without the XML prologue, ready to inline.
@@ -40,7 +45,7 @@ def color(i: int) -> str:
 
 @dataclass(frozen=True)
 class Curve:
-    """One line: x values, mean y, and an optional band (min/max over videos).
+    """One line: x values, mean y, an optional band (min/max over videos) and optional CI bars.
 
     Attributes:
         label: Legend label.
@@ -49,6 +54,9 @@ class Curve:
         lo: Lower band (None: no band).
         hi: Upper band.
         color_index: Index into :data:`COLORS`.
+        ci_lo: Lower end of each point's confidence interval (NaN: none at that point; None: no CI bars).
+        ci_hi: Upper end.
+        points: Draw the points only (markers, no connecting line), e.g. run-level means beside a curve.
     """
 
     label: str
@@ -57,6 +65,20 @@ class Curve:
     lo: tuple[float, ...] | None = None
     hi: tuple[float, ...] | None = None
     color_index: int = 0
+    ci_lo: tuple[float, ...] | None = None
+    ci_hi: tuple[float, ...] | None = None
+    points: bool = False
+
+    def ci_bars(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """``(x, low, high)`` of the points that have a finite interval."""
+        if self.ci_lo is None or self.ci_hi is None:
+            return (), (), ()
+        keep = [
+            (x, lo, hi)
+            for x, lo, hi in zip(self.x, self.ci_lo, self.ci_hi, strict=True)
+            if math.isfinite(lo) and math.isfinite(hi)
+        ]
+        return tuple(k[0] for k in keep), tuple(k[1] for k in keep), tuple(k[2] for k in keep)
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,9 @@ class Panel:
         xlabel: x-axis label.
         note: Small text under the title (e.g. the metric's protocol).
         markers: Draw markers on the points (for few points).
+        xscale: ``linear`` or ``log``.
+        xticks: Tick positions (labelled with ``:g``); empty: matplotlib's.
+        divider: x of a dotted vertical line (e.g. between curves and run-level points beside them); None: none.
     """
 
     title: str
@@ -78,6 +103,9 @@ class Panel:
     xlabel: str = ""
     note: str = ""
     markers: bool = False
+    xscale: str = "linear"
+    xticks: tuple[float, ...] = ()
+    divider: float | None = None
 
 
 def _matplotlib():
@@ -121,16 +149,40 @@ def panels_svg(panels: Sequence[Panel], name: str, ncols: int = 3, panel_size: t
                 ax.set_axis_off()
                 continue
             p = panels[k]
-            for c in p.curves:
+            for j, c in enumerate(p.curves):
                 col = color(c.color_index)
-                (line,) = ax.plot(c.x, c.y, color=col, lw=1.4, marker="o" if p.markers else None, ms=3.5, label=c.label)
+                (line,) = ax.plot(
+                    c.x,
+                    c.y,
+                    color=col,
+                    lw=0 if c.points else 1.4,
+                    linestyle="none" if c.points else "-",
+                    marker="o" if p.markers or c.points else None,
+                    ms=3.5,
+                    label=c.label,
+                )
                 if c.lo is not None and c.hi is not None and any(a != b for a, b in zip(c.lo, c.hi, strict=True)):
                     ax.fill_between(c.x, c.lo, c.hi, color=col, alpha=0.15, lw=0)
+                bx, blo, bhi = c.ci_bars()
+                if bx:
+                    mid = [(lo + hi) / 2 for lo, hi in zip(blo, bhi, strict=True)]
+                    half = [(hi - lo) / 2 for lo, hi in zip(blo, bhi, strict=True)]
+                    bars = ax.errorbar(
+                        bx, mid, yerr=half, fmt="none", ecolor=col, elinewidth=1.1, capsize=2.5, capthick=1.1
+                    )
+                    bars.lines[2][0].set_gid(f"ci-bars-{k}-{j}")  # one path per bar: <g id="ci-bars-PANEL-CURVE">
                 handles.setdefault(c.label, line)
             ax.set_title(p.title + (f"\n{p.note}" if p.note else ""), loc="left")
             ax.set_xlabel(p.xlabel)
             ax.set_ylabel(p.ylabel)
             ax.grid(True, lw=0.4, alpha=0.5)
+            if p.divider is not None:
+                ax.axvline(p.divider, color="#9aa1ad", lw=0.8, ls=":")
+            if p.xscale == "log":
+                ax.set_xscale("log")
+            if p.xticks:
+                ax.set_xticks(list(p.xticks), [f"{t:g}" for t in p.xticks])
+                ax.minorticks_off()
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=False)
         if handles:
             fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 5))
@@ -153,6 +205,11 @@ def drift_curves(panels: Sequence[Panel]) -> str:
 def speed_chart(panels: Sequence[Panel]) -> str:
     """Per-chunk latency and attention length over the chunk index."""
     return panels_svg(panels, "speed", ncols=2, panel_size=(4.6, 2.8))
+
+
+def coherence_chart(panels: Sequence[Panel]) -> str:
+    """Long-horizon coherence against the gap Δt, one panel per configuration."""
+    return panels_svg(panels, "coherence", ncols=2, panel_size=(4.6, 3.0))
 
 
 def band(values_per_x: Mapping[float, Sequence[float]]) -> tuple[tuple[float, ...], ...]:

@@ -56,9 +56,15 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run directory <out>/<suite>/<run-id> (or its results/)")
     rep.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     rep.add_argument("--title", help="page title (default from the runs)")
-    rep.add_argument("--markdown", metavar="PATH", help="also write the summary table as Markdown")
-    rep.add_argument("--latex", metavar="PATH", help="also write the summary table as LaTeX (booktabs)")
-    rep.add_argument("--csv", metavar="PATH", help="also write the summary table as CSV (raw values)")
+    rep.add_argument(
+        "--markdown", metavar="PATH", help="also write the summary table and the paired comparisons as Markdown"
+    )
+    rep.add_argument(
+        "--latex", metavar="PATH", help="also write the summary table and the paired comparisons as LaTeX (booktabs)"
+    )
+    rep.add_argument(
+        "--csv", metavar="PATH", help="also write the summary table as CSV (raw values, ci_low:/ci_high: columns)"
+    )
     rep.add_argument("--no-filmstrips", action="store_true", help="skip the filmstrips (no video decoding)")
     rep.add_argument(
         "--filmstrip-every",
@@ -92,6 +98,13 @@ def add_commands(sub: argparse._SubParsersAction) -> list[str]:
     reg.add_argument("--update", action="store_true", help="re-bless: write the run's numbers into the baseline")
     reg.add_argument("--methods", type=_csv_list, help="compare only these methods (comma-separated)")
     reg.add_argument("--all", action="store_true", help="list every compared value, not only what moved")
+    reg.add_argument(
+        "--gate",
+        choices=("tolerance", "ci-overlap"),
+        help="how numbers are judged: 'tolerance' (|current - baseline| within the declared tolerance) or "
+        "'ci-overlap' (also pass when the 95%% intervals over prompts overlap; no interval: the tolerance "
+        "decides); default: the baseline's tolerances.gate, else tolerance",
+    )
     reg.add_argument("--json", action="store_true", help="print the comparison as JSON")
     reg.set_defaults(func=cmd_regress)
     return ["report", "regress"]
@@ -147,13 +160,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     page = build_report(runs, out, opts)
     _write(out, page)
-    summary = T.summary_table(runs, published)
+    tables = T.export_tables(runs, published)
+    summary = tables[0]
     written = [str(out)]
     if args.markdown:
-        _write(Path(args.markdown), render.to_markdown(summary))
+        _write(Path(args.markdown), render.to_markdown_tables(tables))
         written.append(args.markdown)
     if args.latex:
-        _write(Path(args.latex), render.to_latex(summary))
+        _write(Path(args.latex), render.to_latex_tables(tables))
         written.append(args.latex)
     if args.csv:
         _write(Path(args.csv), render.to_csv(summary))
@@ -161,7 +175,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     log.info("report of %d run(s) in %.1f s (%.0f KiB)", len(runs), time.monotonic() - t0, len(page.encode()) / 1024)
     if args.json:
         runs_json = [{"name": r.name, "path": str(r.root)} for r in runs]
-        console.out.json(document("report", written=written, runs=runs_json, summary=render.to_json(summary)))
+        paired = render.to_json(T.paired_table(runs))
+        console.out.json(
+            document("report", written=written, runs=runs_json, summary=render.to_json(summary), paired=paired)
+        )
         return 0
     if not args.quiet:
         console.out.table(render.to_console(summary))
@@ -179,7 +196,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if args.update:
         return _update(run, path, args)
     baseline = regress.read_baseline(path)
-    comparison = regress.compare(run, baseline, args.methods, str(path))
+    comparison = regress.compare(run, baseline, args.methods, str(path), args.gate)
     env_notes = regress.environment_notes(run, baseline)
     if args.json:
         console.out.json(document("regress", **comparison.to_json(), notes=env_notes))
@@ -187,13 +204,17 @@ def cmd_regress(args: argparse.Namespace) -> int:
         console.out.table(render.to_console(regress.findings_table(comparison, show_all=args.all)))
     else:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.counts().items()))
-        console.out.line(f"regress {run.name} vs {path}: ok ({counts}; tolerances declared in the baseline)")
+        how = "tolerances declared in the baseline"
+        if comparison.gate == "ci-overlap":
+            how += ", or overlapping 95% intervals"
+        console.out.line(f"regress {run.name} vs {path}: ok ({counts}; {how})")
     for note in env_notes:
         console.err.note(note)
     if comparison.failed:
         console.err.line(
             Styled("regression:", "red"),
-            f" {len(comparison.failed)} change(s) outside the declared tolerances; "
+            f" {len(comparison.failed)} change(s) outside the declared tolerances"
+            f"{' and intervals' if comparison.gate == 'ci-overlap' else ''}; "
             f"if intended, re-bless: deepforcing-eval regress {args.run} --baseline {path} --update",
         )
         return REGRESSION_EXIT_CODE
@@ -211,7 +232,7 @@ def _update(run, path: Path, args: argparse.Namespace) -> int:
     doc = regress.make_baseline(run, previous)
     new_text = regress.dump_baseline(doc)
     old_text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    comparison = regress.compare(run, previous, None, str(path)) if previous is not None else None
+    comparison = regress.compare(run, previous, None, str(path), args.gate) if previous is not None else None
     action = "up to date" if new_text == old_text else "re-blessed" if previous is not None else "created"
     diff = "" if new_text == old_text else regress.unified_diff(old_text, new_text, str(path))
     if new_text != old_text:

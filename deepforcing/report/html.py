@@ -1,10 +1,13 @@
 """The self-contained HTML report: one file, inline CSS, JS, SVG charts and JPEG filmstrips; no network.
 
-Sections (``id`` in brackets): summary table with the paper's numbers beside ours [summary], every published
-number of the methods [paper], drift over time and drift summaries [drift], ablation plots [ablation], speed
+Sections (``id`` in brackets): summary table with the paper's numbers beside ours [summary], paired comparisons of
+the methods [paired], every published number of the methods [paper], drift over time and drift summaries [drift],
+long-horizon coherence against the gap Δt when the runs have it [coherence], ablation plots [ablation], speed
 [speed], per-prompt filmstrips with per-video values and links to the mp4s [prompts], provenance [provenance].
 The tables come from :mod:`deepforcing.report.table` through :func:`deepforcing.report.render.to_html`; the summary
-is also embedded as Markdown, LaTeX and CSV for copying.
+(with the paired comparisons) is also embedded as Markdown, LaTeX and CSV for copying. Our numbers carry their 95 %
+interval over prompts in every table and as bars in the charts (drift curves: the run-level interval of each
+method beside its curve; there are no per-clip intervals).
 
 The output depends only on the run files (no clock), so re-rendering the same runs gives the same bytes.
 """
@@ -87,8 +90,37 @@ def _generic(key: str) -> str:
     return f"{split_id(d[0])[0]}[{split_id(d[1])[0]}]"
 
 
+def _ci_bounds(run: Run, method: str, key: str) -> tuple[float, float]:
+    """The interval of a result (NaN, NaN when it has none)."""
+    ci = (run.results(method).get(key) or {}).get("ci") or {}
+    lo, hi = ci.get("ci_low"), ci.get("ci_high")
+    if isinstance(lo, int | float) and isinstance(hi, int | float) and math.isfinite(lo) and math.isfinite(hi):
+        return float(lo), float(hi)
+    return math.nan, math.nan
+
+
+def _run_level_markers(series: Sequence[T.Series], mid: str, indices: Sequence[int], x_end: float, span: float):
+    """Each series' run-level value of ``mid`` with its interval, as points dodged to the right of the curves."""
+    out = []
+    step = 0.04 * (span or 1.0)
+    for k, i in enumerate(indices):
+        s = series[i]
+        value = s.run.value(s.method, mid)
+        if value is None:
+            continue
+        lo, hi = _ci_bounds(s.run, s.method, mid)
+        x = x_end + step * (k + 1)
+        out.append(charts.Curve(s.label, (x,), (value,), color_index=i, ci_lo=(lo,), ci_hi=(hi,), points=True))
+    return out
+
+
 def drift_panels(series: Sequence[T.Series]) -> list[charts.Panel]:
-    """One panel per per-clip metric id: mean over videos per clip (band = min..max), x = clip centre in s."""
+    """One panel per per-clip metric id: mean over videos per clip (band = min..max), x = clip centre in s.
+
+    Right of the curves, each series' run-level value of the metric (the mean over videos of the per-video
+    means) is drawn as a point with its confidence interval over prompts: the per-clip means have no interval of
+    their own, the run-level value does.
+    """
     data: dict[str, dict[int, dict[float, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for i, s in enumerate(series):
         for row in s.run.clips:
@@ -103,7 +135,13 @@ def drift_panels(series: Sequence[T.Series]) -> list[charts.Panel]:
         for i in sorted(data[mid]):
             x, y, lo, hi = charts.band(data[mid][i])
             curves.append(charts.Curve(series[i].label, x, y, lo, hi, i))
-        panels.append(charts.Panel(info.label, tuple(curves), xlabel="time (s)", note=info.protocol))
+        xs = [x for c in curves for x in c.x]
+        divider = None
+        if xs:
+            span = max(xs) - min(xs)
+            curves += _run_level_markers(series, mid, sorted(data[mid]), max(xs), span)
+            divider = max(xs) + 0.02 * (span or 1.0)
+        panels.append(charts.Panel(info.label, tuple(curves), xlabel="time (s)", note=info.protocol, divider=divider))
     return panels
 
 
@@ -159,18 +197,28 @@ def ablation_panels(series: Sequence[T.Series], ab: Ablation) -> list[charts.Pan
     panels = []
     for key in chosen:
         info = describe(key)
-        by_run: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        by_run: dict[int, list[tuple[float, float, float, float]]] = defaultdict(list)
         names: dict[int, str] = {}
         for v, i in ab.points:
             s = series[i]
             x = float(v) if numeric else float(categories.index(v))
             val = s.run.value(s.method, key)
-            by_run[id(s.run)].append((x, math.nan if val is None else val))
+            lo, hi = _ci_bounds(s.run, s.method, key)
+            by_run[id(s.run)].append((x, math.nan if val is None else val, lo, hi))
             names.setdefault(id(s.run), s.run.name)
         curves = []
         for k, (rid, pts) in enumerate(by_run.items()):
             label = names[rid] if len(by_run) > 1 else f"{ab.base}: {knob}"
-            curves.append(charts.Curve(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), color_index=k))
+            curves.append(
+                charts.Curve(
+                    label,
+                    tuple(p[0] for p in pts),
+                    tuple(p[1] for p in pts),
+                    color_index=k,
+                    ci_lo=tuple(p[2] for p in pts),
+                    ci_hi=tuple(p[3] for p in pts),
+                )
+            )
         xl = knob.replace("_", " ") + ("" if numeric else f" ({', '.join(map(str, categories))})")
         panels.append(charts.Panel(info.label, tuple(curves), xlabel=xl, note=info.protocol, markers=True))
     return panels
@@ -205,6 +253,42 @@ def speed_panels(series: Sequence[T.Series]) -> list[charts.Panel]:
     return panels
 
 
+def coherence_panels(series: Sequence[T.Series], groups: Sequence[T.CoherenceGroup]) -> list[charts.Panel]:
+    """Coherence against Δt (log axis), one line per series with its interval per gap; a panel per configuration."""
+    panels = []
+    for g in groups:
+        curves = []
+        for i, s in enumerate(series):
+            ys = [s.run.value(s.method, key) for _, key in g.gaps]
+            if all(y is None for y in ys):
+                continue
+            bounds = [_ci_bounds(s.run, s.method, key) for _, key in g.gaps]
+            curves.append(
+                charts.Curve(
+                    s.label,
+                    tuple(dt for dt, _ in g.gaps),
+                    tuple(math.nan if y is None else y for y in ys),
+                    color_index=i,
+                    ci_lo=tuple(b[0] for b in bounds),
+                    ci_hi=tuple(b[1] for b in bounds),
+                )
+            )
+        if curves:
+            panels.append(
+                charts.Panel(
+                    "Long-horizon coherence",
+                    tuple(curves),
+                    ylabel="mean cosine",
+                    xlabel="gap Δt (s)",
+                    note=g.protocol,
+                    markers=True,
+                    xscale="log",
+                    xticks=tuple(dt for dt, _ in g.gaps),
+                )
+            )
+    return panels
+
+
 # ---------------------------------------------------------------------------------------------- page
 _CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dde5; --bg:#fff; --accent:#2a5bd7; --best:#0b6b2f; }
@@ -233,6 +317,9 @@ table.df-table td.txt { white-space: normal; min-width: 90px; max-width: 460px; 
 table.df-table td.paper { color: #4a4f5c; background: #f7f8fb; }
 table.df-table td.delta { color: var(--muted); font-size: 12px; }
 table.df-table .best { color: var(--best); }
+table.df-table .ci { color: var(--muted); font-size: 11px; font-weight: 400; }
+ul.paired-significant { margin: 4px 0 8px; padding-left: 18px; }
+ul.paired-significant li { font-variant-numeric: tabular-nums; }
 table.df-table tbody th { text-align: left; font-weight: 600; }
 ul.notes { color: var(--muted); font-size: 12px; margin: 4px 0 0; padding-left: 18px; }
 figure { margin: 10px 0; }
@@ -318,15 +405,50 @@ def _figure(svg: str, name: str, caption: str) -> str:
 
 
 def _summary_section(runs: Sequence[Run], published: Published | None) -> str:
-    t = T.summary_table(runs, published)
+    tables = T.export_tables(runs, published)
+    t = tables[0]
     body = [_table(t)]
     for fmt, text in (
-        ("Markdown", render.to_markdown(t)),
-        ("LaTeX (booktabs)", render.to_latex(t)),
+        ("Markdown", render.to_markdown_tables(tables)),
+        ("LaTeX (booktabs)", render.to_latex_tables(tables)),
         ("CSV", render.to_csv(t)),
     ):
         body.append(f"<details><summary>{_esc(fmt)}</summary><pre>{_esc(text)}</pre></details>")
     return _section("summary", "Summary", "\n".join(body))
+
+
+def _paired_section(runs: Sequence[Run]) -> str:
+    t = T.paired_table(runs)
+    if not t.rows:
+        return _section("paired", "Paired comparisons", f'<p class="muted">{_esc(t.notes[-1])}</p>')
+    lines = T.paired_lines(t)
+    n_sig = len(lines)
+    head = f"<p>{n_sig} of {len(t.rows)} comparison(s) in the summary's metrics are significant"
+    head += ":</p>" if lines else ".</p>"
+    if lines:
+        head += '<ul class="paired-significant">' + "".join(f"<li>{_esc(x)}</li>" for x in lines) + "</ul>"
+    body = [head, _table(t)]
+    full = T.paired_table(runs, keys=T.result_keys(runs))
+    if len(full.rows) > len(t.rows):
+        extra = len(full.rows) - len(t.rows)
+        body.append(
+            f"<details><summary>every result key ({len(full.rows)} comparisons, {extra} more: every drift "
+            f"summary)</summary>{_table(full)}</details>"
+        )
+    return _section("paired", "Paired comparisons", "\n".join(body))
+
+
+def _coherence_section(series: Sequence[T.Series], runs: Sequence[Run]) -> str:
+    groups = T.coherence_groups(runs)
+    if not groups:
+        return ""
+    body = []
+    panels = coherence_panels(series, groups)
+    if panels:
+        cap = "Mean feature cosine of frames Δt apart (log axis), mean over videos; bars: 95 % interval over prompts."
+        body.append(_figure(charts.coherence_chart(panels), "coherence", cap))
+    body += [_table(T.coherence_table(runs, g)) for g in groups]
+    return _section("coherence", "Long-horizon coherence", "\n".join(body))
 
 
 def _problems_section(runs: Sequence[Run]) -> str:
@@ -351,7 +473,12 @@ def _drift_section(series: Sequence[T.Series], runs: Sequence[Run]) -> str:
     if panels:
         svg = charts.drift_curves(panels)
         body.append(
-            _figure(svg, "drift-curves", "Per-clip values over time (clip centre), mean over videos; band: min..max.")
+            _figure(
+                svg,
+                "drift-curves",
+                "Per-clip values over time (clip centre), mean over videos; band: min..max. Points with bars at "
+                "the right: each method's run-level value (mean over videos) with its 95 % interval over prompts.",
+            )
         )
     else:
         body.append('<p class="muted">No per-clip rows (results/clips.jsonl) in these runs.</p>')
@@ -374,7 +501,7 @@ def _ablation_section(series: Sequence[T.Series]) -> str:
             continue
         name = f"ablation-{ab.base}-{ab.knob.split('.')[-1]}"
         cap = f"{ab.base}: {ab.knob} against the metrics (Deep Forcing Fig. 5 plots sink size against overall "
-        cap += "consistency and aesthetic drift)."
+        cap += "consistency and aesthetic drift); bars: 95 % interval over prompts."
         svg = charts.panels_svg(panels, name, ncols=min(3, len(panels)), panel_size=(3.8, 2.8))
         body.append(f"<h3>{_esc(ab.base)} — {_esc(ab.knob)}</h3>" + _figure(svg, name, cap))
     return _section("ablation", "Ablations", "\n".join(body))
@@ -518,6 +645,7 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     opts = opts or ReportOptions()
     out = Path(out)
     series = T.series_of(runs)
+    coherence = _coherence_section(series, runs)
     title = opts.title or "deepforcing-eval report: " + ", ".join(r.name for r in runs)
     notes = T.comparability_notes(runs, opts.published) + T.truncation_notes(runs) + T.problem_notes(runs)
     banner = "".join(f'<div class="banner">{_esc(n)}</div>' for n in notes)
@@ -525,9 +653,11 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
         f'<a href="#{sid}">{_esc(label)}</a>'
         for sid, label in (
             ("summary", "Summary"),
+            ("paired", "Paired"),
             ("problems", "Failed / missing"),
             ("paper", "Paper"),
             ("drift", "Drift"),
+            *((("coherence", "Coherence"),) if coherence else ()),
             ("ablation", "Ablations"),
             ("speed", "Speed"),
             ("prompts", "Prompts"),
@@ -538,9 +668,11 @@ def build_report(runs: Sequence[Run], out: str | Path, opts: ReportOptions | Non
     runs_line = "; ".join(T.run_protocol(r) for r in runs)
     sections = [
         _summary_section(runs, opts.published),
+        _paired_section(runs),
         _problems_section(runs),
         _paper_section(runs, opts.published),
         _drift_section(series, runs),
+        *((coherence,) if coherence else ()),
         _ablation_section(series),
         _speed_section(series, runs, opts.published),
         _prompts_section(series, out, opts),

@@ -11,7 +11,15 @@ method's config hash, the suite protocol, the number of videos, a metric that di
 is a regression too: the gate is meant to catch *any* silent change of generation or scoring, in either
 direction. Timings are never compared (they describe the machine).
 
-``--update`` writes the run's numbers into the baseline (keeping its tolerances) and shows what changed.
+**Gates.** ``tolerance`` (the default) is the rule above. ``ci-overlap`` (``regress --gate ci-overlap``, or
+``"gate": "ci-overlap"`` in the baseline's ``tolerances``) also passes a value outside its tolerance when its 95 %
+confidence interval over prompts overlaps the baseline's (:func:`deepforcing.stats.ci_overlap`, closed
+intervals): a change the prompt-to-prompt spread cannot tell from noise. The tolerance stays a floor (a value
+within it always passes), and where either side has no interval (one prompt, an undefined value, a baseline
+blessed before intervals were kept) the tolerance alone decides. Every finding records which rule decided.
+
+``--update`` writes the run's numbers, with their intervals, into the baseline (keeping its tolerances and
+gate) and shows what changed.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from deepforcing.errors import UserError
 from deepforcing.report import table as T
 from deepforcing.report.catalog import describe
 from deepforcing.report.runs import Run
+from deepforcing.stats import ci_overlap
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,12 @@ DEFAULT_TOLERANCES: dict[str, Any] = {
     "default": {"abs": 1e-9, "rel": 1e-6},
     "rules": [],
 }
+
+#: How a numeric value is judged (see the module docstring).
+GATES = ("tolerance", "ci-overlap")
+Gate = Literal["tolerance", "ci-overlap"]
+#: Fields of a result's ``ci`` kept in a baseline.
+BASELINE_CI_FIELDS = ("ci_low", "ci_high", "n", "status", "confidence_level")
 
 Status = Literal["ok", "moved", "missing", "new", "undefined", "n_videos", "config", "weights", "protocol", "samples"]
 #: Statuses that fail the gate.
@@ -100,6 +115,11 @@ class Finding:
         tolerance: The tolerance applied (numeric items).
         direction: ``higher``/``lower`` is better, for the "better/worse" column.
         detail: Free text.
+        ci_baseline: The baseline value's interval ``(low, high)`` (None when it has none).
+        ci_current: The current value's interval.
+        overlap: :func:`deepforcing.stats.ci_overlap` of the two (None: either has no interval).
+        decided_by: Which rule gave the status of a compared number: ``tolerance``, ``ci-overlap``, or
+            ``tolerance (no interval)`` (the ``ci-overlap`` gate fell back); empty for other items.
     """
 
     method: str
@@ -110,6 +130,10 @@ class Finding:
     tolerance: Tolerance | None = None
     direction: T.Direction = None
     detail: str = ""
+    ci_baseline: tuple[float, float] | None = None
+    ci_current: tuple[float, float] | None = None
+    overlap: bool | None = None
+    decided_by: str = ""
 
     @property
     def failed(self) -> bool:
@@ -140,11 +164,13 @@ class Comparison:
         findings: Every compared item.
         baseline_path: The baseline file.
         run: ``<suite>/<run-id>``.
+        gate: The gate the numbers were judged by (``tolerance`` or ``ci-overlap``).
     """
 
     findings: tuple[Finding, ...]
     baseline_path: str
     run: str
+    gate: Gate = "tolerance"
 
     @property
     def failed(self) -> list[Finding]:
@@ -169,6 +195,7 @@ class Comparison:
             "ok": self.ok,
             "run": self.run,
             "baseline": self.baseline_path,
+            "gate": self.gate,
             "counts": self.counts(),
             "findings": [
                 {
@@ -182,6 +209,10 @@ class Comparison:
                     if f.tolerance is None
                     else {"abs": f.tolerance.abs, "rel": f.tolerance.rel, "rule": f.tolerance.rule},
                     "detail": f.detail,
+                    "ci_baseline": None if f.ci_baseline is None else list(f.ci_baseline),
+                    "ci_current": None if f.ci_current is None else list(f.ci_current),
+                    "overlap": f.overlap,
+                    "decided_by": f.decided_by,
                 }
                 for f in self.findings
             ],
@@ -218,7 +249,49 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     if data.get("schema_version") != BASELINE_SCHEMA_VERSION:
         raise UserError(f"{p} has schema_version {data.get('schema_version')!r}, expected {BASELINE_SCHEMA_VERSION}")
     _tolerance_rules(data, p)  # validate early
+    baseline_gate(data, p)
     return data
+
+
+def baseline_gate(data: dict[str, Any], path: str | Path = "baseline") -> Gate:
+    """The gate a baseline declares (``tolerances.gate``; ``tolerance`` when absent).
+
+    Raises:
+        UserError: An unknown gate.
+    """
+    gate = (data.get("tolerances") or {}).get("gate", "tolerance")
+    if gate not in GATES:
+        raise UserError(f"{path}: tolerances.gate must be one of {', '.join(GATES)}, got {gate!r}")
+    return gate
+
+
+def _interval(ci: Any) -> tuple[float, float] | None:
+    if not isinstance(ci, dict):
+        return None
+    lo, hi = _finite(ci.get("ci_low")), _finite(ci.get("ci_high"))
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def judge(
+    ref: float, cur: float, tol: Tolerance, base_ci: Any, cur_ci: Any, gate: Gate
+) -> tuple[Status, bool | None, str]:
+    """Status of a current number against its baseline under ``gate``: ``(status, overlap, decided_by)``.
+
+    Args:
+        ref: Baseline value.
+        cur: Current value.
+        tol: Its tolerance.
+        base_ci: The baseline's ``ci`` dict (``ci_low``, ``ci_high``) or None.
+        cur_ci: The current result's ``ci`` dict or None.
+        gate: ``tolerance`` or ``ci-overlap``.
+    """
+    within = tol.allows(cur, ref)
+    overlap = ci_overlap(cur_ci or {}, base_ci or {}) if gate == "ci-overlap" else None
+    if gate == "tolerance" or within:
+        return ("ok" if within else "moved"), overlap, "tolerance"
+    if overlap is None:
+        return "moved", None, "tolerance (no interval)"
+    return ("ok" if overlap else "moved"), overlap, "ci-overlap"
 
 
 def _tol(spec: Any, where: str) -> tuple[float, float]:
@@ -261,7 +334,13 @@ def protocol_of(run: Run) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- compare
-def compare(run: Run, baseline: dict[str, Any], methods: list[str] | None = None, path: str = "") -> Comparison:
+def compare(
+    run: Run,
+    baseline: dict[str, Any],
+    methods: list[str] | None = None,
+    path: str = "",
+    gate: Gate | None = None,
+) -> Comparison:
     """Compare every result of ``run`` with ``baseline``.
 
     Args:
@@ -269,10 +348,16 @@ def compare(run: Run, baseline: dict[str, Any], methods: list[str] | None = None
         baseline: A baseline document (:func:`read_baseline`).
         methods: Compare only these methods (default: every method of the baseline and the run).
         path: The baseline's path (for messages).
+        gate: ``tolerance`` or ``ci-overlap`` (default: the baseline's ``tolerances.gate``, else ``tolerance``).
 
     Raises:
-        UserError: The run is of another suite than the baseline, or ``methods`` names a method neither has.
+        UserError: The run is of another suite than the baseline, ``methods`` names a method neither has, or
+            an unknown gate.
     """
+    if gate is None:
+        gate = baseline_gate(baseline, path or "baseline")
+    elif gate not in GATES:
+        raise UserError(f"unknown gate {gate!r}", f"choose one of {', '.join(GATES)}")
     if baseline.get("suite") != run.suite:
         raise UserError(
             f"run {run.name} is of suite '{run.suite}', the baseline {path} of suite '{baseline.get('suite')}'",
@@ -357,13 +442,34 @@ def compare(run: Run, baseline: dict[str, Any], methods: list[str] | None = None
                     )
                 )
                 continue
+            base_ci, cur_ci = entry.get("ci"), now.get("ci")
+            intervals = {"ci_baseline": _interval(base_ci), "ci_current": _interval(cur_ci)}
             if ref is None or cur is None:
                 status: Status = "ok" if ref is None and cur is None else "undefined"
-                findings.append(Finding(m, key, status, ref, cur, tol, direction))
+                findings.append(Finding(m, key, status, ref, cur, tol, direction, **intervals))
                 continue
-            status = "ok" if tol.allows(cur, ref) else "moved"
-            findings.append(Finding(m, key, status, ref, cur, tol, direction))
-    return Comparison(tuple(findings), path, run.name)
+            status, overlap, decided_by = judge(ref, cur, tol, base_ci, cur_ci, gate)
+            detail = ""
+            if decided_by == "ci-overlap":
+                detail = "intervals overlap" if overlap else "intervals disjoint"
+            elif decided_by == "tolerance (no interval)":
+                detail = "no interval on one side: tolerance decides"
+            findings.append(
+                Finding(
+                    m,
+                    key,
+                    status,
+                    ref,
+                    cur,
+                    tol,
+                    direction,
+                    detail,
+                    overlap=overlap,
+                    decided_by=decided_by,
+                    **intervals,
+                )
+            )
+    return Comparison(tuple(findings), path, run.name, gate)
 
 
 def environment_notes(run: Run, baseline: dict[str, Any]) -> list[str]:
@@ -397,8 +503,16 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _fmt_ci(ci: tuple[float, float] | None) -> str:
+    return "—" if ci is None else f"[{ci[0]:.6g}, {ci[1]:.6g}]"
+
+
 def findings_table(comparison: Comparison, show_all: bool = False) -> T.Table:
-    """What moved (or every item with ``show_all``) as a table: method, metric, baseline, current, delta, tolerance."""
+    """What moved (or every item with ``show_all``) as a table: method, metric, baseline, current, delta, tolerance.
+
+    Under the ``ci-overlap`` gate the intervals of both sides are shown too.
+    """
+    with_ci = comparison.gate == "ci-overlap"
     columns = (
         T.Column("method", "Method", kind="label"),
         T.Column("metric", "Metric", kind="text"),
@@ -407,6 +521,14 @@ def findings_table(comparison: Comparison, show_all: bool = False) -> T.Table:
         T.Column("delta", "Δ", kind="delta"),
         T.Column("rel", "Δ / |baseline|", kind="delta"),
         T.Column("tolerance", "Tolerance", kind="text"),
+        *(
+            (
+                T.Column("ci_baseline", "Baseline CI", kind="text"),
+                T.Column("ci_current", "Current CI", kind="text"),
+            )
+            if with_ci
+            else ()
+        ),
         T.Column("status", "Status", kind="text"),
     )
     rows = []
@@ -429,17 +551,23 @@ def findings_table(comparison: Comparison, show_all: bool = False) -> T.Table:
                 T.number(d, "+.3g"),
                 T.number(rel, "+.2e"),
                 T.text(f.tolerance.describe() if f.tolerance else "—", note=f.tolerance.rule if f.tolerance else ""),
+                *((T.text(_fmt_ci(f.ci_baseline)), T.text(_fmt_ci(f.ci_current))) if with_ci else ()),
                 T.text(status),
             )
         )
     c = comparison.counts()
     verdict = "FAIL" if comparison.failed else "ok"
     title = f"regress {comparison.run} vs {comparison.baseline_path}: {verdict}"
-    notes = (
+    notes = [
         "compared: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())),
         "a value passes when |current - baseline| <= abs + rel x |baseline| (tolerances declared in the baseline)",
-    )
-    return T.Table("regress", title, columns, tuple(rows), notes, best=None)
+    ]
+    if with_ci:
+        notes.append(
+            "gate ci-overlap: a value outside its tolerance also passes when its 95% interval over prompts overlaps "
+            "the baseline's; without an interval on either side the tolerance decides"
+        )
+    return T.Table("regress", title, columns, tuple(rows), tuple(notes), best=None)
 
 
 # --------------------------------------------------------------------------------------------- update
@@ -462,6 +590,9 @@ def make_baseline(run: Run, previous: dict[str, Any] | None = None) -> dict[str,
                 "n_videos": entry.get("n_videos"),
                 "higher_is_better": entry.get("higher_is_better"),
             }
+            ci = entry.get("ci")
+            if isinstance(ci, dict):
+                item["ci"] = {k: ci.get(k) for k in BASELINE_CI_FIELDS}
             if old.get("tol") is not None:
                 item["tol"] = old["tol"]
             metrics[key] = item

@@ -1,7 +1,9 @@
 """Renderers of the table model: Markdown, LaTeX (booktabs), CSV, HTML, the console and JSON.
 
 Each renderer reads only a :class:`~deepforcing.report.table.Table`; none computes or rounds a number itself
-(the display string is the cell's). Best cells (:attr:`Cell.best`) are bold everywhere.
+(the display string is the cell's). Best cells (:attr:`Cell.best`) are bold everywhere. A cell's confidence
+interval (:attr:`Cell.ci`) is shown beside its number in every format: ``0.9712 [0.9650, 0.9771]`` in Markdown and
+on the console, a smaller ``[…]`` after the number in LaTeX and HTML, ``ci_low`` / ``ci_high`` columns in CSV.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from deepforcing import console
@@ -40,12 +43,18 @@ def to_markdown(table: Table, title_level: int = 3) -> str:
         cells = []
         for cell in row:
             s = _md_escape(cell.display)
-            cells.append(f"**{s}**" if cell.best else s)
+            s = f"**{s}**" if cell.best else s
+            cells.append(f"{s} {_md_escape(cell.ci_display)}" if cell.ci_display else s)
         out.append("| " + " | ".join(cells) + " |")
     if table.notes:
         out.append("")
         out += [f"- {_md_escape(n)}" for n in table.notes]
     return "\n".join(out) + "\n"
+
+
+def to_markdown_tables(tables: Sequence[Table], title_level: int = 3) -> str:
+    """Several tables as one Markdown document (a blank line between them)."""
+    return "\n".join(to_markdown(t, title_level) for t in tables)
 
 
 # --------------------------------------------------------------------------------------------- latex
@@ -82,7 +91,10 @@ def latex_escape(s: str) -> str:
 
 def _latex_cell(cell: Cell) -> str:
     s = latex_escape(cell.display)
-    return rf"\textbf{{{s}}}" if cell.best else s
+    s = rf"\textbf{{{s}}}" if cell.best else s
+    if cell.ci_display:
+        s += rf" {{\scriptsize {latex_escape(cell.ci_display)}}}"
+    return s
 
 
 def to_latex(table: Table, label: str | None = None, environment: bool = True) -> str:
@@ -135,6 +147,11 @@ def to_latex(table: Table, label: str | None = None, environment: bool = True) -
     return "\n".join(lines) + "\n"
 
 
+def to_latex_tables(tables: Sequence[Table]) -> str:
+    """Several tables as consecutive ``table`` floats (labels ``tab:<name>``)."""
+    return "\n".join(to_latex(t) for t in tables)
+
+
 # ----------------------------------------------------------------------------------------------- csv
 def _csv_value(cell: Cell) -> str:
     if cell.value is None:
@@ -142,20 +159,41 @@ def _csv_value(cell: Cell) -> str:
     return repr(cell.value) if isinstance(cell.value, float) else str(cell.value)
 
 
+def _csv_number(v: float | None) -> str:
+    return "" if v is None else repr(float(v))
+
+
+def _ci_bounds(cell: Cell) -> tuple[float | None, float | None]:
+    if cell.ci is None or cell.number is None or not cell.ci.known:
+        return None, None
+    return cell.ci.low, cell.ci.high
+
+
 def to_csv(table: Table, layout: str = "wide") -> str:
     """CSV of raw values (full precision; empty when missing).
 
     Args:
         table: The table.
-        layout: ``wide`` — one line per row, one column per table column (headers are the column keys);
-            ``long`` — one line per cell with display, direction, n, best and source.
+        layout: ``wide`` — one line per row, one column per table column (headers are the column keys); a
+            column whose cells have intervals is followed by ``ci_low:<key>`` and ``ci_high:<key>``;
+            ``long`` — one line per cell with display, direction, n, best and source, then ``ci_low``,
+            ``ci_high``, ``n_prompts`` and ``ci_status`` (empty when the cell has no interval).
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if layout == "wide":
-        w.writerow([c.key for c in table.columns])
+        with_ci = [any(row[j].ci is not None for row in table.rows) for j in range(len(table.columns))]
+        header = []
+        for col, ci in zip(table.columns, with_ci, strict=True):
+            header += [col.key, f"ci_low:{col.key}", f"ci_high:{col.key}"] if ci else [col.key]
+        w.writerow(header)
         for row in table.rows:
-            w.writerow([_csv_value(c) for c in row])
+            line = []
+            for cell, ci in zip(row, with_ci, strict=True):
+                line.append(_csv_value(cell))
+                if ci:
+                    line += [_csv_number(b) for b in _ci_bounds(cell)]
+            w.writerow(line)
         return buf.getvalue()
     if layout != "long":
         raise ValueError(f"layout must be 'wide' or 'long', got {layout!r}")
@@ -174,6 +212,10 @@ def to_csv(table: Table, layout: str = "wide") -> str:
             "config_hash",
             "run",
             "reference",
+            "ci_low",
+            "ci_high",
+            "n_prompts",
+            "ci_status",
         ]
     )
     for row in table.rows:
@@ -194,6 +236,9 @@ def to_csv(table: Table, layout: str = "wide") -> str:
                     src.config_hash if src and src.config_hash else "",
                     src.run if src and src.run else "",
                     src.reference if src and src.reference else "",
+                    *(_csv_number(b) for b in _ci_bounds(cell)),
+                    "" if cell.ci is None or cell.ci.n is None else cell.ci.n,
+                    "" if cell.ci is None else cell.ci.status,
                 ]
             )
     return buf.getvalue()
@@ -205,9 +250,10 @@ def _attr(s: str) -> str:
 
 
 def to_html(table: Table, caption: bool = True) -> str:
-    """An HTML ``<table>`` (classes ``df-table``, ``num``, ``best``; tooltips carry raw value, n and source).
+    """An HTML ``<table>`` (classes ``df-table``, ``num``, ``best``; tooltips carry raw value, n, interval, source).
 
-    Numeric cells carry ``data-value`` (raw) so the report's script can sort columns.
+    Numeric cells carry ``data-value`` (raw) so the report's script can sort columns, and ``data-ci-low`` /
+    ``data-ci-high`` with the interval shown in a ``<span class="ci">`` after the number.
     """
     out = [f'<table class="df-table" data-table="{_attr(table.name)}">']
     if caption:
@@ -262,12 +308,17 @@ def to_html(table: Table, caption: bool = True) -> str:
             attrs = f' class="{" ".join(classes)}"' if classes else ""
             if cell.number is not None:
                 attrs += f' data-value="{cell.number!r}"'
+            low, high = _ci_bounds(cell)
+            if low is not None and high is not None:
+                attrs += f' data-ci-low="{low!r}" data-ci-high="{high!r}"'
             tip = cell.tooltip()
             if tip:
                 attrs += f' title="{_attr(tip)}"'
             content = html.escape(cell.display)
             if cell.best:
                 content = f"<strong>{content}</strong>"
+            if cell.ci_display:
+                content += " " + f'<span class="ci">{html.escape(cell.ci_display)}</span>'
             tag = "th" if j == 0 and col.kind == "label" else "td"
             scope = ' scope="row"' if tag == "th" else ""
             out.append(f"<{tag}{scope}{attrs}>{content}</{tag}>")
@@ -312,17 +363,40 @@ def to_console(table: Table) -> console.Table:
         notes=notes,
     )
     for row in table.rows:
-        out.add_row(*(console.Styled(row[i].display, "bold") if row[i].best else row[i].display for i in keep))
+        out.add_row(
+            *(console.Styled(row[i].full_display, "bold") if row[i].best else row[i].full_display for i in keep)
+        )
     return out
 
 
 # ---------------------------------------------------------------------------------------------- json
+def _json_interval(cell: Cell) -> dict[str, Any]:
+    low, high = _ci_bounds(cell)
+    ci = cell.ci
+    return {
+        "ci_low": low,
+        "ci_high": high,
+        "n_prompts": ci.n if ci else None,
+        "status": ci.status if ci else None,
+        "level": ci.level if ci else None,
+    }
+
+
 def to_json(table: Table) -> dict[str, Any]:
-    """The table as JSON: columns (key, label, kind, direction), one object per row (column key -> raw value)."""
+    """The table as JSON.
+
+    Fields: ``columns`` (key, label, kind, direction), ``rows`` (one object per row: column key -> raw value),
+    ``intervals`` (one object per row: column key -> ``ci_low``, ``ci_high``, ``n_prompts``, ``status``,
+    ``level``, for the cells that have an interval) and ``notes``.
+    """
     return {
         "name": table.name,
         "title": table.title,
         "columns": [{"key": c.key, "label": c.label, "kind": c.kind, "direction": c.direction} for c in table.columns],
         "rows": [{c.key: cell.value for c, cell in zip(table.columns, row, strict=True)} for row in table.rows],
+        "intervals": [
+            {c.key: _json_interval(cell) for c, cell in zip(table.columns, row, strict=True) if cell.ci is not None}
+            for row in table.rows
+        ],
         "notes": list(table.notes),
     }

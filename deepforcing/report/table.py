@@ -13,16 +13,24 @@ Builders (all pure functions of loaded runs):
 * :func:`drift_table` — every drift summary (rows) per method (columns), best per row.
 * :func:`speed_table` — FPS, per-chunk latency, KV cache and memory per method, the paper's FPS beside.
 * :func:`methods_table` — what each method is (config hash, policy, knobs, weights).
+* :func:`paired_table` — paired comparisons of two methods of a run (mean difference, its interval, the Wilcoxon
+  p-value, n), direction-aware, significant ones marked.
+* :func:`coherence_table` — long-horizon coherence per gap Δt and its slope, per method.
+
+A number of ours carries its 95 % confidence interval (:class:`Interval`, from the aggregate's ``ci``: a bootstrap
+over prompts, :mod:`deepforcing.stats`) on the cell itself, so every renderer shows the same interval the same way;
+published numbers have none and say so.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from deepforcing.report.catalog import describe, format_value, split_drift, split_id
+from deepforcing.report.catalog import describe, format_value, protocol_dict, split_drift, split_id
 from deepforcing.report.published import Published
 from deepforcing.report.runs import Run
 
@@ -66,6 +74,80 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A confidence interval of a cell's number (what ``aggregate.json`` ``ci`` holds, in the cell's unit).
+
+    Attributes:
+        low: Lower end (None when there is no interval: one prompt, no finite value).
+        high: Upper end.
+        fmt: Format spec of the ends (the cell's, without a sign flag).
+        level: Two-sided coverage (0.95).
+        n: Prompts behind the interval (the bootstrap's resampling unit).
+        status: ``ok``, ``constant`` (every prompt the same: zero width), ``single_prompt`` or ``empty``.
+        note: Why there is no interval, in words (from the statistics).
+    """
+
+    low: float | None
+    high: float | None
+    fmt: str = ".4f"
+    level: float | None = 0.95
+    n: int | None = None
+    status: str = "ok"
+    note: str = ""
+
+    @property
+    def known(self) -> bool:
+        """True when both ends are finite numbers."""
+        return all(isinstance(v, int | float) and math.isfinite(v) for v in (self.low, self.high))
+
+    @property
+    def display(self) -> str:
+        """``[0.9650, 0.9771]`` in the cell's format; empty without an interval."""
+        if not self.known:
+            return ""
+        return f"[{format_value(self.low, self.fmt)}, {format_value(self.high, self.fmt)}]"
+
+    def describe(self) -> str:
+        """One line for tooltips: ``95% CI [0.9650, 0.9771] over 128 prompts`` or why there is none."""
+        if not self.known:
+            return self.note or "no interval"
+        level = f"{self.level:.0%} " if self.level else ""
+        over = f" over {self.n} prompt{'s' if self.n != 1 else ''}" if self.n is not None else ""
+        return f"{level}CI {self.display}{over}" + (f" ({self.note})" if self.note else "")
+
+    def scaled(self, factor: float, fmt: str) -> Interval:
+        """The interval in another unit (``factor`` > 0, e.g. x100 for the paper's VBench percent)."""
+        lo = None if self.low is None else self.low * factor
+        hi = None if self.high is None else self.high * factor
+        return replace(self, low=lo, high=hi, fmt=fmt)
+
+
+def interval_of(ci: dict[str, Any] | None, fmt: str) -> Interval | None:
+    """The :class:`Interval` of an aggregate entry's ``ci`` dict (None when the entry has none).
+
+    Args:
+        ci: ``results[method][key]["ci"]`` or a paired result (``ci_low``, ``ci_high``, ``n``, ``status``, ...).
+        fmt: The cell's format spec; a leading ``+`` is dropped for the ends.
+    """
+    if not isinstance(ci, dict):
+        return None
+
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    n = ci.get("n")
+    return Interval(
+        low=num(ci.get("ci_low")),
+        high=num(ci.get("ci_high")),
+        fmt=fmt.lstrip("+"),
+        level=num(ci.get("confidence_level")),
+        n=int(n) if isinstance(n, int) else None,
+        status=str(ci.get("status") or "ok"),
+        note=str(ci.get("note") or ""),
+    )
+
+
+@dataclass(frozen=True)
 class Cell:
     """One table cell.
 
@@ -77,6 +159,7 @@ class Cell:
         source: Where the number comes from.
         best: Best of its column (or row, see :attr:`Table.best`); renderers show it in bold.
         note: Extra detail for tooltips (protocol, printed value, ...).
+        ci: The number's confidence interval (None: the number has none, e.g. a published or a timing value).
     """
 
     value: float | str | None
@@ -86,6 +169,17 @@ class Cell:
     source: Source | None = None
     best: bool = False
     note: str = ""
+    ci: Interval | None = None
+
+    @property
+    def ci_display(self) -> str:
+        """The interval as shown beside the number (``[0.9650, 0.9771]``), empty when there is none."""
+        return self.ci.display if self.ci is not None and self.number is not None else ""
+
+    @property
+    def full_display(self) -> str:
+        """The number and its interval on one line: ``0.9712 [0.9650, 0.9771]`` (flat formats)."""
+        return f"{self.display} {self.ci_display}" if self.ci_display else self.display
 
     @property
     def number(self) -> float | None:
@@ -102,6 +196,8 @@ class Cell:
             parts.append(f"raw {self.number!r}")
         if self.n is not None:
             parts.append(f"n={self.n} video{'s' if self.n != 1 else ''}")
+        if self.ci is not None and self.number is not None:
+            parts.append(self.ci.describe())
         if self.source is not None:
             parts.append(self.source.describe())
         if self.note:
@@ -121,10 +217,11 @@ def number(
     n: int | None = None,
     source: Source | None = None,
     note: str = "",
+    ci: Interval | None = None,
 ) -> Cell:
-    """A numeric cell (missing and non-finite values are shown as an em dash)."""
+    """A numeric cell (missing and non-finite values are shown as an em dash), with its interval if it has one."""
     v = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    return Cell(value=v, display=format_value(v, fmt), direction=direction, n=n, source=source, note=note)
+    return Cell(value=v, display=format_value(v, fmt), direction=direction, n=n, source=source, note=note, ci=ci)
 
 
 @dataclass(frozen=True)
@@ -294,11 +391,20 @@ def result_keys(runs: Sequence[Run]) -> list[str]:
     return keys
 
 
+def natural_key(key: str) -> tuple[tuple[int, float | str], ...]:
+    """Sort key that orders numbers inside ids by value (``dt=2s`` < ``dt=5s`` < ``dt=10s``)."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", key)
+    return tuple((1, float(p)) if i % 2 else (0, p) for i, p in enumerate(parts))
+
+
 def default_summary_keys(runs: Sequence[Run]) -> list[str]:
     """Summary columns: every metric id, then its first/last drift, then FPS and per-chunk latency."""
     keys = result_keys(runs)
-    primary = sorted(k for k in keys if split_drift(k) is None)
-    drift = sorted(k for k in keys if (d := split_drift(k)) is not None and split_id(d[0])[0] == "drift.first_last")
+    primary = sorted((k for k in keys if split_drift(k) is None), key=natural_key)
+    drift = sorted(
+        (k for k in keys if (d := split_drift(k)) is not None and split_id(d[0])[0] == "drift.first_last"),
+        key=natural_key,
+    )
     timing = ["timing.fps_mean", "timing.chunk_latency_ms_mean"]
     return primary + drift + timing
 
@@ -312,7 +418,8 @@ def _cell(s: Series, key: str, direction: Direction) -> Cell:
     note = info.protocol
     if entry.get("n_undefined"):
         note += f"; undefined for {entry['n_undefined']} video(s)"
-    return number(s.run.value(s.method, key), info.fmt, direction, entry.get("n_videos"), s.source, note)
+    ci = interval_of(entry.get("ci"), info.fmt)
+    return number(s.run.value(s.method, key), info.fmt, direction, entry.get("n_videos"), s.source, note, ci)
 
 
 def _name_of(key: str) -> str:
@@ -406,6 +513,51 @@ def comparability_notes(runs: Sequence[Run], published: Published | None = None)
             f"{r.name} uses {what}; the published numbers are for {target}, so they are not compared with this run "
             "(no paper column, no Δ)."
         )
+    return notes
+
+
+def statistics_line(run: Run) -> str:
+    """How a run's intervals were computed (``aggregate.json`` ``statistics``), or '' when it has none."""
+    st = run.aggregate.get("statistics") or {}
+    if not st:
+        return ""
+    level = st.get("confidence_level")
+    what = st.get("interval") or (f"{level:.0%} bootstrap over prompts" if isinstance(level, float) else "bootstrap")
+    extra = ", ".join(
+        f"{label} {st[k]}" for k, label in (("n_resamples", "resamples"), ("seed", "seed")) if st.get(k) is not None
+    )
+    return f"{what}" + (f" ({extra})" if extra else "")
+
+
+def interval_notes(runs: Sequence[Run], rows: Iterable[Sequence[Cell]] = (), paper: bool = False) -> list[str]:
+    """What the ``[low, high]`` beside our numbers is, per run, and why some numbers have none.
+
+    Args:
+        runs: The runs of the table.
+        rows: The table's rows (to say which interval statuses occur).
+        paper: The table has published numbers (said to be point values without an interval).
+    """
+    lines = {statistics_line(r) for r in runs} - {""}
+    notes = []
+    if len(lines) == 1:
+        notes.append(f"[low, high] beside our numbers: {lines.pop()}.")
+    else:
+        notes += [f"{r.name}: [low, high] beside its numbers: {line}." for r in runs if (line := statistics_line(r))]
+    without = [r.name for r in runs if not statistics_line(r)]
+    if without:
+        notes.append(
+            f"{', '.join(without)}: no intervals (scored before the harness wrote them; re-run "
+            "`deepforcing-eval score` to add them)."
+        )
+    statuses: dict[str, int] = {}
+    for row in rows:
+        for c in row:
+            if c.ci is not None and c.number is not None and not c.ci.known:
+                statuses[c.ci.note or c.ci.status] = statuses.get(c.ci.note or c.ci.status, 0) + 1
+    for why, count in sorted(statuses.items()):
+        notes.append(f"{count} number(s) without an interval: {why}.")
+    if paper:
+        notes.append("paper: published point values, no interval (none was published).")
     return notes
 
 
@@ -539,7 +691,17 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
         )
         builders.append(("ours", key, direction, None))
         if pub:
-            columns.append(Column(f"paper:{key}", f"{info.label} (paper)", "paper", info.label, "paper", direction))
+            columns.append(
+                Column(
+                    f"paper:{key}",
+                    f"{info.label} (paper, no CI)",
+                    "paper",
+                    info.label,
+                    "paper (no CI)",
+                    direction,
+                    "published value (a point value: no interval was published)",
+                )
+            )
             columns.append(Column(f"delta:{key}", f"{info.label} Δ", "delta", info.label, "Δ", None))
             builders.append(("paper", key, direction, (link, pub)))
             builders.append(("delta", key, None, (link, pub)))
@@ -561,7 +723,7 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             converted = v.value / link.scale
             if kind == "paper":
                 src = Source(method=v.method, reference=v.reference)
-                note = f"printed {v.value:g} ({v.metric}); {v.protocol}"
+                note = f"printed {v.value:g} ({v.metric}); {v.protocol}; published point value, no interval"
                 row.append(number(converted, info.fmt, direction, None, src, note))
             else:
                 ours = s.run.value(s.method, key)
@@ -575,8 +737,22 @@ def summary_table(runs: Sequence[Run], published: Published | None = None, keys:
             "for each method the paper's table and length nearest to ours: "
             + "; ".join(f"{t}: {p}" for t, p in sorted(used_refs.items()))
         )
+    notes += interval_notes(runs, rows, paper=bool(used_refs))
     notes += comparability_notes(runs, published) + truncation_notes(runs)
     return mark_best(Table("summary", "Summary: method x metric", tuple(columns), tuple(rows), tuple(notes)))
+
+
+def export_tables(runs: Sequence[Run], published: Published | None = None) -> list[Table]:
+    """The tables of a summary export: the summary and, when the runs have any, the paired comparisons.
+
+    ``report --markdown`` / ``--latex`` and the report's copy boxes write these (the paired comparisons cover the
+    summary's metrics).
+    """
+    tables = [summary_table(runs, published)]
+    paired = paired_table(runs)
+    if paired.rows:
+        tables.append(paired)
+    return tables
 
 
 # --------------------------------------------------------------------------------------------- paper
@@ -625,6 +801,12 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
                 why_not = ""
             ours = s.run.value(s.method, ours_key) if ours_key else None
             ours_conv = None if ours is None or link is None else ours * link.scale
+            ours_fmt = ".2f" if ours_conv is None or abs(ours_conv) >= 1 else ".3f"
+            ours_ci = None
+            if ours_conv is not None and link is not None and link.scale > 0 and not ours_key.startswith("timing."):
+                entry = s.run.results(s.method).get(ours_key) or {}
+                ci = interval_of(entry.get("ci"), ours_fmt)
+                ours_ci = ci.scaled(link.scale, ours_fmt) if ci is not None else None
             delta = None if ours_conv is None else ours_conv - v.value
             why = "" if ours_key else why_not or (link.why if link and link.why else "not measured in this run")
             rows.append(
@@ -634,20 +816,14 @@ def paper_table(runs: Sequence[Run], published: Published) -> Table:
                     text(v.metric),
                     text(f"{v.table}, {v.duration_s:g} s", note=v.protocol),
                     number(v.value, "g", None, None, Source(method=v.method, reference=v.reference), v.note),
-                    number(
-                        ours_conv,
-                        ".2f" if ours_conv is None or abs(ours_conv) >= 1 else ".3f",
-                        None,
-                        None,
-                        s.source,
-                        why,
-                    ),
+                    number(ours_conv, ours_fmt, None, None, s.source, why, ours_ci),
                     number(delta, "+.2f" if delta is None or abs(delta) >= 0.01 else "+.4f"),
                     text(ours_key or "—", note=why),
                 )
             )
     notes = [run_protocol(r) for r in runs]
     notes.append(f"paper: {published.source}; ours converted to the paper's unit (x100 for VBench, ms -> s)")
+    notes += interval_notes(runs, rows, paper=bool(rows))
     if unmatched:
         notes.append("no published counterpart: " + ", ".join(dict.fromkeys(unmatched)))
         why = [f"{pub}: {reason}" for pub, reason in published.unmatched.items() if reason]
@@ -678,7 +854,7 @@ def drift_table(runs: Sequence[Run]) -> Table:
         row = [text(of_info.label, note=of), text(info.label.split(": ", 1)[-1], note=did)]
         row += [_cell(s, key, direction) for s in series]
         rows.append(tuple(row))
-    notes = ("↓: lower is better; slopes have no direction.",)
+    notes = ("↓: lower is better; slopes have no direction.", *interval_notes(runs, rows))
     return mark_best(
         Table("drift", "Drift summaries (per video, mean over videos)", tuple(columns), tuple(rows), notes, best="row")
     )
@@ -772,6 +948,240 @@ def video_table(series: Sequence[Series], prompt_id: str, seed: int, keys: Seque
     return mark_best(Table(f"video-{prompt_id}-{seed}", title, tuple(columns), tuple(rows)))
 
 
+# ------------------------------------------------------------------------------------------- paired
+#: Significance level of a paired comparison when its result does not record a confidence level.
+ALPHA = 0.05
+
+
+def paired_results(run: Run) -> dict[str, dict[str, dict[str, Any]]]:
+    """``aggregate.json`` ``paired``: ``"<a> vs <b>"`` -> result key -> paired result (empty when absent)."""
+    return dict(run.aggregate.get("paired") or {})
+
+
+def _split_pair(name: str) -> tuple[str, str]:
+    a, sep, b = name.partition(" vs ")
+    return (a, b) if sep else (name, "")
+
+
+def paired_verdict(a: str, entry: dict[str, Any]) -> tuple[str, bool]:
+    """Words for a paired result of ``a`` against another method, and whether it is significant.
+
+    Significant: the two-sided Wilcoxon p-value is below ``1 - confidence_level`` (0.05) **and** the paired
+    bootstrap interval excludes 0 (both tests agree). Better / worse follow the metric's ``higher_is_better``;
+    a metric without a direction says higher / lower.
+
+    Returns:
+        ``("deep-forcing better (significant)", True)``, ``("deep-forcing lower (n.s.)", False)``, ...
+    """
+    mean, lo, hi, p = (entry.get(k) for k in ("mean", "ci_low", "ci_high", "p_value"))
+    if not isinstance(mean, int | float) or not math.isfinite(mean):
+        return (entry.get("note") or "no matched pair"), False
+    level = entry.get("confidence_level")
+    alpha = 1.0 - level if isinstance(level, float) and 0 < level < 1 else ALPHA
+    excludes_zero = isinstance(lo, int | float) and isinstance(hi, int | float) and (lo > 0 or hi < 0)
+    significant = isinstance(p, int | float) and p < alpha and excludes_zero
+    if mean == 0:
+        return "no difference", False
+    hib = entry.get("higher_is_better")
+    if hib is None:
+        word = "higher" if mean > 0 else "lower"
+    else:
+        word = "better" if (mean > 0) == bool(hib) else "worse"
+    return f"{a} {word} ({'significant' if significant else 'n.s.'})", significant
+
+
+def difference_format(fmt: str, values: Iterable[Any]) -> str:
+    """The metric's format for a difference, or ``.2e`` when it would show a non-zero value as zero.
+
+    Differences are often orders of magnitude below the values (``+0.0000 [-0.0000, 0.0000]`` says nothing).
+    """
+    fmt = fmt.lstrip("+")
+    nums = [abs(v) for v in values if isinstance(v, int | float) and math.isfinite(v) and v != 0]
+    if not nums or not fmt.endswith("f"):
+        return fmt
+    try:
+        decimals = int(fmt[fmt.index(".") + 1 : -1]) if "." in fmt else 6
+    except ValueError:
+        return fmt
+    return ".2e" if min(nums) < 0.5 * 10.0**-decimals else fmt
+
+
+def paired_table(runs: Sequence[Run], keys: Iterable[str] | None = None) -> Table:
+    """Paired comparisons of the runs' methods: ``a − b`` with its interval, the p-value and n, per result key.
+
+    One row per (comparison, result key) of ``aggregate.json`` ``paired`` (each later method of the suite against
+    each earlier one, on the same prompts and seeds). The difference cell of a significant comparison is marked
+    best (bold everywhere); the verdict says better / worse by the metric's direction.
+
+    Args:
+        runs: One or more runs (a comparison stays within its run).
+        keys: Result keys to show, in this order (default: those of :func:`default_summary_keys`, i.e. every
+            metric id and its first/last drift). Keys a comparison lacks are skipped.
+    """
+    columns = (
+        Column("comparison", "Comparison", kind="label"),
+        Column("metric", "Metric", kind="text"),
+        Column("difference", "a − b [95% CI]", kind="delta", description="mean over (prompt, seed) pairs of a − b"),
+        Column("p_value", "p", kind="delta", description="two-sided Wilcoxon signed-rank p-value, per-prompt means"),
+        Column("n", "n (prompts)", kind="delta", description="prompts with a matched pair (the resampling unit)"),
+        Column("verdict", "Verdict", kind="text"),
+    )
+    keys = list(keys) if keys is not None else [k for k in default_summary_keys(runs) if not k.startswith("timing.")]
+    rows = []
+    small_n = False
+    several = len(runs) > 1
+    for r in runs:
+        for name, per_key in paired_results(r).items():
+            a, _ = _split_pair(name)
+            label = f"{name} · {r.name}" if several else name
+            for key in keys:
+                entry = per_key.get(key)
+                if entry is None:
+                    continue
+                info = describe(key)
+                verdict, significant = paired_verdict(a, entry)
+                n = entry.get("n")
+                if isinstance(n, int) and n < 6:
+                    small_n = True
+                method_note = entry.get("wilcoxon_method")
+                p_note = f"{method_note} null distribution" if method_note and method_note != "none" else ""
+                pairs = entry.get("n_pairs")
+                fmt = difference_format(info.fmt, (entry.get(k) for k in ("mean", "ci_low", "ci_high")))
+                diff = number(
+                    entry.get("mean"),
+                    "+" + fmt,
+                    None,
+                    pairs if isinstance(pairs, int) else None,
+                    Source(method=name, run=r.name),
+                    "; ".join(x for x in (info.protocol, entry.get("note") or "") if x),
+                    interval_of(entry, fmt),
+                )
+                rows.append(
+                    (
+                        text(label, source=Source(method=name, run=r.name)),
+                        Cell(value=key, display=info.label, note=key),
+                        replace(diff, best=significant),
+                        number(entry.get("p_value"), ".3g", note=p_note),
+                        Cell(n, str(n), note=f"{pairs} pair(s)") if isinstance(n, int) else number(None),
+                        text(verdict),
+                    )
+                )
+    notes = [
+        "a − b: mean over matched (prompt, seed) pairs; [low, high]: paired bootstrap interval over prompts; "
+        "p: two-sided Wilcoxon signed-rank test on the per-prompt mean differences; n: prompts.",
+        "significant (bold): p < 0.05 and the interval excludes 0; better / worse follow the metric's direction.",
+    ]
+    if small_n:
+        notes.append(
+            "with fewer than 6 prompts no two-sided Wilcoxon p-value can be below 0.05 (the smallest is 2/2^n)."
+        )
+    if not rows:
+        notes.append(
+            "no paired comparisons: a run needs two methods scored on the same prompts and seeds (and a harness "
+            "that writes aggregate.json `paired`)."
+        )
+    return Table("paired", "Paired comparisons", columns, tuple(rows), tuple(notes), best=None)
+
+
+def paired_lines(table: Table, significant_only: bool = True) -> list[str]:
+    """Rows of a :func:`paired_table` as sentences: ``a vs b, Metric: +0.031 [0.012, 0.050], p = 0.004, n = 128``."""
+    out = []
+    for row in table.rows:
+        if significant_only and not row[2].best:
+            continue
+        out.append(
+            f"{row[0].display}, {row[1].display}: {row[2].full_display}, p = {row[3].display}, n = {row[4].display}"
+            f" — {row[5].display}"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------- coherence
+#: Metric names of long-horizon coherence (:mod:`deepforcing.metrics.long_horizon_coherence`).
+COHERENCE = "long_horizon_coherence"
+COHERENCE_SLOPE = "long_horizon_coherence.slope"
+
+
+@dataclass(frozen=True)
+class CoherenceGroup:
+    """The coherence curve of one configuration (backbone, resolution, grid) as result keys.
+
+    Attributes:
+        protocol: The configuration shared by the keys (the protocol without ``dt`` / ``dts`` / ``fit``).
+        gaps: ``(Δt in seconds, result key)`` by increasing Δt.
+        slope: The slope's result key (None when the runs do not have it).
+    """
+
+    protocol: str
+    gaps: tuple[tuple[float, str], ...]
+    slope: str | None
+
+
+def _seconds(text_value: str) -> float | None:
+    try:
+        return float(text_value.removesuffix("s"))
+    except ValueError:
+        return None
+
+
+def coherence_groups(runs: Sequence[Run]) -> list[CoherenceGroup]:
+    """Every long-horizon coherence configuration in the runs (usually one), with its gaps and slope."""
+    curves: dict[str, dict[float, str]] = {}
+    slopes: dict[str, str] = {}
+    for key in result_keys(runs):
+        if split_drift(key) is not None:
+            continue
+        name, protocol = split_id(key)
+        proto = protocol_dict(protocol)
+        if name == COHERENCE and "dt" in proto:
+            dt = _seconds(proto.pop("dt"))
+            if dt is not None:
+                curves.setdefault(",".join(f"{k}={v}" for k, v in proto.items()), {})[dt] = key
+        elif name == COHERENCE_SLOPE:
+            proto.pop("dts", None)
+            proto.pop("fit", None)
+            slopes[",".join(f"{k}={v}" for k, v in proto.items())] = key
+    return [
+        CoherenceGroup(base, tuple(sorted(gaps.items())), slopes.get(base)) for base, gaps in curves.items() if gaps
+    ]
+
+
+def coherence_table(runs: Sequence[Run], group: CoherenceGroup) -> Table:
+    """Long-horizon coherence per gap Δt (columns) and its slope per tenfold gap, one row per series."""
+    columns = [Column("method", "Method", kind="label")]
+    keys = [k for _, k in group.gaps] + ([group.slope] if group.slope else [])
+    for dt, key in group.gaps:
+        columns.append(
+            Column(
+                key,
+                f"Δt = {dt:g} s",
+                "ours",
+                direction=column_direction(runs, key),
+                description=describe(key).description,
+            )
+        )
+    if group.slope:
+        columns.append(
+            Column(
+                group.slope,
+                "Slope per decade",
+                "ours",
+                direction=column_direction(runs, group.slope),
+                description="least-squares slope of a video's curve against log10(Δt): change per tenfold gap",
+            )
+        )
+    rows = []
+    for s in series_of(runs):
+        rows.append((text(s.label, source=s.source), *(_cell(s, k, column_direction(runs, k)) for k in keys)))
+    notes = (
+        f"{group.protocol}: per video, the mean cosine of the backbone's features of every pair of time-grid frames Δt "
+        "apart; then the mean over videos. A gap longer than the video is undefined (left out). The slope is per "
+        "tenfold gap (0: no decay).",
+        *interval_notes(runs, rows),
+    )
+    return mark_best(Table("coherence", "Long-horizon coherence", tuple(columns), tuple(rows), notes))
+
+
 # ------------------------------------------------------------------------------------------- methods
 def _knobs(config: dict[str, Any]) -> str:
     pc = config.get("policy_config") or {}
@@ -807,7 +1217,17 @@ def methods_table(runs: Sequence[Run]) -> Table:
 
 __all__ = [
     "Cell",
+    "CoherenceGroup",
     "Column",
+    "Interval",
+    "coherence_groups",
+    "coherence_table",
+    "difference_format",
+    "interval_notes",
+    "interval_of",
+    "paired_lines",
+    "paired_table",
+    "paired_verdict",
     "Comparability",
     "Series",
     "Source",

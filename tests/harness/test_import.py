@@ -172,3 +172,31 @@ def test_a_broken_file_is_a_failed_unit_and_the_others_are_scored(tmp_path, caps
     index = pd.read_csv(run / "index.csv").set_index("prompt")
     assert list(problems["state"]) == ["failed"] and index.loc["a dog", "status"] == "failed"
     assert index.loc["a dog", "prompt_id"] == "vb-0346"  # "a dog" is a VBench prompt: the suite's id is shared
+
+
+def test_set_fvd_against_a_reference_folder(tmp_path, capsys):
+    """Set-level FVD: a method against the same videos as a reference is 0; against other videos it is not."""
+    import torch
+
+    from tests.metrics.test_fvd import TinyI3D
+
+    weights = tmp_path / "weights"
+    (weights / "metrics" / "i3d").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.jit.script(TinyI3D().eval()).save(str(weights / "metrics" / "i3d" / "i3d_torchscript.pt"))
+    same, other = tmp_path / "same", tmp_path / "other"
+    for i in range(3):  # 6 s at 16 fps: 6 clips of 16 frames, 5 of them in the first / last 5 s
+        _write_video(same / f"a scene-{i}.mp4", 96, 16, (32, 32), i)
+        _write_video(other / f"a scene-{i}.mp4", 96, 16, (32, 32), 10 + i)
+    argv = ["score-videos", "--metrics", "fvd", "--weights-dir", str(weights), "--out", str(tmp_path / "runs"),
+            "--run-id", "r", "--fvd-reference", str(same), "--no-report"]  # fmt: skip
+    assert _run(capsys, *argv[:1], str(same), "--name", "mine", *argv[1:])[0] == 0
+    assert _run(capsys, *argv[:1], str(other), "--name", "theirs", *argv[1:])[0] == 0
+    agg = json.loads((tmp_path / "runs" / "videos" / "r" / "results" / "aggregate.json").read_text())
+    key = "fvd.set@i3d=styleganv,frames=16,res=224,resize=stretch,cov=n-1,clips=all,ref=reference"
+    mine, theirs = agg["results"]["mine"][key], agg["results"]["theirs"][key]
+    assert mine["n_clips"] == [18, 18] and abs(mine["value"]) < 1e-6  # a set against itself
+    assert theirs["value"] > 1e-3
+    assert agg["set_fvd"]["theirs vs mine"]["value"] == pytest.approx(theirs["value"], rel=1e-9)
+    assert set(agg["results"]["reference"]) == {k for k in agg["results"]["reference"] if k.startswith("fvd.")}
+    assert agg["n_samples"]["reference"]["scored"] == 3  # scored with FVD alone, nothing missing

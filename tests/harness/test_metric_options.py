@@ -134,3 +134,30 @@ def test_dynamic_degree_and_imaging_quality_build_from_their_weight_files(tmp_pa
     assert imaging.id.startswith("vbench.imaging_quality@")
     default = plan_metrics(("dynamic_degree",), 2.0, False, tmp_path)["dynamic_degree"]
     assert build_metric(default, "cpu").config.early_exit is True
+
+
+def test_seconds_options_of_the_long_horizon_and_switch_metrics(tmp_path):
+    suite = SUITE.replace("metrics: [image_stats, temporal_flickering, subject_consistency]",
+                          "metrics: [long_horizon_coherence, switch_latency, transition_smoothness]")  # fmt: skip
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        suite
+        + "metric_options:\n"
+        + "  long_horizon_coherence: {stride_s: 0.5, gaps_s: [1, 2.5, 10]}\n"
+        + "  switch_latency: {search_s: 4}\n"
+        + "  transition_smoothness: {window_s: 1.5}\n"
+    )
+    s = load_suite(str(path))
+    assert s.options_for("long_horizon_coherence") == {"gaps_s": (1, 2.5, 10), "stride_s": 0.5}
+    assert s.options_for("switch_latency") == {"search_s": 4} and hash(s.metric_options)
+    path.write_text(
+        suite
+        + "metric_options:\n"
+        + "  long_horizon_coherence: {stride_s: 0, gaps_s: [5, 2]}\n"
+        + "  switch_latency: {search_s: true}\n"
+    )
+    with pytest.raises(UserError) as info:
+        load_suite(str(path))
+    msg = str(info.value)
+    assert "3 problems" in msg and "long_horizon_coherence.gaps_s must be a list of increasing seconds" in msg
+    assert "stride_s must be a number of seconds > 0, got 0" in msg and "switch_latency.search_s" in msg

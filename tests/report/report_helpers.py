@@ -50,12 +50,14 @@ def make_run(
     latent_frames: int = 120,
     timings: dict[str, dict] | None = None,
     config_hashes: dict[str, str] | None = None,
+    paired: dict[str, dict] | None = None,
 ) -> Path:
     """Write ``root/<suite>/<run_id>/results/aggregate.json`` with the given results.
 
     Args:
         root: Output root.
-        results: method -> metric key -> (value, higher_is_better, n_videos).
+        results: method -> metric key -> (value, higher_is_better, n_videos[, ci]) where ``ci`` is the entry's
+            ``ci`` dict (``deepforcing.stats.CIResult.to_dict()``).
         suite: Suite name.
         run_id: Run id.
         model: Model preset in the suite config.
@@ -63,6 +65,8 @@ def make_run(
         latent_frames: Video length in latent frames.
         timings: method -> timings dict.
         config_hashes: method -> config hash.
+        paired: ``aggregate.json`` ``paired`` (``"<a> vs <b>"`` -> key -> paired result); with it, or with any
+            ``ci``, the aggregate gets the harness's ``statistics`` block.
 
     Returns:
         The run directory.
@@ -98,8 +102,15 @@ def make_run(
         },
         "results": {
             m: {
-                k: {"value": v, "higher_is_better": hib, "n_videos": n, "n_clips": 5 * n, "metric": k.split("@")[0]}
-                for k, (v, hib, n) in metrics.items()
+                k: {
+                    "value": spec[0],
+                    "higher_is_better": spec[1],
+                    "n_videos": spec[2],
+                    "n_clips": 5 * spec[2],
+                    "metric": k.split("@")[0],
+                    **({"ci": spec[3]} if len(spec) > 3 else {}),
+                }
+                for k, spec in metrics.items()
             }
             for m, metrics in results.items()
         },
@@ -107,5 +118,57 @@ def make_run(
         "problems": [],
         "timings": timings or {},
     }
+    if paired is not None or any(len(spec) > 3 for metrics in results.values() for spec in metrics.values()):
+        agg["statistics"] = {
+            "interval": "95% bootstrap over prompts (videos of a prompt kept together), percentile method",
+            "confidence_level": 0.95,
+            "n_resamples": 10000,
+            "seed": 0,
+            "method": "percentile",
+        }
+        agg["paired"] = paired or {}
     (run / "results" / "aggregate.json").write_text(json.dumps(agg, indent=2))
     return run
+
+
+def make_stats_run(
+    root: Path,
+    videos: dict[str, dict[str, dict[tuple[str, int], float]]],
+    higher_is_better: dict[str, bool | None],
+    **kw,
+) -> Path:
+    """A synthetic run whose intervals and paired comparisons are computed by :mod:`deepforcing.stats`.
+
+    As the harness does: per result, the value is the mean over videos, ``ci`` is the prompt bootstrap of the
+    per-video values (seeds of a prompt kept together) and ``paired`` compares every later method with every
+    earlier one on the same (prompt, seed).
+
+    Args:
+        root: Output root.
+        videos: method -> result key -> {(prompt id, seed): per-video value}.
+        higher_is_better: result key -> direction.
+        **kw: Passed to :func:`make_run`.
+    """
+    from deepforcing import stats
+
+    def obs(values: dict[tuple[str, int], float]) -> list:
+        return [stats.Observation(p, v, str(seed)) for (p, seed), v in sorted(values.items())]
+
+    results = {
+        m: {
+            k: (sum(v.values()) / len(v), higher_is_better[k], len(v), stats.bootstrap_ci(obs(v)).to_dict())
+            for k, v in per_key.items()
+        }
+        for m, per_key in videos.items()
+    }
+    methods = list(videos)
+    paired: dict[str, dict] = {}
+    for i, a in enumerate(methods):
+        for b in methods[:i]:
+            pair = {}
+            for k in sorted(set(videos[a]) & set(videos[b])):
+                r = stats.paired_comparison(obs(videos[a][k]), obs(videos[b][k]))
+                pair[k] = {**r.to_dict(), "higher_is_better": higher_is_better[k]}
+            if pair:
+                paired[f"{a} vs {b}"] = pair
+    return make_run(root, results, paired=paired, **kw)

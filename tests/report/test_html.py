@@ -11,7 +11,7 @@ from deepforcing.report.published import load_published
 from deepforcing.report.runs import load_run
 from deepforcing.report.table import series_of
 
-SECTIONS = ("summary", "problems", "paper", "drift", "ablation", "speed", "prompts", "provenance")
+SECTIONS = ("summary", "paired", "problems", "paper", "drift", "ablation", "speed", "prompts", "provenance")
 
 
 def _page(runs, tmp_path, **kw):
@@ -129,8 +129,11 @@ def test_several_runs_in_one_report(tmp_path):
     runs = [load_run(FIXTURE_RUN), load_run(other)]
     page = _page(runs, tmp_path, filmstrips=False)
     assert_self_contained(page)
-    assert "deep-forcing · smoke/cpu2" in page and "deep-forcing · smoke/tiny" in page
+    assert "deep-forcing · smoke-tiny/cpu2" in page and "deep-forcing · smoke-tiny/tiny" in page
     summary = page[page.index('data-table="summary"') : page.index("</table>", page.index('data-table="summary"'))]
     assert summary[summary.index("<tbody>") :].count("<tr>") == 6  # 2 runs x 3 methods
     legend = page[page.index('data-chart="drift-curves"') :]
-    assert "sink-longlive · smoke/cpu2" in legend[: legend.index("</figure>")]
+    assert "sink-longlive · smoke-tiny/cpu2" in legend[: legend.index("</figure>")]
+    # a comparison stays within its run: one row per (run, pair, key), labelled with the run
+    paired = page[page.index('data-table="paired"') :]
+    assert "deep-forcing vs self-forcing · smoke-tiny/cpu2" in paired[: paired.index("</table>")]

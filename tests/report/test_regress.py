@@ -200,3 +200,115 @@ def test_committed_smoke_baseline_is_valid_and_explains_its_tolerances():
     assert len(keys) == 85  # per method: 8 toy oracle + 6 image statistics + flickering values and their drift
     assert all(regress.tolerance_for(base, k).rule != "default" for k in keys)  # every value has a declared rule
     assert set(base["methods"]) == {"self-forcing", "deep-forcing", "sink-longlive"}
+
+
+# --------------------------------------------------------------------------------------------- CI gate
+def _ci(low, high, n=8, status="ok"):
+    return {"ci_low": low, "ci_high": high, "n": n, "status": status, "confidence_level": 0.95, "mean": None}
+
+
+def _ci_run(tmp_path, name, luma, ci):
+    results = {"deep-forcing": {LUMA: (luma, None, 8, ci) if ci is not None else (luma, None, 8)}}
+    return load_run(make_run(tmp_path / name, results, suite="smoke", config_hashes={"deep-forcing": "aaa"}))
+
+
+@pytest.fixture
+def ci_baseline(tmp_path):
+    """Blessed: luma 0.4260 with the interval [0.4200, 0.4300]; tolerance abs 1e-4."""
+    doc = regress.make_baseline(_ci_run(tmp_path, "blessed", 0.4260, _ci(0.4200, 0.4300)))
+    doc["tolerances"] = {"why": "test", "default": {"abs": 1e-4, "rel": 0.0}, "rules": []}
+    path = tmp_path / "baseline.json"
+    path.write_text(regress.dump_baseline(doc))
+    return path
+
+
+def _luma(c):
+    return next(f for f in c.findings if f.key == LUMA)
+
+
+def test_blessing_keeps_the_interval(ci_baseline):
+    entry = regress.read_baseline(ci_baseline)["methods"]["deep-forcing"]["metrics"][LUMA]
+    assert entry["ci"] == {"ci_low": 0.42, "ci_high": 0.43, "n": 8, "status": "ok", "confidence_level": 0.95}
+
+
+@pytest.mark.parametrize(
+    "luma, ci, by_tolerance, by_ci, decided_by, overlap",
+    [
+        # 0.0010 away (10x the tolerance) but [0.4220, 0.4320] overlaps [0.4200, 0.4300]
+        (0.4270, _ci(0.4220, 0.4320), "moved", "ok", "ci-overlap", True),
+        # closed intervals: touching ends overlap
+        (0.4350, _ci(0.4300, 0.4400), "moved", "ok", "ci-overlap", True),
+        # disjoint: [0.4301, 0.4400] starts after 0.4300
+        (0.4350, _ci(0.4301, 0.4400), "moved", "moved", "ci-overlap", False),
+        # no interval on the current side (one prompt): the tolerance decides
+        (0.4270, _ci(None, None, n=1, status="single_prompt"), "moved", "moved", "tolerance (no interval)", None),
+        (0.4270, None, "moved", "moved", "tolerance (no interval)", None),
+        # within the tolerance: passes whatever the intervals say (the tolerance is a floor)
+        (0.42605, _ci(0.5, 0.6), "ok", "ok", "tolerance", False),
+    ],
+)
+def test_ci_overlap_gate_known_answers(tmp_path, ci_baseline, luma, ci, by_tolerance, by_ci, decided_by, overlap):
+    base = regress.read_baseline(ci_baseline)
+    run = _ci_run(tmp_path, "now", luma, ci)
+    assert _luma(regress.compare(run, base)).status == by_tolerance  # the default gate: tolerance only
+    f = _luma(regress.compare(run, base, gate="ci-overlap"))
+    assert (f.status, f.decided_by, f.overlap) == (by_ci, decided_by, overlap)
+    assert f.ci_baseline == (0.42, 0.43)
+
+
+def test_ci_overlap_without_a_baseline_interval_falls_back(tmp_path):
+    doc = regress.make_baseline(_ci_run(tmp_path, "old", 0.4260, None))  # blessed before intervals were kept
+    assert "ci" not in doc["methods"]["deep-forcing"]["metrics"][LUMA]
+    f = _luma(regress.compare(_ci_run(tmp_path, "now", 0.4270, _ci(0.42, 0.43)), doc, gate="ci-overlap"))
+    assert (f.status, f.decided_by, f.ci_baseline) == ("moved", "tolerance (no interval)", None)
+
+
+def test_gate_from_the_baseline_survives_a_rebless_and_bad_gates_are_refused(tmp_path, ci_baseline, capsys):
+    doc = json.loads(ci_baseline.read_text())
+    doc["tolerances"]["gate"] = "ci-overlap"
+    ci_baseline.write_text(json.dumps(doc))
+    moved = _ci_run(tmp_path, "moved", 0.4270, _ci(0.4220, 0.4320))
+    c = regress.compare(moved, regress.read_baseline(ci_baseline))
+    assert c.gate == "ci-overlap" and c.ok
+    assert not regress.compare(moved, regress.read_baseline(ci_baseline), gate="tolerance").ok  # the flag wins
+    code, out, _ = _cli(capsys, "regress", str(moved.root), "--baseline", str(ci_baseline), "--update")
+    after = json.loads(ci_baseline.read_text())
+    assert code == 0 and after["tolerances"]["gate"] == "ci-overlap"
+    assert after["methods"]["deep-forcing"]["metrics"][LUMA]["ci"]["ci_low"] == 0.422
+    doc["tolerances"]["gate"] = "overlap"
+    ci_baseline.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="tolerances.gate must be one of tolerance, ci-overlap"):
+        regress.read_baseline(ci_baseline)
+    with pytest.raises(UserError, match="unknown gate"):
+        regress.compare(moved, regress.read_baseline(_fresh(tmp_path)), gate="x")
+
+
+def _fresh(tmp_path):
+    path = tmp_path / "fresh.json"
+    path.write_text(regress.dump_baseline(regress.make_baseline(_ci_run(tmp_path, "fresh", 0.4260, None))))
+    return path
+
+
+def test_cli_gate_flag_exit_codes_and_json(tmp_path, ci_baseline, capsys):
+    moved = _ci_run(tmp_path, "moved", 0.4270, _ci(0.4220, 0.4320)).root
+    disjoint = _ci_run(tmp_path, "disjoint", 0.4350, _ci(0.4301, 0.4400)).root
+    assert _cli(capsys, "regress", str(moved), "--baseline", str(ci_baseline))[0] == 1
+    code, out, _ = _cli(capsys, "regress", str(moved), "--baseline", str(ci_baseline), "--gate", "ci-overlap")
+    assert code == 0 and "or overlapping 95% intervals" in out
+    code, out, err = _cli(capsys, "regress", str(disjoint), "--baseline", str(ci_baseline), "--gate", "ci-overlap")
+    assert code == 1 and "intervals disjoint" in out and "[0.4301, 0.44]" in out and "and intervals" in err
+    code, out, _ = _cli(
+        capsys, "regress", str(disjoint), "--baseline", str(ci_baseline), "--gate", "ci-overlap", "--json"
+    )
+    doc = json.loads(out)
+    (f,) = [f for f in doc["findings"] if f["key"] == LUMA]
+    assert doc["gate"] == "ci-overlap" and code == 1
+    assert (f["ci_baseline"], f["ci_current"], f["overlap"], f["decided_by"]) == (
+        [0.42, 0.43],
+        [0.4301, 0.44],
+        False,
+        "ci-overlap",
+    )
+    with pytest.raises(SystemExit) as exc:
+        main(["regress", str(moved), "--baseline", str(ci_baseline), "--gate", "nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err

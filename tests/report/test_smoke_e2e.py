@@ -75,6 +75,53 @@ def test_a_changed_policy_knob_fails_the_gate(smoke_run, tmp_path, capsys):
     assert not by_status.get("protocol") and not by_status.get("missing")
 
 
+def test_real_run_intervals_paired_comparisons_and_the_ci_gate(smoke_run, tmp_path, capsys):
+    """The report shows the intervals the harness wrote; a baseline blessed with intervals gates on their overlap."""
+    agg = json.loads((smoke_run / "results" / "aggregate.json").read_text())
+    assert main(["-q", "report", str(smoke_run), "--out", str(tmp_path / "r.html"), "--no-filmstrips", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    summary, shown = doc["summary"], 0
+    keys = [c["key"] for c in summary["columns"] if c["kind"] == "ours" and not c["key"].startswith("timing.")]
+    for row, intervals in zip(summary["rows"], summary["intervals"], strict=True):
+        for key in keys:
+            ci = agg["results"][row["method"]][key].get("ci") or {}
+            if ci.get("ci_low") is None:
+                assert key not in intervals or intervals[key]["ci_low"] is None, (row["method"], key)
+                continue
+            assert intervals[key]["ci_low"] == ci["ci_low"] and intervals[key]["ci_high"] == ci["ci_high"]
+            assert intervals[key]["n_prompts"] == ci["n"] == 2
+            shown += 1
+    assert shown >= 3 * 20, shown  # most of the 3 x 30 summary numbers of the smoke suite have an interval
+    pairs = {r["comparison"] for r in doc["paired"]["rows"]}
+    assert (
+        pairs
+        == set(agg["paired"])
+        == {
+            "deep-forcing vs self-forcing",
+            "sink-longlive vs self-forcing",
+            "sink-longlive vs deep-forcing",
+        }
+    )
+    expected = [(name, k) for name, per_key in agg["paired"].items() for k in keys if k in per_key]
+    assert [(r["comparison"], r["metric"]) for r in doc["paired"]["rows"]] == expected
+    assert len(expected) >= 3 * 20
+    for r in doc["paired"]["rows"]:  # two prompts: no comparison can be significant (the smallest p is 0.5)
+        assert r["n"] <= 2 and not r["verdict"].endswith("(significant)"), r
+
+    baseline = tmp_path / "with-intervals.json"
+    assert main(["regress", str(smoke_run), "--baseline", str(baseline), "--update", "--json"]) == 0
+    capsys.readouterr()
+    blessed = json.loads(baseline.read_text())
+    entry = blessed["methods"]["deep-forcing"]["metrics"][keys[0]]
+    assert entry["ci"]["ci_low"] == agg["results"]["deep-forcing"][keys[0]]["ci"]["ci_low"]
+    assert main(["regress", str(smoke_run), "--baseline", str(baseline), "--gate", "ci-overlap", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    numeric = [f for f in doc["findings"] if f["decided_by"]]
+    assert doc["gate"] == "ci-overlap" and numeric and all(f["decided_by"] == "tolerance" for f in numeric)
+    # the committed baseline has no intervals yet: under ci-overlap the tolerance decides, with the same verdict
+    assert main(["regress", str(smoke_run), "--baseline", str(BASELINE), "--gate", "ci-overlap"]) == 0
+
+
 # ------------------------------------------------------------------------------------------------ browser
 def _require(reason: str):
     if os.environ.get("CI") or os.environ.get("DEEPFORCING_REQUIRE_BROWSER"):
@@ -135,9 +182,14 @@ def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsy
 
     q = browser.execute_script
     assert q("return document.querySelectorAll('table[data-table=summary] tbody tr').length") == 3
-    for name in ("paper", "drift", "speed", "methods"):
+    for name in ("drift", "speed", "methods", "paired"):
         assert q(f"return document.querySelectorAll('table[data-table={name}] tbody tr').length") > 0, name
-    assert q("return document.querySelectorAll('table.df-table').length") >= 7  # + one per-video table per prompt
+    # the toy-world model is not the published model: the paper table is there, empty, and says why
+    assert q("return document.querySelectorAll('table[data-table=paper] tbody tr').length") == 0
+    assert "no run here is comparable with the published numbers" in q("return document.body.innerText")
+    assert q("return document.querySelectorAll('table.df-table').length") >= 8  # + one per-video table per prompt
+    assert q("return document.querySelectorAll('table[data-table=paired] tbody tr').length") >= 3
+    assert q("return document.querySelectorAll('table[data-table=summary] td.num span.ci').length") >= 3 * 20
     for chart in ("drift-curves", "speed"):
         box = q(
             f"const s = document.querySelector('figure[data-chart=\"{chart}\"] svg');"
@@ -164,11 +216,14 @@ def test_report_opens_in_a_real_browser(smoke_run, browser, artifacts_dir, capsy
     order = "return Array.from(document.querySelectorAll('table[data-table=summary] tbody th')).map(t => t.textContent)"
     assert q(order) == ["self-forcing", "deep-forcing", "sink-longlive"]
     q("document.querySelector('table[data-table=summary] thead th[data-key=\"timing.fps_mean\"]').click()")
+    # the toy-world summary has no paper columns, so its header is one row and header index = cell index
+    assert q("return document.querySelectorAll('table[data-table=summary] thead tr').length") == 1
     fps = q(
-        "return Array.from(document.querySelectorAll('table[data-table=summary] tbody tr'))"
-        ".map(r => parseFloat(r.cells[r.cells.length - 4].getAttribute('data-value')))"
+        "const t = document.querySelector('table[data-table=summary]');"
+        "const j = Array.from(t.tHead.rows[0].cells).findIndex(th => th.dataset.key === 'timing.fps_mean');"
+        "return Array.from(t.tBodies[0].rows).map(r => parseFloat(r.cells[j].getAttribute('data-value')))"
     )
-    assert fps == sorted(fps), fps
+    assert len(fps) == 3 and fps == sorted(fps), fps
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors

@@ -65,7 +65,7 @@ def test_paper_numbers_beside_ours_in_our_unit_with_delta(synthetic):
     assert t.cell("sink-longlive", f"paper:{SUBJ}").value is None  # LongLive is not sink-longlive
     assert any("Table 1: VBench-Long" in n for n in t.notes)
     col = t.columns[t.column_index(f"paper:{SUBJ}")]
-    assert col.group == "Subject consistency" and col.sub == "paper" and col.kind == "paper"
+    assert col.group == "Subject consistency" and col.sub == "paper (no CI)" and col.kind == "paper"
 
 
 def test_paper_table_is_in_the_paper_unit_and_explains_unmatched_methods(synthetic):
@@ -126,6 +126,24 @@ def test_markdown_golden_snapshot_of_the_smoke_fixture():
         path.parent.mkdir(exist_ok=True)
         path.write_text(got)
     assert got == path.read_text(), "summary Markdown changed; if intended, re-run with UPDATE_GOLDEN=1"
+
+
+def test_paired_markdown_golden_snapshot_of_the_smoke_fixture():
+    t = T.paired_table([load_run(FIXTURE_RUN)])
+    assert len(t.rows) == 3 * 14  # 3 pairs x (7 metric ids + their first/last drift)
+    got = render.to_markdown(t)
+    path = GOLDEN / "smoke-paired.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(got)
+    assert got == path.read_text(), "paired Markdown changed; if intended, re-run with UPDATE_GOLDEN=1"
+
+
+def test_difference_format_keeps_the_metric_format_unless_it_would_show_zero():
+    assert T.difference_format(".4f", [0.031, 0.012, 0.05]) == ".4f"
+    assert T.difference_format("+.4f", [0.0002, 0.0001, 0.0003]) == ".4f"
+    assert T.difference_format(".4f", [3.6e-6, -2.3e-5, 3.1e-5]) == ".2e"  # +0.0000 would say nothing
+    assert T.difference_format(".4f", [0.0, 0.0, 0.0]) == ".4f"  # an exact zero is shown as one
+    assert T.difference_format(".1f", [0.04, 1.0]) == ".2e" and T.difference_format(".4g", [1e-9]) == ".4g"
 
 
 def test_drift_and_speed_tables_of_the_fixture():

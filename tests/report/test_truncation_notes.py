@@ -30,4 +30,12 @@ def test_report_notes_truncated_prompts(tmp_path):
     page = build_report([run], tmp_path / "report.html", ReportOptions())
     assert page.count('class="banner truncated"') == 1  # the one prompt, under its text
     assert "prompt truncated: 700 tokens, the text encoder reads 512" in page
-    assert truncation_notes([load_run(FIXTURE_RUN)]) == []  # nothing cut: nothing said
+    for r in lines:
+        if r.get("record") == "unit":
+            r["prompt_truncated"] = False
+            r["prompt_tokens"] = {"count": 12, "limit": 512, "truncated": False}
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert truncation_notes([load_run(run_dir)]) == []  # nothing cut: nothing said
+    # the committed fixture is a real smoke-tiny run: its tiny text encoder reads 16 tokens, so both prompts are cut
+    (real,) = truncation_notes([load_run(FIXTURE_RUN)])
+    assert "2 prompt(s)" in real and "mgb-0001 (75 tokens, limit 16)" in real
