@@ -6,9 +6,11 @@ rotation is applied from the stored positions each time the cache is read. A cac
 tokens in time (Deep Sink re-alignment, Rolling-Forcing sink re-roping, Top-C unification) exactly, by editing
 positions, with no accumulated rounding.
 
-For speed the cache also keeps ``k_rot``, the keys rotated to their current positions, and re-rotates only the
-slots whose keys or positions changed since (new chunk tokens on every pass, a re-aligned sink): positions must
-therefore be changed through :meth:`LayerCache.set_positions`.
+For speed the cache also keeps ``k_rot``, the keys rotated to their current positions (a memo per slot). The
+engine writes a chunk's keys together with their full rotation (one multiply, no re-rotation later); slots whose
+positions change (a re-aligned sink, re-positioned tokens) are re-rotated from their raw temporal channels at
+the next read, all changed slots of a layer in one multiply. Positions must therefore be changed through
+:meth:`LayerCache.set_positions`.
 
 The engine drives the cache chunk by chunk:
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deepforcing.model.rope import RotaryEmbedding
+from deepforcing.model.rope import RotaryEmbedding, rope_pair_split, rotate
 
 
 @dataclass
@@ -78,6 +80,7 @@ class LayerCache:
         self.k = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
         self.k_rot = torch.zeros_like(self.k)  # keys rotated to `positions` (valid outside the dirty ranges)
         self.v = torch.zeros(batch, capacity, num_heads, head_dim, dtype=dtype, device=device)  # [B, S, H, D]
+        self.temporal_channels = 2 * rope_pair_split(head_dim)[0]  # per head, the channels rotated in time
         self.positions = torch.zeros(capacity, dtype=torch.long, device=device)  # temporal RoPE position [S]
         self.frames = torch.full((capacity,), -1, dtype=torch.long, device=device)  # source latent frame [S]
         self.length = 0  # committed tokens, slots [0, length)
@@ -87,19 +90,37 @@ class LayerCache:
         #: Slots the current pass attends to (set by a policy hook for this pass only); None = all valid slots.
         self.attend: torch.Tensor | None = None
         self._dirty: list[tuple[int, int]] = []  # slot ranges whose k_rot is stale
+        self._pending_moved = False  # a pending slot's position was changed since its chunk was written
+        self._slots: torch.Tensor | None = None  # arange(S), made on first use by slot_mask
 
     def set_positions(self, start: int, values: torch.Tensor) -> None:
         """Move tokens ``[start, start + len(values))`` to new temporal positions (int64 [n])."""
         end = start + len(values)
         self.positions[start:end] = values.to(self.positions.device)
         self._dirty.append((start, end))
+        if end > self.length and self.pending:
+            self._pending_moved = True
 
     def refresh(self, rope: RotaryEmbedding) -> None:
-        """Re-rotate the keys of every slot changed since the last refresh."""
-        for start, end in self._dirty:
-            if end > start:
-                self.k_rot[:, start:end] = rope.apply_temporal(self.k[:, start:end], self.positions[start:end])
+        """Re-rotate the keys of every slot changed since the last refresh (their span, in one multiply)."""
+        if not self._dirty:
+            return
+        start = min(s for s, _ in self._dirty)
+        end = max(e for _, e in self._dirty)
         self._dirty.clear()
+        if end > start:  # spatial pairs times exactly 1: the multiply keeps the full formula's layout
+            phases = rope.temporal_only_phases(self.positions[start:end])
+            rotate(self.k[:, start:end], phases, out=self.k_rot[:, start:end])
+
+    def slot_mask(self) -> torch.Tensor:
+        """Bool [S]: the slots the current pass attends to (``attend``, or every valid slot)."""
+        if self.attend is None:
+            if self._slots is None:
+                self._slots = torch.arange(self.capacity, device=self.positions.device)
+            return self._slots < self.valid
+        mask = torch.zeros(self.capacity, dtype=torch.bool, device=self.positions.device)
+        mask[self.attend] = True
+        return mask
 
     def _moved(self) -> None:
         # Rows of k_rot move with their tokens, so they stay valid; pending dirty ranges no longer point at the
@@ -126,33 +147,51 @@ class LayerCache:
         """Committed plus pending tokens."""
         return self.length + self.pending
 
-    def write_pending(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor):
+    def write_pending(
+        self,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        positions: torch.Tensor,
+        frames: torch.Tensor,
+        phases: torch.Tensor | None = None,
+    ):
         """(Over)write the in-flight chunk's tokens right after the committed ones.
 
         Args:
-            k: Keys [B, n, H, D], spatially rotated, temporal channels raw.
+            k: Keys [B, n, H, D]: raw (un-rotated) when ``phases`` is given, else spatially rotated with the
+                temporal channels raw.
             v: Values [B, n, H, D].
             positions: Temporal positions [n].
             frames: Source latent frames [n].
+            phases: The tokens' full rotation (complex128 [n, 1, D/2], ``RotaryEmbedding.phases``) at
+                ``positions``: the rotated keys are then written here directly instead of at the next refresh.
         """
         n = k.shape[1]
         if self.pending not in (0, n):
             raise RuntimeError(f"chunk size changed mid-chunk ({self.pending} -> {n} tokens)")
-        end = self.length + n
+        start, end = self.length, self.length + n
         if end > self.capacity:
             raise RuntimeError(
                 f"KV cache overflow: {self.length} committed + {n} new tokens > capacity {self.capacity}; "
                 "the cache policy must make room in before_chunk"
             )
-        self.k[:, self.length : end] = k
-        self.v[:, self.length : end] = v
-        self.positions[self.length : end] = positions
-        self.frames[self.length : end] = frames
+        if phases is None:
+            self.k[:, start:end] = k
+            self.k_rot[:, start:end] = k  # spatial pairs final; temporal ones rotated at the next refresh
+            self._dirty.append((start, end))
+        else:  # k_rot = fully rotated; k = the same, with the temporal channels raw
+            rotated = rotate(k, phases, out=self.k_rot[:, start:end])
+            self.k[:, start:end] = rotated
+            self.k[:, start:end, :, : self.temporal_channels] = k[..., : self.temporal_channels]
+        self.v[:, start:end] = v
+        if self.pending == 0 or self._pending_moved:  # later passes of a chunk: the token table is unchanged
+            self.positions[start:end] = positions
+            self.frames[start:end] = frames
+            self._pending_moved = False
         if self.pending == 0:  # a new chunk: its policy columns start at zero
             for column in self.extras.values():
-                column[self.length : end] = 0
+                column[start:end] = 0
         self.pending = n
-        self._dirty.append((self.length, end))
 
     def overwrite(
         self, start: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor
@@ -224,6 +263,7 @@ class LayerCache:
         self.frames.fill_(-1)
         self.extras.clear()
         self._dirty.clear()
+        self._pending_moved = False
 
 
 @dataclass
@@ -326,30 +366,43 @@ class KVCache:
         self.chunk.is_context_pass = is_context_pass
 
     def update(
-        self, layer_idx: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        layer_idx: int,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        phases: torch.Tensor | None = None,
+        static: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """Write the chunk's K/V for one layer and return what that layer attends to.
 
         Args:
             layer_idx: Transformer block index.
             q: The chunk's queries [B, n, H, D], fully rotated (for policies that score tokens).
-            k: The chunk's keys [B, n, H, D], spatially rotated, temporal channels raw.
+            k: The chunk's keys [B, n, H, D]: raw if ``phases`` is given, else spatially rotated with the
+                temporal channels raw.
             v: The chunk's values [B, n, H, D].
+            phases: The chunk tokens' full rotation at their positions (``RotaryEmbedding.phases``).
+            static: Return the whole buffers and a slot mask instead of the attended slots (fixed shapes, for
+                the compiled path).
 
         Returns:
             Keys [B, L, H, D] rotated to their stored temporal positions, and values [B, L, H, D], where L is
-            the layer's committed plus pending tokens.
+            the layer's committed plus pending tokens (or the slots a policy chose for this pass). With
+            ``static``: the rotated-key and value buffers [B, S, H, D] and a bool mask [1, S] of those L slots.
         """
         if self.chunk is None:
             raise RuntimeError("KVCache.update called outside a chunk")
         layer = self.layers[layer_idx]
-        layer.write_pending(k, v, self._token_positions, self._token_frames)
+        layer.write_pending(k, v, self._token_positions, self._token_frames, phases)
         layer.attend = None
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
         layer.refresh(self.rope_for(layer_idx))
         if self.record_attended:
             self._record(layer_idx, layer)
+        if static:
+            return layer.k_rot, layer.v, layer.slot_mask().unsqueeze(0)
         if layer.attend is not None:  # a policy chose a subset of slots for this pass
             return layer.k_rot[:, layer.attend], layer.v[:, layer.attend]
         return layer.k_rot[:, : layer.valid], layer.v[:, : layer.valid]

@@ -110,6 +110,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         weights_dir=args.weights_dir,
     )
+    if args.compile:
+        from deepforcing.model.compiled import compile_model
+
+        compile_model(generator.model)
     log.info(
         "%s on %s (%s, %s): %d latent frames = %d chunks -> %d video frames",
         method.name,
@@ -423,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--weights-dir", help="directory holding <repo_id>/<file> weights")
     gen.add_argument("--threads", type=int, help="CPU threads for torch")
+    gen.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the DiT blocks (CUDA graphs on GPU); eager with one log line where unavailable",
+    )
     gen.add_argument("--json", action="store_true", help="print the summary as JSON")
     gen.add_argument(
         "--max-memory",

@@ -71,3 +71,53 @@ def test_keep_and_evict_move_the_token_table(tiny_model):
     assert layer.frames[:4].tolist() == [1, 1, 2, 2] and layer.k[0, 0, 0, 0] == 1.0
     layer.keep(torch.tensor([1, 3]))
     assert layer.frames[:2].tolist() == [1, 2] and layer.length == 2
+
+
+def test_rotated_keys_always_match_the_stored_positions(tiny_model, tiny_text, monkeypatch):
+    """k_rot is a per-slot memo: after every update it equals the keys rotated to the positions stored now.
+
+    Runs policies that move tokens in time every chunk (Deep Sink re-alignment, Top-C compression with
+    keep()) and every pass (Rolling Forcing's sink).
+    """
+    from deepforcing.policies.participative_compression import ParticipativeCompressionPolicy
+    from deepforcing.policies.rolling_forcing_sink import RollingForcingSinkPolicy
+    from deepforcing.samplers.rolling import RollingSampler
+
+    rope = tiny_model.rope
+    checked = []
+    original = KVCache.update
+
+    def checked_update(self, layer_idx, q, k, v, phases=None):
+        out = original(self, layer_idx, q, k, v, phases)
+        layer = self.layers[layer_idx]
+        n = layer.valid
+        expected = rope.apply_temporal(layer.k[:, :n], layer.positions[:n])
+        torch.testing.assert_close(layer.k_rot[:, :n], expected, rtol=0, atol=1e-6)
+        checked.append(n)
+        return out
+
+    monkeypatch.setattr(KVCache, "update", checked_update)
+    _rollout(tiny_model, tiny_text, ParticipativeCompressionPolicy(), 36)
+    stream = NoiseStream("cache-test", 0)
+    RollingSampler().sample(
+        tiny_model, tiny_text, RollingForcingSinkPolicy(), stream.initial((1, 36, 16, 8, 8)), stream
+    )
+    assert len(checked) > 100
+
+
+def test_a_hook_moving_the_chunk_in_time_is_undone_at_the_next_pass(tiny_model):
+    """Positions of pending tokens are rewritten from the chunk on every pass once a hook has moved them."""
+    cfg = tiny_model.cfg
+    rope = tiny_model.rope
+    kv = KVCache(1, 1, 8, cfg.num_heads, cfg.head_dim, 4, rope, torch.float32, "cpu")
+    layer = kv.layers[0]
+    kv.begin_chunk(ChunkState(0, 0, 1, torch.tensor([5])))
+    k = torch.randn(1, 4, cfg.num_heads, cfg.head_dim)
+    q = torch.zeros_like(k)
+    phases = rope.phases([5], 2, 2, "cpu")
+    kv.begin_pass(0, is_context_pass=False)
+    kv.update(0, q, k, k, phases)
+    layer.set_positions(0, torch.full((4,), 9))  # a policy moves the in-flight chunk for this pass only
+    rotated, _ = kv.update(0, q, k, k, phases)  # the next pass
+    assert layer.positions[:4].tolist() == [5, 5, 5, 5]
+    assert torch.equal(rotated, rope.apply(k, [5], 2, 2))

@@ -115,8 +115,9 @@ def test_longlive_lora_is_merged_exactly_in_float32(tmp_path, wrap):
     assert torch.equal(merged["patch_embedding.weight"], base["patch_embedding.weight"])
 
 
-def test_merged_longlive_equals_the_adapted_model(tmp_path):
+def test_merged_longlive_equals_the_adapted_model(tmp_path, monkeypatch):
     """Forward of the merged model = forward of base + LoRA branches (float64), to float32 rounding."""
+    from deepforcing.model import wan
     from deepforcing.model.lora import read_lora
 
     base, _ = _longlive_files(tmp_path)
@@ -124,14 +125,28 @@ def test_merged_longlive_equals_the_adapted_model(tmp_path):
     adapted = CausalWanModel(TINY)
     adapted.load_state_dict(base)
     adapted = adapted.double()
+    branches = {}  # id(linear) -> (A, B): the adapter branch added beside the frozen layer
     for module, (a, b) in read_lora(tmp_path / "lora.pt").items():
         linear = adapted.get_submodule(module)
-        linear.register_forward_hook(lambda m, x, y, a=a, b=b: y + (x[0] @ a.double().T) @ b.double().T)
+        branches[id(linear)] = (a.double(), b.double())
+        linear.register_forward_hook(lambda m, x, y: y + _branch(m, x[0]))  # layers called as modules
+
+    def _branch(layer, x):
+        a, b = branches[id(layer)]
+        return (x @ a.T) @ b.T
+
+    plain = wan._linear  # the block's inner layers are called as bare ops (no hooks): add the branch there
+
+    def adapted_linear(layer, x):
+        y = plain(layer, x)
+        return y + _branch(layer, x) if id(layer) in branches else y
+
     g = torch.Generator().manual_seed(9)
     latents, context = torch.randn(1, 3, 16, 8, 8, generator=g).double(), torch.randn(1, 12, 32, generator=g).double()
     t = torch.full((1, 3), 937.5)
     with torch.no_grad():
         ours = merged(latents, t, merged.encode_text(context))
+        monkeypatch.setattr(wan, "_linear", adapted_linear)
         ref = adapted(latents, t, adapted.encode_text(context))
     assert (ours - ref).abs().max() / ref.abs().max() < 1e-6  # merged weights rounded to float32 once
 

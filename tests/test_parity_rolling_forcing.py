@@ -6,6 +6,7 @@ chunk being re-noised is used, so the fixture stores just those slices and we re
 zeros elsewhere (the zeros are never read). Each draw is re-noising request ``(chunk, step, window)``.
 """
 
+import pytest
 import torch
 from parity_utils import TOLERANCE, load_case, reference_model
 
@@ -25,8 +26,12 @@ def _window_draws(data):
     return draws
 
 
-def test_rolling_forcing_45_frames():
-    model = reference_model()
+@pytest.fixture(scope="module")
+def model():
+    return reference_model()
+
+
+def test_rolling_forcing_45_frames(model):
     data = load_case("rolling_forcing/rf45")
     replay = ReplayNoise(_window_draws(data))
     policy = RollingForcingSinkPolicy()

@@ -8,12 +8,14 @@ Numerics follow the reference inference path: the timestep sinusoid in float64, 
 norm in float32 then cast back, LayerNorm and modulation in the model dtype.
 
 Shapes: ``B`` batch, ``F`` latent frames in the call, ``C`` latent channels, ``H, W`` latent size,
-``h, w`` patch grid (H/2, W/2), ``L = F*h*w`` tokens, ``Lt`` text tokens, ``N`` heads, ``D`` head dim.
+``h, w`` patch grid (H/2, W/2), ``T = h*w`` tokens per frame, ``L = F*T`` tokens, ``Lt`` text tokens, ``N`` heads,
+``D`` head dim. Inside the blocks the residual stream is kept as [B, F, T, dim] (frame-wise modulation broadcasts).
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +24,7 @@ from torch import nn
 
 from deepforcing.cache import KVCache
 from deepforcing.model.config import WanConfig
-from deepforcing.model.rope import RotaryEmbedding
+from deepforcing.model.rope import RotaryEmbedding, rotate
 
 
 def sinusoidal_embedding(dim: int, timesteps: torch.Tensor) -> torch.Tensor:
@@ -44,6 +46,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     return out.transpose(1, 2)
 
 
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` as the bare op.
+
+    The inner layers of a block have no hooks, and the module-call machinery costs more than the op itself on
+    small models.
+    """
+    return F.linear(x, layer.weight, layer.bias)
+
+
 def block_causal_mask(num_frames: int, tokens_per_frame: int, chunk_frames: int, device=None) -> torch.Tensor:
     """Bool [L, L] mask: a token attends to every token of its own chunk and of earlier chunks (L = F·tpf)."""
     chunk = torch.arange(num_frames, device=device).repeat_interleave(tokens_per_frame) // chunk_frames
@@ -60,8 +71,9 @@ class WanRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        # rms_norm is x·rsqrt(mean(x²) + eps) in float32 for low-precision x, returned in x's dtype: on CPU the
+        # same operations as Wan's formula (bit for bit), on CUDA one fused kernel.
+        return torch.rms_norm(x, self.weight.shape, None, self.eps) * self.weight
 
 
 class WanLayerNorm(nn.LayerNorm):
@@ -72,7 +84,8 @@ class WanLayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """X [..., dim] -> [..., dim]."""
-        return super().forward(x).type_as(x)
+        y = torch.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)  # F.layer_norm's op
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 @dataclass
@@ -104,36 +117,18 @@ class _AttentionProjections(nn.Module):
 
 
 class CausalSelfAttention(_AttentionProjections):
-    """Self-attention with RMS q/k norm and 3-D RoPE; reads and writes the KV cache when one is given."""
+    """Self-attention with RMS q/k norm and 3-D RoPE.
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        grid: tuple[int, int, int],
-        frame_positions: torch.Tensor,
-        rope: RotaryEmbedding,
-        kv: KVCache | None,
-        layer_idx: int,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """X [B, L, dim] -> [B, L, dim].
+    The block applies RoPE and the KV cache between :meth:`project` and the output projection ``o``.
+    """
 
-        Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
-        cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
-        holds (itself included).
-        """
-        b, length, _ = x.shape
-        n, d = self.num_heads, self.head_dim
-        num_frames, h, w = grid
-        q = self.norm_q(self.q(x)).view(b, length, n, d)
-        k = self.norm_k(self.k(x)).view(b, length, n, d)
-        v = self.v(x).view(b, length, n, d)
-        q = rope.apply(q, frame_positions, h, w)
-        if kv is None:
-            k = rope.apply(k, frame_positions, h, w)
-        else:
-            k, v = kv.update(layer_idx, q, rope.apply_spatial(k, num_frames, h, w), v)
-        return self.o(attention(q, k, v, mask).flatten(2))
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """X [B, F, T, dim] -> q, k, v [B, F*T, N, D], q and k RMS-normed, not rotated."""
+        b, num_frames, per_frame, _ = x.shape
+        shape = (b, num_frames * per_frame, self.num_heads, self.head_dim)
+        q = self.norm_q(_linear(self.q, x)).view(shape)
+        k = self.norm_k(_linear(self.k, x)).view(shape)
+        return q, k, _linear(self.v, x).view(shape)
 
 
 class TextCrossAttention(_AttentionProjections):
@@ -147,10 +142,10 @@ class TextCrossAttention(_AttentionProjections):
         return k, v
 
     def forward(self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor) -> torch.Tensor:
-        """X [B, L, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, L, dim]."""
-        b, length, _ = x.shape
-        q = self.norm_q(self.q(x)).view(b, length, self.num_heads, self.head_dim)
-        return self.o(attention(q, text_k, text_v).flatten(2))
+        """X [B, F, T, dim] attends to text_k/text_v [B, Lt, N, D] -> [B, F, T, dim]."""
+        b, num_frames, per_frame, dim = x.shape
+        q = self.norm_q(_linear(self.q, x)).view(b, num_frames * per_frame, self.num_heads, self.head_dim)
+        return _linear(self.o, attention(q, text_k, text_v).reshape(b, num_frames, per_frame, dim))
 
 
 class CausalWanBlock(nn.Module):
@@ -167,41 +162,73 @@ class CausalWanBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
+        #: (pre_attention, post_attention) replacements set by ``deepforcing.model.compiled``; None = eager.
+        self.compiled: tuple | None = None
+
     def forward(
         self,
         x: torch.Tensor,
         e0: torch.Tensor,
         text_k: torch.Tensor,
         text_v: torch.Tensor,
-        grid: tuple[int, int, int],
-        frame_positions: torch.Tensor,
-        rope: RotaryEmbedding,
+        phases: torch.Tensor,
         kv: KVCache | None,
         layer_idx: int,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """X [B, L, dim], e0 [B, F, 6, dim] (per-frame modulation) -> [B, L, dim]."""
-        num_frames = e0.shape[1]
-        per_frame = x.shape[1] // num_frames
-        # shift1, scale1, gate1, shift2, scale2, gate2, each [B, F, 1, dim], broadcast over a frame's tokens.
-        shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation.unsqueeze(1) + e0).chunk(6, dim=2)
+        """X [B, F, T, dim], e0 [B, F, 6, dim] (per-frame modulation), phases [F*T, 1, D/2] -> [B, F, T, dim].
 
-        def frames(t: torch.Tensor) -> torch.Tensor:  # [B, L, dim] -> [B, F, L/F, dim]
-            return t.unflatten(1, (num_frames, per_frame))
+        Without a cache the call attends over its own frames (bidirectionally, or as ``mask`` allows). With a
+        cache the chunk's K/V are written to the cache first and the chunk attends to everything the cache then
+        holds (itself included). RoPE and the cache run eagerly between the two dense regions
+        (:meth:`pre_attention`, :meth:`post_attention`), which the compiled path replaces; it then reads the
+        cache as whole, static-shaped buffers with a slot mask.
+        """
+        compiled = self.compiled if kv is not None else None
+        pre, post = compiled or (self.pre_attention, self.post_attention)
+        q, k, v, modulation = pre(x, e0)
+        q = rotate(q, phases)
+        if kv is None:
+            k = rotate(k, phases)
+        elif compiled is None:  # the cache stores k and its rotation
+            k, v = kv.update(layer_idx, q, k, v, phases)
+        else:
+            k, v, mask = kv.update(layer_idx, q, k, v, phases, static=True)
+        return post(x, q, k, v, mask, modulation, text_k, text_v)
 
-        y = self.self_attn(
-            (frames(self.norm1(x)) * (1 + scale1) + shift1).flatten(1, 2),
-            grid,
-            frame_positions,
-            rope,
-            kv,
-            layer_idx,
-            mask,
-        )
-        x = x + (frames(y) * gate1).flatten(1, 2)
+    def pre_attention(self, x: torch.Tensor, e0: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """X [B, F, T, dim], e0 [B, F, 6, dim] -> q, k, v [B, F*T, N, D] (not rotated), modulation [B, F, 6, 1, dim].
+
+        The modulation rows are shift1, scale1, gate1, shift2, scale2, gate2, each broadcast over a frame's tokens.
+        """
+        modulation = (self.modulation.unsqueeze(1) + e0).unsqueeze(3)
+        q, k, v = self.self_attn.project(self.norm1(x) * (1 + modulation[:, :, 1]) + modulation[:, :, 0])
+        return q, k, v, modulation
+
+    def post_attention(
+        self,
+        x: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        modulation: torch.Tensor,
+        text_k: torch.Tensor,
+        text_v: torch.Tensor,
+    ) -> torch.Tensor:
+        """Self-attention of q [B, L, N, D] over k/v [B, S, N, D] (bool ``mask`` [L or 1, S]), then the rest.
+
+        Returns:
+            The block's output [B, F, T, dim].
+        """
+        b, num_frames, per_frame, dim = x.shape
+        _, _, gate1, shift2, scale2, gate2 = modulation.unbind(2)
+        y = _linear(self.self_attn.o, attention(q, k, v, mask).reshape(b, num_frames, per_frame, dim))
+        x = x + y * gate1
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
-        y = self.ffn((frames(self.norm2(x)) * (1 + scale2) + shift2).flatten(1, 2))
-        return x + (frames(y) * gate2).flatten(1, 2)
+        hidden = _linear(self.ffn[0], self.norm2(x) * (1 + scale2) + shift2)
+        y = _linear(self.ffn[2], F.gelu(hidden, approximate="tanh"))  # self.ffn, as its ops
+        return x + y * gate2
 
 
 class CausalHead(nn.Module):
@@ -214,10 +241,9 @@ class CausalHead(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, cfg.dim) / cfg.dim**0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """X [B, L, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, L/F, prod(patch)*out_dim]."""
-        num_frames = e.shape[1]
+        """X [B, F, T, dim], e [B, F, 1, dim] (time embedding, not e0) -> [B, F, T, prod(patch)*out_dim]."""
         shift, scale = (self.modulation.unsqueeze(1) + e).chunk(2, dim=2)
-        return self.head(self.norm(x).unflatten(1, (num_frames, x.shape[1] // num_frames)) * (1 + scale) + shift)
+        return _linear(self.head, self.norm(x) * (1 + scale) + shift)
 
 
 class CausalWanModel(nn.Module):
@@ -240,6 +266,7 @@ class CausalWanModel(nn.Module):
         self.blocks = nn.ModuleList([CausalWanBlock(cfg) for _ in range(cfg.num_layers)])
         self.head = CausalHead(cfg)
         self.rope = RotaryEmbedding(cfg.head_dim)  # plain attribute: stays float64 under .to(dtype)
+        self._sinusoids: OrderedDict[tuple, torch.Tensor] = OrderedDict()  # memo of CPU timestep sinusoids
 
     @property
     def dtype(self) -> torch.dtype:
@@ -296,16 +323,17 @@ class CausalWanModel(nn.Module):
         b, num_frames, _, height, width = latents.shape
         x = self.patch_embedding(latents.permute(0, 2, 1, 3, 4).to(self.dtype))  # [B, dim, F, h, w]
         grid = tuple(x.shape[2:])
-        x = x.flatten(2).transpose(1, 2)  # [B, L, dim]
+        x = x.flatten(3).permute(0, 2, 3, 1).contiguous()  # [B, F, h*w, dim], the residual stream
 
         if kv is not None:
             if kv.chunk is None or kv.chunk.num_frames != num_frames:
                 raise RuntimeError("forward with a KV cache needs kv.begin_chunk for exactly these frames")
-            frame_positions = kv.chunk.frame_positions.to(x.device)
+            frame_positions = kv.chunk.frame_positions.tolist()
         else:
-            frame_positions = torch.arange(start_frame, start_frame + num_frames, device=x.device)
+            frame_positions = list(range(start_frame, start_frame + num_frames))
+        phases = self.rope.phases(frame_positions, grid[1], grid[2], x.device)  # [L, 1, D/2], memoised
 
-        e = self.time_embedding(sinusoidal_embedding(self.cfg.freq_dim, timestep.flatten()).type_as(x))  # [B*F, dim]
+        e = self.time_embedding(self._sinusoid(timestep.flatten(), x))  # [B*F, dim]
         e0 = self.time_projection(e).unflatten(1, (6, self.cfg.dim)).unflatten(0, (b, num_frames))  # [B, F, 6, dim]
 
         mask = None
@@ -315,10 +343,27 @@ class CausalWanModel(nn.Module):
             mask = block_causal_mask(num_frames, grid[1] * grid[2], causal_chunk_frames, x.device)
         for i, block in enumerate(self.blocks):
             rope = self.rope if kv is None else kv.rope_for(i)  # a policy may give a layer its own RoPE (LoL)
-            x = block(x, e0, text.keys[i], text.values[i], grid, frame_positions, rope, kv, i, mask)
+            layer_phases = phases if rope is self.rope else rope.phases(frame_positions, grid[1], grid[2], x.device)
+            x = block(x, e0, text.keys[i], text.values[i], layer_phases, kv, i, mask)
 
         x = self.head(x, e.unflatten(0, (b, num_frames)).unsqueeze(2))  # [B, F, h*w, pt*ph*pw*C]
         return self._unpatchify(x, grid)
+
+    def _sinusoid(self, timesteps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``sinusoidal_embedding`` of timesteps [T] on ``like``'s device and dtype.
+
+        Memoised for CPU timesteps: a video has a few distinct rows (the sampler's steps).
+        """
+        if timesteps.device.type != "cpu" or timesteps.requires_grad:
+            return sinusoidal_embedding(self.cfg.freq_dim, timesteps).to(like.device, like.dtype)
+        key = (tuple(timesteps.tolist()), timesteps.dtype, like.device, like.dtype)
+        table = self._sinusoids.get(key)
+        if table is None:
+            table = sinusoidal_embedding(self.cfg.freq_dim, timesteps).to(like.device, like.dtype)
+            self._sinusoids[key] = table
+            if len(self._sinusoids) > 32:
+                self._sinusoids.popitem(last=False)
+        return table
 
     def _unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """[B, F, h*w, pt*ph*pw*C] -> [B, F*pt, C, h*ph, w*pw]."""

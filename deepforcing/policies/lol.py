@@ -20,12 +20,13 @@ With σ = 0 every base is θ0 and the policy is exactly ``fifo`` with the same w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 
 from deepforcing.cache import KVCache
-from deepforcing.model.rope import THETA, RotaryEmbedding
+from deepforcing.model.rope import THETA, RotaryEmbedding, rotate
 from deepforcing.policies.configs import LolConfig
 from deepforcing.policies.fifo import FifoPolicy
 
@@ -40,6 +41,10 @@ def head_bases(num_layers: int, num_heads: int, sigma: float, seed: int, theta: 
 class HeadJitteredRope(RotaryEmbedding):
     """A layer's RoPE whose temporal pairs rotate with one base per head (spatial pairs as Wan's).
 
+    Its phase tables carry a head axis (``[L, H, D/2]`` where Wan's have ``[L, 1, D/2]``); :func:`rotate`
+    broadcasts either over ``[B, L, H, D/2]``, so the engine rotates queries and cached keys of this layer
+    exactly as it does with the plain embedding.
+
     Args:
         head_dim: Channels per head.
         bases: θ̂ of each head, float64 [H].
@@ -51,19 +56,52 @@ class HeadJitteredRope(RotaryEmbedding):
         exponents = torch.arange(0, dim, 2).to(torch.float64).div(dim)  # 2i / d_time, as Wan's rope_params
         self.bases = bases.to(torch.float64)
         self.inv_t_heads = 1.0 / torch.pow(self.bases.unsqueeze(1), exponents.unsqueeze(0))  # [H, pairs_t]
+        self._head_tables: dict[tuple, torch.Tensor] = {}
 
-    def temporal_phases(self, positions: torch.Tensor) -> torch.Tensor:
-        """Per-head temporal phases: positions [L] -> complex128 [L, H, pairs_t]."""
+    def temporal_phases(self, positions: torch.Tensor, bounds: tuple[int, int] | None = None) -> torch.Tensor:
+        """Per-head temporal phases: positions [L] -> complex128 [L, H, pairs_t] (``bounds`` is unused)."""
         angles = positions.to(torch.float64).view(-1, 1, 1) * self.inv_t_heads.to(positions.device).unsqueeze(0)
         return torch.polar(torch.ones_like(angles), angles)
+
+    def phases(
+        self, frame_positions: Sequence[int] | torch.Tensor, height: int, width: int, device: torch.device
+    ) -> torch.Tensor:
+        """Full phases of frame-major tokens -> complex128 [F*h*w, H, D/2] (memoised per chunk layout)."""
+        if isinstance(frame_positions, torch.Tensor):
+            frame_positions = frame_positions.tolist()
+        device = torch.device(device)
+        key = (tuple(frame_positions), height, width, device)
+        table = self._head_tables.get(key)
+        if table is None:
+            heads = len(self.bases)
+            temporal = self.temporal_phases(torch.tensor(key[0], dtype=torch.long, device=device))  # [F, H, pt]
+            spatial = self.spatial_phases(height, width, device)  # [h*w, ph + pw]
+            table = torch.cat(
+                [
+                    temporal.repeat_interleave(height * width, dim=0),
+                    spatial.unsqueeze(1).expand(-1, heads, -1).repeat(len(key[0]), 1, 1),
+                ],
+                dim=2,
+            )
+            if len(self._head_tables) >= 2:  # the chunk in flight and its clean pass, as the plain embedding
+                self._head_tables.pop(next(iter(self._head_tables)))
+            self._head_tables[key] = table
+        return table
+
+    def temporal_only_phases(self, positions: torch.Tensor) -> torch.Tensor:
+        """Phases rotating only the temporal pairs, per head: complex128 [L, H, D/2] (spatial pairs times 1)."""
+        temporal = self.temporal_phases(positions)  # [L, H, pt]
+        ones = torch.ones(
+            *temporal.shape[:2], self.pairs_h + self.pairs_w, dtype=temporal.dtype, device=temporal.device
+        )
+        return torch.cat([temporal, ones], dim=2)
 
     def apply_temporal(self, x: torch.Tensor, token_positions: torch.Tensor) -> torch.Tensor:
         """Rotate the temporal pairs of x [B, L, H, D], head h with its own base."""
         t = self.temporal_channels
-        b, length, heads, _ = x.shape
-        xc = torch.view_as_complex(x[..., :t].to(torch.float64).reshape(b, length, heads, -1, 2))
-        rotated = torch.view_as_real(xc * self.temporal_phases(token_positions).unsqueeze(0)).flatten(3)
-        return torch.cat([rotated.type_as(x), x[..., t:]], dim=-1)
+        out = x.clone()
+        rotate(x[..., :t], self.temporal_phases(token_positions), out=out[..., :t])
+        return out
 
 
 class LolPolicy(FifoPolicy):

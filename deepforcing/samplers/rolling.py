@@ -80,6 +80,7 @@ class RollingSampler:
         output = torch.zeros_like(noise)  # touched up front: memory does not grow while a long video runs
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
+        step_values = steps.tolist()
         result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
         record = CallRecorder("rolling", observer, kv) if observer is not None else None
 
@@ -115,9 +116,10 @@ class RollingSampler:
             for i, level in enumerate(chunk_levels):
                 if level + 1 < levels:
                     eps = renoise(NoiseRequest((b, m, *x0.shape[2:]), chunk=first + i, step=level, window=w)).to(x0)
-                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(x0, eps, steps[level + 1])[
-                        :, i * n : (i + 1) * n
-                    ]
+                    own = slice(i * n, (i + 1) * n)  # only this chunk's slice of the window-shaped draw is used
+                    noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(
+                        x0[:, own], eps[:, own], step_values[level + 1]
+                    )
 
             clean = ChunkState(w, s, n, policy.frame_positions(s, n), is_context_pass=True)
             policy.before_chunk(kv, clean)
