@@ -87,3 +87,37 @@ def test_a_multi_prompt_suite_runs_and_every_unit_records_its_segments(tmp_path)
 def test_a_method_that_defines_none_of_the_modes_is_a_suite_problem(tmp_path):
     with pytest.raises(UserError, match="method 'self-forcing' defines none of the modes"):
         load_suite(str(_suite(tmp_path, switch="[cut]")))
+
+
+def test_prompt_switch_metrics_score_generated_units_against_their_segments(tmp_path):
+    """The engine's recorded segments reach the scorer: switch latency is measured at the recorded switch."""
+    pytest.importorskip("open_clip")
+    import torch
+
+    from deepforcing.metrics.weights import weights_for
+    from tests.metrics.parity.tiny import tiny_openai_clip_state_dict
+
+    weights = tmp_path / "weights"
+    (w,) = weights_for(["switch_latency"])
+    (weights / w.relpath).parent.mkdir(parents=True)
+    torch.save(tiny_openai_clip_state_dict(seed=21, embed_dim=64, patch=32, vocab=49408), weights / w.relpath)
+    suite = _suite(tmp_path, switch="[cut]")
+    (tmp_path / "schedules.yaml").write_text(SCHEDULES.split("  - id: one-scene")[0])  # the two-scene video only
+    suite.write_text(suite.read_text().replace("[self-forcing, infinity-rope]", "[infinity-rope]"))
+    suite.write_text(suite.read_text().replace("[image_stats]", "[switch_latency]"))
+    out = tmp_path / "runs"
+    assert main(["-q", "--suite", str(suite), "--out", str(out), "--weights-dir", str(weights), "--no-report"]) == 0
+    (aggregate,) = out.rglob("aggregate.json")
+    result = json.loads(aggregate.read_text())
+    assert result["n_samples"]["infinity-rope+cut"] == {
+        "expected": 1,
+        "generated": 1,
+        "scored": 1,
+        "failed": 0,
+        "missing": 0,
+    }
+    (clips,) = out.rglob("clips.jsonl")
+    rows = [json.loads(line) for line in clips.read_text().splitlines()]
+    (row,) = [r for r in rows if r.get("record") == "clip" and r["metric"].startswith("switch_latency")]
+    assert (row["start_frame"], row["stop_frame"]) == (21, 45)  # the recorded switch: latent frame 6 = video frame 21
+    assert 0 <= row["value"] <= 24 / 16  # seconds after the switch, at most the new scene's length
