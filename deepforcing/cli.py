@@ -111,9 +111,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         weights_dir=args.weights_dir,
     )
     if args.compile:
-        from deepforcing.model.compiled import compile_model
-
-        compile_model(generator.model)
+        generator.compile()
     log.info(
         "%s on %s (%s, %s): %d latent frames = %d chunks -> %d video frames",
         method.name,

@@ -150,10 +150,22 @@ class VideoGenerator:
         self.model = self.parts.dit
         self.checkpoint_path = self.parts.checkpoint
         self.sampler = methods.build_sampler(self.method)
+        self.compiled = False  # see compile()
         if share_from is not None and share_from.kind is self.kind and share_from.device == self.device:
             # Same text encoder and VAE files, already loaded: reuse them (methods differ only in the DiT/loop).
             if share_from.dtype == self.dtype:
                 self.parts.share(share_from.parts)
+
+    def compile(self) -> bool:
+        """Run the DiT's blocks compiled (``--compile``, :mod:`deepforcing.model.compiled`).
+
+        Returns:
+            Whether the compiled path is in use (False where compilation is unavailable: logged once, eager).
+        """
+        from deepforcing.model.compiled import compile_model
+
+        self.compiled = self.compiled or compile_model(self.model)
+        return self.compiled
 
     @property
     def video_crf(self) -> int | None:

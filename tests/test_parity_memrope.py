@@ -5,6 +5,7 @@ shared tiny weights (README.md there): 72 frames, the EMA memories initialised a
 after. Its inputs are bitwise those of ``deep_forcing/ds_pc72``.
 """
 
+import pytest
 import torch
 from parity_utils import TOLERANCE, load_case, reference_model, unflatten_draws
 
@@ -13,8 +14,12 @@ from deepforcing.policies.memrope import MemRopePolicy
 from deepforcing.samplers.chunkwise import ChunkwiseSampler
 
 
-def test_memrope_72_frames():
-    model = reference_model()
+@pytest.fixture(scope="module")
+def model():
+    return reference_model()
+
+
+def test_memrope_72_frames(model):
     data = load_case("memrope/memrope72", inputs_from="deep_forcing/ds_pc72")
     policy = MemRopePolicy()
     replay = ReplayNoise(unflatten_draws(data["renoise_flat"], data["renoise_shapes"]))

@@ -85,6 +85,7 @@ def generate_units(
     weights_dir: str | os.PathLike | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    compile: bool = False,
 ) -> GenerateReport:
     """Generate this rank's share of the pending units.
 
@@ -96,6 +97,8 @@ def generate_units(
         weights_dir: Extra weights directory for the registry.
         force: Regenerate units that are already done.
         progress: Progress sink.
+        compile: Compile each generator's DiT (:func:`deepforcing.model.compiled.compile_model`; the videos
+            match eager ones within the parity bar, so units and their hashes are the same).
 
     Returns:
         Counts and wall time.
@@ -125,6 +128,8 @@ def generate_units(
         for item in mine:
             if item.method != current:
                 generator = _load_generator(plan, item, device, weights_dir, generator)
+                if compile:
+                    generator.compile()
                 current = item.method
             num_chunks = item.unit.num_latent_frames // item.method_config.sampler_config.chunk_frames
             progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}", num_chunks)
@@ -261,6 +266,7 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "attended_frames": result.attended_frames,
         "device": device_info(device),
         "dtype": plan.dtype,
+        "compiled": generator.compiled,
         "rank": dist.rank,
         "world_size": dist.world_size,
         "started_at": started,
