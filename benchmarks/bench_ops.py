@@ -37,7 +37,19 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["self-forcing", "deep-forcing-ds", "deep-forcing", "sink-longlive", "sink-rolling", "rolling-forcing"]
+METHODS = [
+    "self-forcing",
+    "deep-forcing-ds",
+    "deep-forcing",
+    "sink-longlive",
+    "sink-rolling",
+    "rolling-forcing",
+    "rolling-sink",
+    "infinity-rope",
+    "memrope",
+    "lol-paper",
+    "longlive",
+]
 #: Latent frames per run: long enough for every cache to fill and roll (the window is 21 frames).
 DEFAULT_FRAMES = {"tiny": 48, "medium": 30}
 
