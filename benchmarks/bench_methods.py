@@ -25,25 +25,14 @@ import time
 from pathlib import Path
 
 import torch
+from presets import BENCHMARKED_METHODS  # benchmarks/ is on sys.path when a script in it runs
 
 from deepforcing.methods import build_policy, build_sampler, get
 from deepforcing.model.config import PRESETS
 from deepforcing.model.tiny import build_random_generator
 from deepforcing.noise import NoiseStream
 
-METHODS = [
-    "self-forcing",
-    "deep-forcing-ds",
-    "deep-forcing",
-    "sink-longlive",
-    "sink-rolling",
-    "rolling-forcing",
-    "rolling-sink",
-    "infinity-rope",
-    "memrope",
-    "lol-paper",
-    "longlive",
-]
+METHODS = BENCHMARKED_METHODS
 
 
 def run_once(model, text, preset, method: str, frames: int) -> tuple[float, list[float]]:
