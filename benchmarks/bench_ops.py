@@ -36,8 +36,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from presets import BENCHMARKED_METHODS  # benchmarks/ is on sys.path when a script in it runs
+
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["self-forcing", "deep-forcing-ds", "deep-forcing", "sink-longlive", "sink-rolling", "rolling-forcing"]
+METHODS = BENCHMARKED_METHODS
 #: Latent frames per run: long enough for every cache to fill and roll (the window is 21 frames).
 DEFAULT_FRAMES = {"tiny": 48, "medium": 30}
 

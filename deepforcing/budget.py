@@ -232,12 +232,13 @@ def _kv_bytes(preset: ModelPreset, method: MethodConfig, capacity_frames: int, d
     dtype = getattr(torch, dtype_name)
     kv = KVCache(cfg.num_layers, 1, capacity_frames * tpf, cfg.num_heads, cfg.head_dim, tpf, None, dtype, "meta")
     policy = methods.build_policy(method)
-    try:  # per-token columns a policy adds (e.g. Top-C reuse counts)
+    try:  # per-token columns a policy adds (e.g. Top-C reuse counts), and its own state (Rolling Sink's bank)
         policy.reset()
         policy.attach(kv)
+        extra = policy.memory_bytes()
     except Exception:  # noqa: BLE001 - a policy that cannot attach to a meta cache: its columns are not counted
-        pass
-    return int(kv.memory_bytes())
+        extra = 0
+    return int(kv.memory_bytes()) + int(extra)
 
 
 def _pass_frames(method: MethodConfig) -> tuple[int, int, int]:

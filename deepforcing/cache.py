@@ -193,6 +193,26 @@ class LayerCache:
                 column[start:end] = 0
         self.pending = n
 
+    def overwrite(
+        self, start: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor, frames: torch.Tensor
+    ) -> None:
+        """Replace the K/V and token-table rows of committed slots ``[start, start + n)`` (e.g. with stored K/V).
+
+        Args:
+            start: First slot.
+            k: Keys [B, n, H, D], spatially rotated, temporal channels raw (as the cache stores them).
+            v: Values [B, n, H, D].
+            positions: Temporal positions of the new tokens [n].
+            frames: Source latent frames of the new tokens [n].
+        """
+        end = start + k.shape[1]
+        if start < 0 or end > self.length:
+            raise RuntimeError(f"cannot overwrite [{start}, {end}) of {self.length} committed tokens")
+        self.k[:, start:end] = k
+        self.v[:, start:end] = v
+        self.frames[start:end] = frames.to(self.frames.device)
+        self.set_positions(start, positions)
+
     def commit(self) -> None:
         """Make the pending tokens part of the committed cache."""
         self.length += self.pending
@@ -246,6 +266,21 @@ class LayerCache:
         self._pending_moved = False
 
 
+@dataclass
+class AttendedKeys:
+    """What one layer attended to in one DiT call (recorded only when ``KVCache.record_attended`` is set).
+
+    Attributes:
+        slots: Cache slots attended, in attention order, int64 [L].
+        frames: Source latent frame of each attended token [L].
+        positions: Temporal RoPE position each attended key was rotated at [L].
+    """
+
+    slots: torch.Tensor
+    frames: torch.Tensor
+    positions: torch.Tensor
+
+
 #: Signature of the per-layer hook a policy may install: (layer index, layer cache, roped queries, chunk).
 AttentionHook = Callable[[int, LayerCache, torch.Tensor, ChunkState], None]
 
@@ -282,11 +317,22 @@ class KVCache:
             LayerCache(batch, capacity_tokens, num_heads, head_dim, dtype, device) for _ in range(num_layers)
         ]
         self.tokens_per_frame = tokens_per_frame
+        #: (h, w) patch grid of one frame, row-major token order (set by the sampler that allocates the cache).
+        self.frame_grid: tuple[int, int] | None = None
         self.rope = rope
+        #: Per-layer rotary embeddings set by a policy (``attach``) that changes the RoPE itself; None = ``rope``.
+        self.layer_ropes: list[RotaryEmbedding] | None = None
         self.chunk: ChunkState | None = None
         self.attention_hook: AttentionHook | None = None
+        #: Opt-in observation: when True, ``update`` records each layer's attended slots in ``attended``.
+        self.record_attended = False
+        self.attended: list[AttendedKeys | None] = [None] * num_layers
         self._token_positions: torch.Tensor | None = None
         self._token_frames: torch.Tensor | None = None
+
+    def rope_for(self, layer_idx: int) -> RotaryEmbedding:
+        """The rotary embedding of one layer: its queries and its cached keys are rotated with it."""
+        return self.rope if self.layer_ropes is None else self.layer_ropes[layer_idx]
 
     @property
     def capacity_frames(self) -> int:
@@ -352,12 +398,20 @@ class KVCache:
         layer.attend = None
         if self.attention_hook is not None:
             self.attention_hook(layer_idx, layer, q, self.chunk)
-        layer.refresh(self.rope)
+        layer.refresh(self.rope_for(layer_idx))
+        if self.record_attended:
+            self._record(layer_idx, layer)
         if static:
             return layer.k_rot, layer.v, layer.slot_mask().unsqueeze(0)
         if layer.attend is not None:  # a policy chose a subset of slots for this pass
             return layer.k_rot[:, layer.attend], layer.v[:, layer.attend]
         return layer.k_rot[:, : layer.valid], layer.v[:, : layer.valid]
+
+    def _record(self, layer_idx: int, layer: LayerCache) -> None:
+        slots = layer.attend if layer.attend is not None else torch.arange(layer.valid, device=layer.frames.device)
+        self.attended[layer_idx] = AttendedKeys(
+            slots.clone(), layer.frames[slots].clone(), layer.positions[slots].clone()
+        )
 
     def end_chunk(self) -> None:
         """Commit the chunk's (clean) K/V in every layer."""

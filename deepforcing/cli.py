@@ -54,19 +54,36 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from deepforcing import budget, methods, model_kinds
     from deepforcing.pipeline import VideoGenerator, latent_frames_for
 
-    if not args.prompt or not args.prompt.strip():
-        raise UserError("the prompt is empty", "pass a non-empty --prompt")
     kind = model_kinds.get(args.model)
-    method = kind.resolve_method(methods.resolve(args.method), args.checkpoint)
+    name = args.method if args.weights is None else f"{args.method}@{args.weights}"
+    method = kind.resolve_method(methods.resolve(name), args.checkpoint)
     preset = kind.preset
     chunk = method.sampler_config.chunk_frames
+    schedule = None
+    if args.prompt_schedule:
+        schedule = _load_schedule(args, chunk)
+    elif not args.prompt or not args.prompt.strip():
+        raise UserError("the prompt is empty", "pass a non-empty --prompt")
+    if args.switch is not None and schedule is None:
+        raise UserError("--switch applies to a --prompt-schedule", "give the schedule file, or drop --switch")
     if args.num_latent_frames is not None:
         if args.num_latent_frames <= 0 or args.num_latent_frames % chunk:
             raise UserError(f"--num-latent-frames must be a positive multiple of {chunk}, got {args.num_latent_frames}")
         num_frames = args.num_latent_frames
-    else:
+    elif args.duration is not None:
         num_frames = latent_frames_for(budget.check_positive_finite(args.duration, "--duration"), chunk)
+    elif schedule is not None:
+        num_frames = schedule.resolve(chunk, args.switch or method.switch)[-1].end_frame
+    else:
+        num_frames = latent_frames_for(5.0, chunk)
     max_memory = budget.parse_size(args.max_memory) if args.max_memory else None
+    if schedule is not None:
+        resolved = schedule.resolve(chunk, args.switch or method.switch)  # every problem of the file, up front
+        if resolved[-1].end_frame != num_frames:
+            raise UserError(
+                f"the prompt schedule lasts {resolved[-1].end_frame} latent frames, not the {num_frames} asked for",
+                "omit --duration / --num-latent-frames to use the schedule's length",
+            )
     output = Path(args.output) if args.output else None
     if output is not None:
         _check_output_path(output)
@@ -94,9 +111,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         weights_dir=args.weights_dir,
     )
     if args.compile:
-        from deepforcing.model.compiled import compile_model
-
-        compile_model(generator.model)
+        generator.compile()
     log.info(
         "%s on %s (%s, %s): %d latent frames = %d chunks -> %d video frames",
         method.name,
@@ -121,12 +136,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     ) as progress:
         task = progress.add_task("chunks", total=num_frames // chunk)
         result = generator.generate(
-            args.prompt,
+            args.prompt or "",
             num_latent_frames=num_frames,
             seed=args.seed,
             prompt_id=args.prompt_id,
             output=output,
             on_chunk=lambda i, n: progress.update(task, completed=i + 1),
+            schedule=schedule,
+            switch=args.switch,
         )
     steady = result.chunk_seconds[1:] or result.chunk_seconds
     summary = {
@@ -139,6 +156,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "fps": round(result.fps, 2),
         "decode_seconds": round(result.decode_seconds, 3),
         "kv_cache_mib": round(result.kv_cache_bytes / 2**20, 3),
+        **(result.prompts or {}),
         "prompt_tokens": result.prompt_tokens.count if result.prompt_tokens else None,
         "prompt_token_limit": result.prompt_tokens.limit if result.prompt_tokens else None,
         "prompt_truncated": result.prompt_truncated,
@@ -154,6 +172,38 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             f"{summary['fps']} FPS, KV cache {summary['kv_cache_mib']} MiB",
         )
     return 0
+
+
+def _load_schedule(args: argparse.Namespace, chunk: int):
+    """The --prompt-schedule (one schedule of the file: --schedule-id, or the only one)."""
+    from deepforcing.prompt_schedule import LONGLIVE_NUM_OUTPUT_FRAMES, LONGLIVE_SWITCH_FRAME_INDICES, load_schedules
+
+    if args.prompt:
+        raise UserError("give either --prompt or --prompt-schedule, not both")
+    indices = LONGLIVE_SWITCH_FRAME_INDICES
+    if args.switch_frames:
+        try:
+            indices = tuple(int(x) for x in args.switch_frames.split(","))
+        except ValueError as exc:
+            raise UserError(
+                f"--switch-frames must be comma-separated latent frames, got {args.switch_frames!r}"
+            ) from exc
+    total = args.num_latent_frames or LONGLIVE_NUM_OUTPUT_FRAMES  # LongLive JSONL: num_output_frames
+    schedules = load_schedules(args.prompt_schedule, indices, total)
+    if args.schedule_id is not None:
+        match = [s for s in schedules if s.schedule_id == args.schedule_id]
+        if not match:
+            raise UserError(
+                f"no schedule '{args.schedule_id}' in {args.prompt_schedule}",
+                f"ids: {', '.join(s.schedule_id for s in schedules)}",
+            )
+        return match[0]
+    if len(schedules) > 1:
+        raise UserError(
+            f"{args.prompt_schedule} holds {len(schedules)} schedules",
+            f"pick one with --schedule-id ({', '.join(s.schedule_id for s in schedules[:5])} …)",
+        )
+    return schedules[0]
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -330,7 +380,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate one long video")
-    gen.add_argument("--prompt", required=True, help="text prompt")
+    gen.add_argument("--prompt", help="text prompt (or --prompt-schedule)")
+    gen.add_argument(
+        "--prompt-schedule",
+        metavar="FILE",
+        help="multi-prompt video: a YAML/JSONL list of {prompt, seconds | latent_frames}; Infinity-RoPE's "
+        "'text[Ns] | text[Ns#]' lines (.txt) and LongLive's JSONL ({prompts: [...]}) are imported",
+    )
+    gen.add_argument("--schedule-id", help="which schedule of a file that holds several")
+    gen.add_argument(
+        "--switch",
+        choices=["keep", "flush", "flush-paper", "cut", "recache"],
+        help="what a prompt switch does to the cache (default: the method's; see docs/methods.md)",
+    )
+    gen.add_argument(
+        "--switch-frames",
+        help="LongLive JSONL import: comma-separated switch_frame_indices (default 40,80,120,160,200 of 240 frames)",
+    )
+    gen.add_argument(
+        "--weights",
+        metavar="KEY",
+        help="generator checkpoint from the weights registry instead of the method's (e.g. causal-forcing)",
+    )
     gen.add_argument("--prompt-id", help="stable id of the prompt (default: hash of the text); fixes the noise")
     gen.add_argument("--method", default="self-forcing", help="method name (see `methods list`)")
     gen.add_argument("--model", default="tiny", help="model preset (default tiny): " + MODELS_HELP)
@@ -338,9 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument(
         "--duration",
         type=float,
-        default=5.0,
-        help="seconds of video (default 5): latent frames = ceil(seconds x 16 fps / 4), rounded up to whole "
-        "chunks (5 s -> 21); the toyworld model plays its 1 frame per latent frame at 4 fps, so the same seconds",
+        help="seconds of video (default 5, or a --prompt-schedule's length): latent frames = ceil(seconds x 16 fps "
+        "/ 4), rounded up to whole chunks (5 s -> 21); the toyworld model plays its 1 frame per latent frame at 4 "
+        "fps, so the same seconds",
     )
     length.add_argument("--num-latent-frames", type=int, help="latent frames (a multiple of the chunk size)")
     gen.add_argument("--seed", type=int, default=0)

@@ -34,6 +34,9 @@ class MethodConfig:
         checkpoint: Weights-registry key of the generator checkpoint for the real model.
         description: One line for listings.
         source: Where the settings come from (paper section / released config).
+        switch: Default prompt-switch mode of a multi-prompt video (``deepforcing.samplers.switching``); not part
+            of the config hash (a unit records the mode it ran with). ``<name>+<mode>`` names the same method with
+            another mode (``infinity-rope+cut``).
     """
 
     name: str
@@ -44,6 +47,7 @@ class MethodConfig:
     checkpoint: str
     description: str = ""
     source: str = ""
+    switch: str = "keep"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the policy config is tagged with its policy name)."""
@@ -52,7 +56,9 @@ class MethodConfig:
     @property
     def config_hash(self) -> str:
         """Short content hash of everything that can change the generated latents."""
-        return config_hash(_HashView(self.sampler, self.sampler_config, self.policy, self.policy_config))
+        return config_hash(
+            _HashView(self.sampler, self.sampler_config, policies.hash_name(self.policy), self.policy_config)
+        )
 
     def with_overrides(self, knobs: dict[str, Any] | None = None, /, **kwargs: Any) -> MethodConfig:
         """A derived method with some settings changed; its name shows the change, its hash follows the config.
@@ -132,13 +138,30 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 def _build(data: dict[str, Any], origin: str) -> MethodConfig:
     """A MethodConfig from a preset dict; errors name the file and the bad field."""
-    known = {"name", "description", "source", "checkpoint", "sampler", "sampler_config", "policy", "policy_config"}
+    known = {
+        "name",
+        "description",
+        "source",
+        "checkpoint",
+        "sampler",
+        "sampler_config",
+        "policy",
+        "policy_config",
+        "switch",
+    }
     unknown = set(data) - known
     if unknown:
         raise UserError(f"{origin}: unknown field(s) {sorted(unknown)}", f"valid fields: {sorted(known)}")
     sampler = data.get("sampler", "chunkwise")
     if sampler not in samplers.available():
         raise UserError(f"{origin}: unknown sampler '{sampler}'", f"choose one of: {', '.join(samplers.available())}")
+    moved = policies.MOVED.get(data.get("policy"))
+    if moved and set(data.get("policy_config") or {}) & moved[1]:
+        raise UserError(
+            f"{origin}: policy '{data['policy']}' is another method now; these settings are those of "
+            f"'{moved[0]}' (Rolling Forcing's sink, renamed when Rolling Sink arrived)",
+            f"write `policy: {moved[0]}` in this preset (its hash, and every result made with it, stay the same)",
+        )
     try:
         sampler_cfg = dict(data.get("sampler_config") or {})
         if "denoising_steps" in sampler_cfg:
@@ -153,9 +176,25 @@ def _build(data: dict[str, Any], origin: str) -> MethodConfig:
             checkpoint=data.get("checkpoint", "self-forcing-dmd"),
             description=data.get("description", ""),
             source=data.get("source", ""),
+            switch=_check_switch(data.get("switch", "keep"), data["policy"], origin),
         )
     except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"{origin}: invalid method preset ({exc})") from exc
+
+
+def _check_switch(mode: str, policy: str, origin: str) -> str:
+    """A switch mode the method's policy defines (UserError naming the ones it does otherwise)."""
+    from deepforcing.prompt_schedule import SWITCH_MODES
+
+    if mode not in SWITCH_MODES:
+        raise UserError(f"{origin}: unknown switch mode '{mode}'", f"choose one of: {', '.join(SWITCH_MODES)}")
+    modes = policies.switch_modes(policy)
+    if mode not in modes:
+        raise UserError(
+            f"{origin}: switch mode '{mode}' is not defined for cache policy '{policy}'",
+            f"it defines: {', '.join(modes)} (see docs/methods.md, Prompt switching)",
+        )
+    return mode
 
 
 @functools.cache
@@ -197,6 +236,26 @@ def available() -> list[str]:
     return sorted(_registry())
 
 
+#: Base checkpoints of the Self-Forcing family (chunk-wise 4-step DMD on causal Wan2.1-1.3B): any of them can run a
+#: chunk-wise preset (``<name>@<key>``), as Rolling Sink's and Infinity-RoPE's scripts offer Causal Forcing.
+SELF_FORCING_FAMILY = ("self-forcing-dmd", "infinite-forcing-ema", "causal-forcing")
+
+
+def _with_weights(method: MethodConfig, key: str, name: str) -> MethodConfig:
+    """``method`` run from another base checkpoint of the Self-Forcing family."""
+    if method.sampler != "chunkwise" or method.checkpoint not in SELF_FORCING_FAMILY:
+        raise UserError(
+            f"method '{name}': '{method.name}' runs its own checkpoint ({method.checkpoint}) with the {method.sampler} "
+            "sampler; other base weights apply to Self-Forcing-family presets only"
+        )
+    if key not in SELF_FORCING_FAMILY:
+        raise UserError(
+            f"method '{name}': '{key}' is not a Self-Forcing-family generator checkpoint",
+            f"choose one of: {', '.join(SELF_FORCING_FAMILY)}",
+        )
+    return dataclasses.replace(method, name=name, checkpoint=key)
+
+
 def load_preset(path: str | Path) -> MethodConfig:
     """A method from a preset YAML file anywhere (same schema as ``baselines/methods/*.yaml``).
 
@@ -226,11 +285,22 @@ def resolve(method: str | Path | MethodConfig) -> MethodConfig:
 
 
 def get(name: str) -> MethodConfig:
-    """Resolve a method name.
+    """Resolve a method name (also ``<name>+<switch mode>`` and ``<name>@<checkpoint key>``).
+
+    ``<name>+<mode>`` is the method with that prompt-switch mode (``infinity-rope+cut``); ``<name>@<key>`` the
+    method on another Self-Forcing-family base checkpoint (``self-forcing@causal-forcing``).
 
     Raises:
-        UserError: Unknown name (with a close match and the list of choices).
+        UserError: Unknown name (with a close match and the list of choices), or a switch mode the method's
+            policy does not define.
     """
+    base, plus, mode = name.rpartition("+")
+    if plus and "=" not in mode:  # "+knob=value" is a with_overrides name, not a switch mode
+        method = get(base)
+        return dataclasses.replace(method, name=name, switch=_check_switch(mode, method.policy, f"method '{name}'"))
+    base, at, key = name.rpartition("@")
+    if at:
+        return _with_weights(get(base), key, name)
     if name not in _registry():
         close = difflib.get_close_matches(name, available(), n=1)
         hint = (f"did you mean '{close[0]}'? " if close else "") + f"choose one of: {', '.join(available())}"

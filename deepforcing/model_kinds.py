@@ -205,12 +205,14 @@ def _prepare_dit(dit: CausalWanModel, device: torch.device, dtype: torch.dtype) 
     return dit.to(device, dtype).eval().requires_grad_(False)
 
 
-def _dit_from_file(cfg: WanConfig, path: Path) -> CausalWanModel:
-    from deepforcing.model.checkpoint import load_weights, read_state_dict
+def _dit_from_file(
+    cfg: WanConfig, path: Path, state_key: str | None = None, lora: tuple[Path, int, float] | None = None
+) -> CausalWanModel:
+    from deepforcing.model.checkpoint import load_generator
     from deepforcing.model.wan import CausalWanModel
 
     model = CausalWanModel(cfg)
-    load_weights(model, read_state_dict(path), source=str(path))
+    load_generator(model, path, state_key, lora)
     return model
 
 
@@ -251,6 +253,9 @@ class WanCheckpointModel(ModelKind):
         from deepforcing import weights
 
         files = {"generator/" + method.checkpoint: weights.resolve(method.checkpoint, weights_dir)}
+        lora = weights.get(method.checkpoint).lora
+        if lora:  # merged at load: part of the weights' identity
+            files["generator/" + lora] = weights.resolve(lora, weights_dir)
         for key in weights.expand(DIFFUSERS_COMPONENTS):
             path = weights.resolve(key, weights_dir)
             files[key] = path
@@ -269,6 +274,9 @@ class WanCheckpointModel(ModelKind):
         if "dit" in parts:
             if checkpoint is None:
                 keys.append(method.checkpoint)
+                lora = weights.get(method.checkpoint).lora
+                if lora:  # LongLive: base + LoRA merged at load
+                    keys.append(lora)
             elif (bad := _checkpoint_problem(checkpoint)) is not None:
                 problems.append(bad)
         if "text_encoder" in parts:
@@ -295,7 +303,13 @@ class WanCheckpointModel(ModelKind):
         path = Path(checkpoint) if checkpoint is not None else weights.resolve(method.checkpoint, weights_dir)
         if (bad := _checkpoint_problem(path)) is not None:
             raise bad
-        dit = _prepare_dit(_dit_from_file(self.preset.wan, path), device, dtype)
+        state_key = lora = None
+        if checkpoint is None:  # the registry entry says which sub-dict to read and which LoRA to merge
+            entry = weights.get(method.checkpoint)
+            state_key = entry.state_key
+            if entry.lora:  # merged exactly at load (LongLive)
+                lora = (weights.resolve(entry.lora, weights_dir), entry.lora_rank, entry.lora_alpha)
+        dit = _prepare_dit(_dit_from_file(self.preset.wan, path, state_key, lora), device, dtype)
 
         def text_encoder():
             self.check_assets(method, weights_dir, parts=("text_encoder",))

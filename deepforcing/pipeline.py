@@ -20,8 +20,14 @@ from deepforcing.model.config import ModelPreset
 from deepforcing.model.text_encoder import PromptTokens
 from deepforcing.model_kinds import ModelKind
 from deepforcing.noise import NoiseStream, RenoiseFn
+from deepforcing.prompt_schedule import PromptSchedule, segments_metadata
+from deepforcing.samplers.observe import CallObserver
+from deepforcing.samplers.switching import TextSegment
 
 log = logging.getLogger(__name__)
+
+#: The segment text recorded for a video generated from precomputed text states (``context=``) without a prompt.
+CONTEXT_PROMPT = "(precomputed context)"
 
 #: Output frame rate of Wan2.1 / Self-Forcing videos.
 FPS = 16
@@ -66,6 +72,8 @@ class GenerationResult:
         peak_memory_bytes: Peak accelerator memory (CUDA) or None on CPU.
         kv_cache_bytes: Bytes of the preallocated KV cache.
         frames_per_latent: Video frames per latent frame of the model's latent space (Wan VAE: 4).
+        prompts: ``{"segments": [{prompt, start_s, end_s, …}], "switch_frames": [...]}`` of a prompt schedule
+            (``deepforcing.prompt_schedule.segments_metadata``); one segment for a plain prompt.
         prompt_tokens: The prompt's length in text-encoder tokens and the encoder's limit (None when the caller
             passed ``context``).
     """
@@ -79,6 +87,7 @@ class GenerationResult:
     peak_memory_bytes: int | None = None
     kv_cache_bytes: int = 0
     frames_per_latent: int = TEMPORAL_COMPRESSION
+    prompts: dict | None = None
     prompt_tokens: PromptTokens | None = None
 
     @property
@@ -141,10 +150,22 @@ class VideoGenerator:
         self.model = self.parts.dit
         self.checkpoint_path = self.parts.checkpoint
         self.sampler = methods.build_sampler(self.method)
+        self.compiled = False  # see compile()
         if share_from is not None and share_from.kind is self.kind and share_from.device == self.device:
             # Same text encoder and VAE files, already loaded: reuse them (methods differ only in the DiT/loop).
             if share_from.dtype == self.dtype:
                 self.parts.share(share_from.parts)
+
+    def compile(self) -> bool:
+        """Run the DiT's blocks compiled (``--compile``, :mod:`deepforcing.model.compiled`).
+
+        Returns:
+            Whether the compiled path is in use (False where compilation is unavailable: logged once, eager).
+        """
+        from deepforcing.model.compiled import compile_model
+
+        self.compiled = self.compiled or compile_model(self.model)
+        return self.compiled
 
     @property
     def video_crf(self) -> int | None:
@@ -180,6 +201,9 @@ class VideoGenerator:
         noise: torch.Tensor | None = None,
         renoise: RenoiseFn | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
+        observer: CallObserver | None = None,
+        schedule: PromptSchedule | None = None,
+        switch: str | None = None,
     ) -> GenerationResult:
         """Generate one video.
 
@@ -187,35 +211,62 @@ class VideoGenerator:
             prompt: Text prompt (non-empty unless ``context`` is given).
             num_latent_frames: Latent frames, a whole number of chunks.
             seed: Seed; with ``prompt_id`` it fixes all noise.
-            prompt_id: Stable id of the prompt (default: hash of the text).
+            prompt_id: Stable id of the prompt (default: hash of the text, or of a multi-prompt schedule).
             output: mp4 path; frames are decoded and written chunk by chunk. None: latents only.
             context: Precomputed text-encoder states [1, Lt, text_dim] (skips the text encoder).
             noise: Explicit initial noise [1, F, C, H, W] (default: from the seeded stream).
             renoise: Explicit source of re-noising draws (default: the seeded stream).
             on_chunk: Progress callback (chunk index, number of chunks).
+            observer: Called after every DiT call (see ``deepforcing.samplers.observe``); opt-in.
+            schedule: A prompt schedule instead of ``prompt`` (which is then ignored); ``num_latent_frames`` must
+                be its total. The text encoder runs once per distinct prompt.
+            switch: Switch mode of its boundaries that do not name one (default: the method's).
 
         Returns:
             Latents, output path, timings and memory.
         """
         has_prompt = bool(prompt and prompt.strip())
-        if not has_prompt and context is None:
-            raise UserError("the prompt is empty", "pass a non-empty prompt (or a precomputed context=)")
-        if has_prompt:
-            self.parts.check_prompt(prompt)
+        if schedule is None:
+            if not has_prompt and context is None:
+                raise UserError("the prompt is empty", "pass a non-empty prompt (or a precomputed context=)")
+            id_text = prompt or ""  # the noise of a one-prompt video depends on its text (or "")
+            schedule = PromptSchedule.single(prompt if has_prompt else CONTEXT_PROMPT, num_latent_frames)
+        else:
+            if context is not None and len(schedule.prompts) > 1:
+                raise UserError("context= gives the states of one prompt; a prompt schedule needs the text encoder")
+            id_text = schedule.prompts[0]
+        if context is None:
+            for p in schedule.prompts:
+                self.parts.check_prompt(p)
         n = self.method.sampler_config.chunk_frames
         if num_latent_frames <= 0 or num_latent_frames % n:
             raise UserError(f"{num_latent_frames} latent frames is not a positive multiple of the {n}-frame chunk")
+        resolved = schedule.resolve(n, switch or self.method.switch)
+        if resolved[-1].end_frame != num_latent_frames:
+            raise UserError(
+                f"the prompt schedule lasts {resolved[-1].end_frame} latent frames, not {num_latent_frames}",
+                "omit the length, or make it the schedule's total",
+            )
+        policy = methods.build_policy(self.method)
+        for seg in resolved[1:]:
+            policy.check_switch(seg.switch)  # before any compute
         needed = (() if context is not None else ("text_encoder",)) + (("vae",) if output is not None else ())
         self.kind.check_assets(self.method, self.weights_dir, parts=needed)  # every missing file, before compute
-        stream = NoiseStream(prompt_id or prompt_id_for(prompt or ""), seed, self.device, self.dtype)
+        default_id = prompt_id_for(id_text) if len(resolved) == 1 else schedule.sha256[:12]
+        stream = NoiseStream(prompt_id or default_id, seed, self.device, self.dtype)
         if noise is None:
             noise = stream.initial(self.latent_shape(num_latent_frames))
         tokens = None
-        if context is None:
-            tokens = self.text_encoder.count_tokens(prompt)
-            context = self.text_encoder.encode([prompt])
-        text = self.model.encode_text(context)
-        policy = methods.build_policy(self.method)
+        texts = {}
+        for p in schedule.prompts:  # the text encoder runs once per distinct prompt
+            ctx = context
+            if ctx is None:
+                counted = self.text_encoder.count_tokens(p)
+                if tokens is None or counted.count > tokens.count:  # the longest prompt: any cut is reported
+                    tokens = counted
+                ctx = self.text_encoder.encode([p])
+            texts[p] = self.model.encode_text(ctx)
+        text = [TextSegment(seg.start_frame, texts[seg.prompt], seg.switch or "keep") for seg in resolved]
         num_chunks = num_latent_frames // n
 
         if self.device.type == "cuda":
@@ -239,7 +290,9 @@ class VideoGenerator:
                     on_chunk(index, num_chunks)
 
             t0 = time.perf_counter()
-            sampled = self.sampler.sample(self.model, text, policy, noise, renoise or stream, chunk_done)
+            sampled = self.sampler.sample(
+                self.model, text, policy, noise, renoise or stream, chunk_done, observer=observer
+            )
             total = time.perf_counter() - t0
         return GenerationResult(
             latents=sampled.latents.float().cpu(),
@@ -251,6 +304,7 @@ class VideoGenerator:
             peak_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             kv_cache_bytes=sampled.kv_cache_bytes,
             frames_per_latent=self.preset.frames_per_latent,
+            prompts=segments_metadata(resolved, self.preset.fps, self.preset.frames_per_latent),
             prompt_tokens=tokens,
         )
 

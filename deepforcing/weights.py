@@ -58,6 +58,14 @@ class WeightFile:
             with :func:`download_url` (never looked up in the Hugging Face cache).
         archive_member: With ``url``: the URL is a zip archive and the file is this member of it (``size_bytes``
             and ``sha256`` describe the member).
+        layout: For a checkpoint: how its tensors are laid out (container, sub-dict, key prefixes), as written by
+            the code that saved it.
+        state_key: For a training checkpoint: the sub-dict the reference loads (``generator_ema`` with
+            ``--use_ema``, ``generator`` without); None = the reader's default preference.
+        lora: For a generator checkpoint: the key of a LoRA file merged into it at load time
+            (``deepforcing.model.lora``), with ``lora_rank`` and ``lora_alpha``.
+        lora_rank: LoRA rank r.
+        lora_alpha: LoRA alpha (the update is scaled by alpha / r).
         format: How :func:`verify` opens the file (``safetensors``, ``safetensors-index``, ``torch``, ``json``,
             ``tokenizer-json``, ``sentencepiece``); None: inferred from the file name (see :func:`file_format`).
         check: ``"module:function"`` of a content check, called as ``function(path) -> list[str]`` (problems,
@@ -76,6 +84,11 @@ class WeightFile:
     index: bool = False
     url: str | None = None
     archive_member: str | None = None
+    layout: str = ""
+    state_key: str | None = None
+    lora: str | None = None
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
     format: str | None = None
     check: str | None = None
 
@@ -752,6 +765,44 @@ SELF_FORCING_DMD = register(
         sha256=None,
         purpose="Self-Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict; use 'generator_ema')",
         license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict {'generator', 'critic', 'generator_ema'}; each a state dict of the Self-Forcing "
+        "wrapper: keys 'model.<Wan key>' (e.g. model.blocks.0.self_attn.q.weight)",
+        state_key="generator_ema",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
+    )
+)
+INFINITE_FORCING_EMA = register(
+    WeightFile(
+        key="infinite-forcing-ema",
+        repo_id="SOTAMak1r/Infinite-Forcing",
+        filename="ema_model.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Infinite-Forcing: Self-Forcing retrained with a 1-frame V-sink and RoPE applied after the cache "
+        "read; the default checkpoint of Infinity-RoPE's code (setup_env.sh, inference.sh --use_ema)",
+        license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict with 'generator_ema' (EMA_FSDP shadow: float32, names of the wrapper's "
+        "named_parameters(): 'model.<Wan key>', FSDP may insert '_fsdp_wrapped_module.'), as written by "
+        "Infinite-Forcing trainer/distillation.py save() (which also stores 'generator' and 'critic')",
+        state_key="generator_ema",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
+    )
+)
+CAUSAL_FORCING = register(
+    WeightFile(
+        key="causal-forcing",
+        repo_id="zhuhz22/Causal-Forcing",
+        filename="chunkwise/causal_forcing.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="Causal Forcing chunk-wise 4-step DMD generator (arXiv 2602.02214); an alternative base for the "
+        "Self-Forcing family, loaded WITHOUT EMA as Rolling Sink's and Infinity-RoPE's scripts do",
+        license_note=_UNKNOWN_LICENSE,
+        layout="torch.save dict; 'generator' = the wrapper's state dict, keys 'model.<Wan key>' or "
+        "'model._fsdp_wrapped_module.<Wan key>' (thu-ml/Causal-Forcing inference.py strips the latter)",
+        state_key="generator",
         check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )
@@ -765,6 +816,65 @@ ROLLING_FORCING_DMD = register(
         sha256=None,
         purpose="Rolling Forcing DMD causal Wan2.1-T2V-1.3B generator (torch.save dict)",
         license_note=_UNKNOWN_LICENSE,
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
+    )
+)
+
+_LONGLIVE = "Efficient-Large-Model/LongLive"
+_LONGLIVE_LICENSE = "LongLive weights: CC-BY-NC 4.0 per its README (non-commercial); code Apache-2.0"
+_LONGLIVE_BASE_LAYOUT = (
+    "torch.save dict; 'generator' (loaded with use_ema: false) = the wrapper's state dict, keys 'model.<Wan key>' "
+    "(NVlabs/LongLive v1.0 interactive_inference.py)"
+)
+LONGLIVE_LORA = register(
+    WeightFile(
+        key="longlive-lora",
+        repo_id=_LONGLIVE,
+        filename="models/lora.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive's streaming-long-tuning LoRA (rank 256, alpha 256) over every Linear of each causal "
+        "attention block; merged into longlive_base.pt at load",
+        license_note=_LONGLIVE_LICENSE,
+        layout="torch.save of peft.get_peft_model_state_dict: optionally under 'generator_lora'; keys "
+        "'base_model.model.<Wan key>.lora_A.weight' [256, in] and '.lora_B.weight' [out, 256] for "
+        "blocks.{i}.self_attn.{q,k,v,o}, cross_attn.{q,k,v,o}, ffn.{0,2} (utils/lora_utils.py)",
+    )
+)
+LONGLIVE = register(
+    WeightFile(
+        key="longlive",
+        repo_id=_LONGLIVE,
+        filename="models/longlive_base.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive-1.3B generator as released: longlive_base.pt with lora.pt merged (exactly, float32 then "
+        "cast) at load; the model card is Efficient-Large-Model/LongLive-1.3B, the files download as "
+        "Efficient-Large-Model/LongLive models/",
+        license_note=_LONGLIVE_LICENSE,
+        layout=_LONGLIVE_BASE_LAYOUT,
+        state_key="generator",
+        check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
+        lora="longlive-lora",
+        lora_rank=256,
+        lora_alpha=256.0,
+    )
+)
+LONGLIVE_BASE = register(
+    WeightFile(
+        key="longlive-base",
+        repo_id=_LONGLIVE,
+        filename="models/longlive_base.pt",
+        revision=None,
+        size_bytes=None,
+        sha256=None,
+        purpose="LongLive's base checkpoint alone ('LongLive w/o LoRA': the short-window + frame-sink DMD "
+        "initialisation, Rolling Sink's 5-s-trained baseline)",
+        license_note=_LONGLIVE_LICENSE,
+        layout=_LONGLIVE_BASE_LAYOUT,
+        state_key="generator",
         check="deepforcing.model.checkpoint:check_wan_t2v_1_3b",
     )
 )

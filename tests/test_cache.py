@@ -80,7 +80,7 @@ def test_rotated_keys_always_match_the_stored_positions(tiny_model, tiny_text, m
     keep()) and every pass (Rolling Forcing's sink).
     """
     from deepforcing.policies.participative_compression import ParticipativeCompressionPolicy
-    from deepforcing.policies.rolling_sink import RollingSinkPolicy
+    from deepforcing.policies.rolling_forcing_sink import RollingForcingSinkPolicy
     from deepforcing.samplers.rolling import RollingSampler
 
     rope = tiny_model.rope
@@ -99,7 +99,9 @@ def test_rotated_keys_always_match_the_stored_positions(tiny_model, tiny_text, m
     monkeypatch.setattr(KVCache, "update", checked_update)
     _rollout(tiny_model, tiny_text, ParticipativeCompressionPolicy(), 36)
     stream = NoiseStream("cache-test", 0)
-    RollingSampler().sample(tiny_model, tiny_text, RollingSinkPolicy(), stream.initial((1, 36, 16, 8, 8)), stream)
+    RollingSampler().sample(
+        tiny_model, tiny_text, RollingForcingSinkPolicy(), stream.initial((1, 36, 16, 8, 8)), stream
+    )
     assert len(checked) > 100
 
 

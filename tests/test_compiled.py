@@ -8,7 +8,10 @@ import logging
 
 import pytest
 import test_parity_deep_forcing as deep_forcing
+import test_parity_infinity_rope as infinity_rope
+import test_parity_memrope as memrope
 import test_parity_rolling_forcing as rolling_forcing
+import test_parity_rolling_sink as rolling_sink
 import test_parity_self_forcing as self_forcing
 import torch
 from parity_utils import reference_model
@@ -40,6 +43,16 @@ def test_compiled_path_passes_every_parity_fixture(compiled_model):
         deep_forcing.test_deep_sink_and_participative_compression_72_frames(compiled_model, case, sink)
     rolling_forcing.test_rolling_forcing_45_frames(compiled_model)
     assert all(block.compiled is not None for block in compiled_model.blocks)
+    assert all(region.state.enabled for block in compiled_model.blocks for region in block.compiled)
+
+
+@pytest.mark.slow
+def test_compiled_path_passes_the_newer_methods_fixtures(compiled_model):
+    """Rolling Sink (refilled slots), Infinity-RoPE (slot positions, flush, cut) and MemRoPE (overwritten memories)."""
+    rolling_sink.test_rolling_sink_72_frames(compiled_model)
+    for case, switch in [("ir48", None), ("ir48_flush", "flush"), ("ir48_cut", "cut")]:
+        infinity_rope.test_infinity_rope_48_frames(compiled_model, case, switch)
+    memrope.test_memrope_72_frames(compiled_model)
     assert all(region.state.enabled for block in compiled_model.blocks for region in block.compiled)
 
 
@@ -82,3 +95,18 @@ def test_a_compilation_failing_later_falls_back_to_eager(tiny_model, tiny_text, 
     assert len(caplog.records) == 1 and "running eager from here on" in caplog.records[0].getMessage()
     assert not state.enabled
     torch.testing.assert_close(out, eager, rtol=0, atol=1e-5)  # the first call attended through the slot mask
+
+
+def test_a_suite_run_with_compile_records_whether_the_compiled_path_ran(tmp_path, monkeypatch):
+    """``run --compile`` reaches every generator; where compilation is unavailable the units say they ran eager."""
+    import json
+
+    from deepforcing.cli import main
+
+    asked = []
+    monkeypatch.setattr(compiled, "unavailable_reason", lambda device: asked.append(device) or "no C++ compiler")
+    args = ["-q", "run", "--suite", "smoke-tiny", "--methods", "self-forcing,deep-forcing", "--limit", "1"]
+    assert main([*args, "--num-latent-frames", "6", "--out", str(tmp_path), "--no-score", "--compile"]) == 0
+    assert len(asked) == 2  # once per generator (one per method)
+    units = [json.loads(p.read_text()) for p in tmp_path.rglob("units/*/unit.json")]
+    assert len(units) == 2 and all(unit["compiled"] is False for unit in units)

@@ -21,6 +21,13 @@ PINNED_METHODS = {
     "rolling-forcing": "80a73b6d9c33",
     "sink-longlive": "908ea523edf2",
     "sink-rolling": "bfb2bfb53a31",
+    # Issue 15's methods, pinned when they were added (longlive = sink-longlive's settings on other weights; the
+    # weights are a separate part of a unit's key).
+    "rolling-sink": "6ead783d1177",
+    "infinity-rope": "44b824a6b5ff",
+    "memrope": "aa06a71f0cfd",
+    "lol-paper": "a7baf10a088e",
+    "longlive": "908ea523edf2",
 }
 
 PINNED_DEFAULT_CONFIGS = [
@@ -28,7 +35,12 @@ PINNED_DEFAULT_CONFIGS = [
     (policies, "fifo", "1483fad74541"),
     (policies, "deep-sink", "3428c41b7bd4"),
     (policies, "participative-compression", "0e47c3e96d8a"),
-    (policies, "rolling-sink", "a84a7d7fe272"),
+    (policies, "rolling-forcing-sink", "a84a7d7fe272"),  # was called "rolling-sink": same hash (HASH_NAMES)
+    # Issue 15's policies, pinned when they were added.
+    (policies, "rolling-sink", "571c651a0c19"),
+    (policies, "infinity-rope", "aef8cd047e78"),
+    (policies, "memrope", "b04cdf199e0f"),
+    (policies, "lol", "a57947dd9d18"),
     (samplers, "chunkwise", "e5983d080d75"),
     (samplers, "rolling", "48ae63388d76"),
 ]

@@ -38,7 +38,7 @@ def _replay(model, data, policy):
     text = model.encode_text(data["context"])
     replay = ReplayNoise(data["renoise"])
     out = ChunkwiseSampler().sample(model, text, policy, data["noise"], replay).latents
-    assert replay.used == len(data["renoise"])  # consumed the reference's stream exactly
+    replay.assert_all_used()  # consumed the reference's stream exactly
     return out
 
 

@@ -165,3 +165,90 @@ def test_memory_constant_over_240_frames(tiny_model, tiny_text):
 def test_bad_pc_config(bad):
     with pytest.raises(ValueError):
         ParticipativeCompressionConfig(**bad)
+
+
+# ------------------------------------------------------------------------------- Rolling Forcing's sink
+def _rolling(model, text, sink_frames, frames=45):
+    from deepforcing.policies.rolling_forcing_sink import RollingForcingSinkConfig, RollingForcingSinkPolicy
+    from deepforcing.samplers.rolling import RollingSampler
+
+    stream = NoiseStream("policy-test", 0)
+    policy = RollingForcingSinkPolicy(RollingForcingSinkConfig(sink_frames=sink_frames))
+    noise = stream.initial((1, frames, 16, 8, 8))
+    return RollingSampler().sample(model, text, policy, noise, stream), policy
+
+
+@pytest.mark.parametrize("sink", [1, 3, 4, 6])
+def test_rolling_forcing_sink_sweep(tiny_model, tiny_text, sink):
+    """Any sink that fits the attention span with a whole window works (issue 13: sink 6 used to crash)."""
+    out, policy = _rolling(tiny_model, tiny_text, sink)
+    assert torch.isfinite(out.latents).all()
+    windows = [p for p in policy.history if not p.is_context_pass and p.window >= 5]
+    for p in windows:  # committed frames before window w >= 5: chunks 0 .. w-5, capped at the 24-frame cache
+        committed = min(3 * (p.window - 4), 24)
+        assert p.sink_frames == min(sink, committed)
+        assert p.sink_frames + p.working_frames + (min(p.window, 14) - (p.window - 4) + 1) * 3 <= 21
+        assert p.sink_start + p.sink_frames + p.working_frames == 3 * (p.window - 4)  # contiguous before the window
+    assert max(c.attended_frames for c in out.chunks) <= 21
+
+
+def test_rolling_forcing_sink_too_long_for_the_window_is_a_user_error(tiny_model, tiny_text):
+    from deepforcing.errors import UserError
+
+    with pytest.raises(UserError, match="sink_frames <= 6"):
+        _rolling(tiny_model, tiny_text, 7)
+    with pytest.raises(ValueError, match="sink_frames < attention_frames"):  # the config itself refuses it
+        _rolling(tiny_model, tiny_text, 21)
+    from deepforcing import methods
+
+    with pytest.raises(UserError, match="sink_frames < attention_frames"):  # as a method override: a UserError
+        methods.get("rolling-forcing").with_overrides(sink_frames=21)
+
+
+def test_existing_method_hashes_survive_the_rename():
+    """Renaming Rolling Forcing's policy must not orphan a unit: its preset hashes as before the rename."""
+    from deepforcing import methods
+
+    pinned = {  # measured before the rename (commit 11558d2)
+        "rolling-forcing": "80a73b6d9c33",
+        "self-forcing": "039560aec0f0",
+        "deep-forcing": "4202bb11981b",
+        "deep-forcing-ds": "f76b415db4ef",
+        "self-forcing-full": "3f1c204e0aae",
+        "sink-longlive": "908ea523edf2",
+        "sink-rolling": "bfb2bfb53a31",
+    }
+    assert {name: methods.get(name).config_hash for name in pinned} == pinned
+    assert methods.get("rolling-forcing").policy == "rolling-forcing-sink"
+
+
+def test_a_preset_with_the_old_rolling_forcing_sink_name_gets_a_clear_error():
+    from deepforcing.errors import UserError
+    from deepforcing.methods import _build
+
+    old = {"name": "mine", "sampler": "rolling", "policy": "rolling-sink", "policy_config": {"sink_frames": 3}}
+    with pytest.raises(UserError, match="policy: rolling-forcing-sink"):
+        _build(old, "mine.yaml")
+    assert (
+        _build({**old, "policy": "rolling-forcing-sink"}, "mine.yaml").config_hash
+        == _build({**old, "policy": "rolling-forcing-sink", "policy_config": {}}, "x").config_hash
+    )
+
+
+def test_rolling_sink_cache_timeline(tiny_model, tiny_text):
+    """The cache after chunks 6, 7, 8 and 14 is the one docs/methods.md draws (frames @ positions)."""
+    from deepforcing.policies.rolling_sink import RollingSinkPolicy
+
+    policy = RollingSinkPolicy()
+    snapshots, sizes = _attach_recorder(policy)
+    _rollout(tiny_model, tiny_text, policy, 45)
+
+    def table(chunk):
+        frames, positions = snapshots[chunk]
+        return list(zip(frames[::TPF].tolist(), positions[::TPF].tolist(), strict=True))
+
+    assert table(6) == [(f, f) for f in range(21)]
+    assert table(7) == [(f, f) for f in range(3, 18)] + [(17, 18), (16, 19), (15, 20)] + [(f, f) for f in (21, 22, 23)]
+    assert table(8)[-9:] == [(17, 18), (16, 19), (15, 20), (14, 21), (13, 22), (12, 23), (24, 24), (25, 25), (26, 26)]
+    assert table(14) == [(17 - p % 18 if p < 36 else p % 18, p) for p in range(24, 42)] + [(f, f) for f in (42, 43, 44)]
+    assert len(set(sizes)) == 1  # constant memory (cache + source bank)

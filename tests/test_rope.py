@@ -159,3 +159,29 @@ def test_relative_positions_only_matter_for_attention_logits():
 
     torch.testing.assert_close(logit(30, 20), logit(1010, 1000), rtol=0, atol=1e-10)
     assert not torch.allclose(logit(30, 20), logit(30, 21))
+
+
+def test_positions_past_the_1024_table_are_exact_against_the_float64_formula():
+    """Phases come from integer positions, not a 1024-row table: exact at 1,050 and at 14,400 (one hour)."""
+    import math
+
+    rope = RotaryEmbedding(128)
+    positions = torch.tensor([0, 1023, 1024, 1049, 1050, 8191, 8192, 14399, 14400])
+    phases = rope.temporal_phases(positions)  # complex128 [9, 22]
+    dim = 2 * rope.pairs_t
+    expected = torch.tensor(
+        [
+            [complex(math.cos(p * 10000 ** (-2 * i / dim)), math.sin(p * 10000 ** (-2 * i / dim))) for i in range(22)]
+            for p in positions.tolist()
+        ],
+        dtype=torch.complex128,
+    )
+    assert (phases - expected).abs().max() < 1e-9
+    # and a key rotated at p attends like one rotated at p - 14,000 would to a query moved alike (relative only)
+    torch.manual_seed(3)
+    q, k = torch.randn(2, 1, 1, 1, 128, dtype=torch.float64)
+
+    def logit(pq, pk):
+        return (rope.apply_temporal(q, torch.tensor([pq])) * rope.apply_temporal(k, torch.tensor([pk]))).sum()
+
+    torch.testing.assert_close(logit(14400, 14390), logit(400, 390), rtol=0, atol=1e-9)

@@ -69,6 +69,11 @@ def test_registry_contents():
     expected = {
         "self-forcing-dmd": ("gdhe17/Self-Forcing", "checkpoints/self_forcing_dmd.pt"),
         "rolling-forcing-dmd": ("TencentARC/RollingForcing", "checkpoints/rolling_forcing_dmd.pt"),
+        "infinite-forcing-ema": ("SOTAMak1r/Infinite-Forcing", "ema_model.pt"),
+        "causal-forcing": ("zhuhz22/Causal-Forcing", "chunkwise/causal_forcing.pt"),
+        "longlive": ("Efficient-Large-Model/LongLive", "models/longlive_base.pt"),
+        "longlive-base": ("Efficient-Large-Model/LongLive", "models/longlive_base.pt"),
+        "longlive-lora": ("Efficient-Large-Model/LongLive", "models/lora.pt"),
         "wan2.1-t2v-1.3b/vae": ("Wan-AI/Wan2.1-T2V-1.3B", "Wan2.1_VAE.pth"),
         "wan2.1-t2v-1.3b/t5": ("Wan-AI/Wan2.1-T2V-1.3B", "models_t5_umt5-xxl-enc-bf16.pth"),
         "wan2.1-t2v-1.3b/dit": ("Wan-AI/Wan2.1-T2V-1.3B", "diffusion_pytorch_model.safetensors"),

@@ -67,6 +67,7 @@ class RunOptions:
         rescore: Rescore (keep videos).
         max_memory: ``--max-memory``: the memory one video may use (e.g. ``40GiB``; default: what the device has).
         force_size: ``--force-size``: skip the memory / disk / time checks of :mod:`deepforcing.budget`.
+        compile: ``--compile``: run the generator's DiT compiled (:mod:`deepforcing.model.compiled`).
     """
 
     suite: str
@@ -85,6 +86,7 @@ class RunOptions:
     fvd_reference: str | None = None
     max_memory: str | None = None
     force_size: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -228,7 +230,14 @@ def execute(
     outcome = Outcome(suite, plan, store)
     if opts.generate:
         report = generate_units(
-            plan, store, dist, device=device, weights_dir=opts.weights_dir, force=opts.force, progress=progress
+            plan,
+            store,
+            dist,
+            device=device,
+            weights_dir=opts.weights_dir,
+            force=opts.force,
+            progress=progress,
+            compile=opts.compile,
         )
         outcome.generated, outcome.reused = report.generated, report.reused
         outcome.pending = report.planned - report.reused

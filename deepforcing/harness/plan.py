@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deepforcing import ENGINE_VERSION, model_kinds
-from deepforcing.configs import config_hash
+from deepforcing.configs import config_hash, to_dict
 from deepforcing.errors import UserError
 from deepforcing.harness.imports import ImportedMethod, ImportedUnit
 from deepforcing.harness.prompts import Prompt
@@ -84,6 +84,8 @@ class UnitKey:
         num_latent_frames: Latent frames.
         dtype: Model dtype (``float32``, ``bfloat16`` …).
         engine_version: :data:`deepforcing.ENGINE_VERSION`.
+        switch: Prompt-switch mode of a multi-prompt unit (the schedule itself is in ``prompt_sha256``); empty for
+            one prompt, and then not part of the hash, so single-prompt keys are what they were before.
     """
 
     method_config_hash: str
@@ -95,10 +97,16 @@ class UnitKey:
     num_latent_frames: int
     dtype: str
     engine_version: str = ENGINE_VERSION
+    switch: str = ""
 
     @property
     def key(self) -> str:
         """16-hex-digit content hash; names the unit's directory."""
+        if not self.switch:  # one prompt: the key of the units written before prompt switching existed
+            data = to_dict(self)
+            data.pop("switch")
+            blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+            return hashlib.sha256(blob.encode()).hexdigest()[:16]
         return config_hash(self, length=16)
 
 
@@ -325,6 +333,7 @@ def build_plan(
     for name, method in resolved.items():
         for prompt in prompts:
             for seed in suite.seeds:
+                multi = prompt.schedule is not None and len(prompt.schedule.segments) > 1
                 unit = UnitKey(
                     method_config_hash=method.config_hash,
                     weights_id=identities[name].weights_id,
@@ -334,6 +343,7 @@ def build_plan(
                     seed=seed,
                     num_latent_frames=suite.num_latent_frames,
                     dtype=dtype,
+                    switch=method.switch if multi else "",
                 )
                 items.append(WorkItem(name, prompt, seed, unit, method))
     return WorkPlan(suite, tuple(prompts), tuple(items), dtype, identities if resolve_weights else None)

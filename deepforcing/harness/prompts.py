@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,14 +32,17 @@ class Prompt:
     Attributes:
         prompt_id: Stable id (file names, unit keys and noise derive from it).
         text: The prompt text given to the text encoder.
-        sha256: Hex sha256 of ``text`` (UTF-8).
+        sha256: Hex sha256 of ``text`` (UTF-8); for a prompt schedule, of its segments.
         origin: Where it came from, ``<set>:<line>``.
+        schedule: A multi-prompt schedule (``deepforcing.prompt_schedule.PromptSchedule``); ``text`` then joins
+            its prompts with `` | `` for display.
     """
 
     prompt_id: str
     text: str
     sha256: str
     origin: str
+    schedule: Any = None
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ def generate_units(
     weights_dir: str | os.PathLike | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    compile: bool = False,
 ) -> GenerateReport:
     """Generate this rank's share of the pending units.
 
@@ -96,6 +97,8 @@ def generate_units(
         weights_dir: Extra weights directory for the registry.
         force: Regenerate units that are already done.
         progress: Progress sink.
+        compile: Compile each generator's DiT (:func:`deepforcing.model.compiled.compile_model`; the videos
+            match eager ones within the parity bar, so units and their hashes are the same).
 
     Returns:
         Counts and wall time.
@@ -125,6 +128,8 @@ def generate_units(
         for item in mine:
             if item.method != current:
                 generator = _load_generator(plan, item, device, weights_dir, generator)
+                if compile:
+                    generator.compile()
                 current = item.method
             num_chunks = item.unit.num_latent_frames // item.method_config.sampler_config.chunk_frames
             progress.unit(f"{item.method} {item.prompt.prompt_id} s{item.seed}", num_chunks)
@@ -219,12 +224,13 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
     started = now()
     t0 = time.perf_counter()
     result = generator.generate(
-        item.prompt.text,
+        item.prompt.text if item.prompt.schedule is None else "",
         num_latent_frames=item.unit.num_latent_frames,
         seed=item.seed,
         prompt_id=item.prompt.prompt_id,
         output=video,
         on_chunk=lambda i, n: progress.chunk(i + 1, n),
+        schedule=item.prompt.schedule,
     )
     wall = time.perf_counter() - t0
     chunks = result.chunk_seconds
@@ -236,6 +242,8 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "method_config": {"config_hash": item.unit.method_config_hash, **item.method_config.to_dict()},
         "weights": plan.weights[item.method].files if plan.weights else {},
         "prompt": {"prompt_id": item.prompt.prompt_id, "text": item.prompt.text, "origin": item.prompt.origin},
+        "segments": (result.prompts or {}).get("segments", []),
+        "switch_frames": (result.prompts or {}).get("switch_frames", []),
         "prompt_truncated": result.prompt_truncated,
         "prompt_tokens": result.prompt_tokens.to_dict() if result.prompt_tokens else None,
         "video": "video.mp4",
@@ -258,6 +266,7 @@ def _generate_one(plan, store: RunStore, dist: DistContext, generator, item: Wor
         "attended_frames": result.attended_frames,
         "device": device_info(device),
         "dtype": plan.dtype,
+        "compiled": generator.compiled,
         "rank": dist.rank,
         "world_size": dist.world_size,
         "started_at": started,

@@ -26,6 +26,8 @@ Schema (see ``eval/suites/README.md`` for the full description)::
                                             #   as VBench-Long does (for numbers beside published ones)
     metric_options:                         # optional, per metric (see METRIC_OPTIONS); part of the hash
       temporal_flickering: {static_filter: true}
+    prompt_schedule: {file: prompts/multi-prompt/schedules.yaml}   # instead of prompts: multi-prompt videos
+    switch: [keep, flush, cut, recache]     # with prompt_schedule: run every method x mode it defines
 
 An alias file holds only ``alias: <suite>`` (plus an optional description).
 """
@@ -77,6 +79,8 @@ _FIELDS = {
     "fvd_window_s",
     "metric_options",
     "scene_split",
+    "prompt_schedule",
+    "switch",
     "clip_protocol",
 }
 _REQUIRED = ("version", "model", "prompts", "methods", "seeds", "length", "metrics")
@@ -146,6 +150,10 @@ class SuiteConfig:
             of all videos; :class:`deepforcing.metrics.clips.ClipProtocol`); metric ids carry it.
         scene_split: Split every video at its scene cuts (PySceneDetect, VBench-Long's defaults) before the
             fixed-length clip split (:func:`deepforcing.metrics.clips.split_scene_clips`).
+        prompt_schedule: A file of named prompt schedules (``deepforcing.prompt_schedule``), relative to the
+            project root, used instead of ``prompts``: every schedule is one multi-prompt "prompt" of the suite.
+        switches: The switch modes the suite compares; ``methods`` then holds every ``<method>+<mode>`` whose
+            policy defines the mode (the suite file lists the base methods).
     """
 
     name: str
@@ -165,6 +173,8 @@ class SuiteConfig:
     overrides: tuple[tuple[str, str], ...] = field(default=())
     metric_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     scene_split: bool = False
+    prompt_schedule: str | None = None
+    switches: tuple[str, ...] = ()
     clip_protocol: str = "decode-once"
 
     @property
@@ -179,6 +189,9 @@ class SuiteConfig:
             data.pop("metric_options")
         if not self.scene_split:
             data.pop("scene_split")
+        for key in ("prompt_schedule", "switches"):
+            if not data[key]:
+                data.pop(key)
         if self.clip_protocol == "decode-once":
             data.pop("clip_protocol")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -377,6 +390,12 @@ def _validate(
     unknown = sorted(set(data) - _FIELDS)
     for key in unknown:
         problems.add((key,), f"unknown field '{key}'", f"valid fields: {', '.join(sorted(_FIELDS))}")
+    scheduled = "prompt_schedule" in data
+    if scheduled:
+        if "prompts" in data:
+            problems.add(("prompts",), "give either prompts or prompt_schedule, not both")
+        data.setdefault("prompts", {})
+        data.setdefault("length", {"latent_frames": 0})  # from the schedules, below
     for key in _REQUIRED:  # reported with every other problem of the file, not alone
         if key not in data:
             problems.add((), f"missing required field '{key}'")
@@ -437,6 +456,8 @@ def _validate(
         pass
     elif not isinstance(length, dict) or len(set(length) & length_keys) != 1 or set(length) - length_keys:
         problems.add(("length",), "length must be {seconds: S} or {latent_frames: F}")
+    elif scheduled and length == {"latent_frames": 0}:
+        pass  # the schedules' length
     elif "latent_frames" in length:
         f = length["latent_frames"]
         if not isinstance(f, int) or isinstance(f, bool) or f <= 0:
@@ -525,10 +546,20 @@ def _validate(
     if clip_protocol not in ("decode-once", "vbench-long-exact"):
         problems.add(("clip_protocol",), f"unknown clip_protocol {clip_protocol!r}", "decode-once or vbench-long-exact")
 
+    # ---- prompt schedules and switch modes
+    schedule_file, switches = None, ()
+    if scheduled:
+        schedule_file, switches, method_names, frames = _validate_schedules(
+            data, resolved_methods, method_names, frames, problems
+        )
+
     # ---- prompts
-    selection, prompt_list = _validate_prompts(data["prompts"], problems) if "prompts" in data else (None, None)
-    if prompt_list and check_prompts and model in model_kinds.available():
-        _validate_prompt_texts(model, prompt_list[: ov.limit] if ov.limit else prompt_list, problems)
+    if scheduled:
+        selection, prompt_list = PromptSelection(), None
+    else:
+        selection, prompt_list = _validate_prompts(data["prompts"], problems) if "prompts" in data else (None, None)
+        if prompt_list and check_prompts and model in model_kinds.available():
+            _validate_prompt_texts(model, prompt_list[: ov.limit] if ov.limit else prompt_list, problems)
     if ov.limit is not None:
         if ov.limit < 1:
             problems.add(("limit",), f"must be >= 1, got {ov.limit}")
@@ -554,8 +585,72 @@ def _validate(
         overrides=tuple(applied),
         metric_options=metric_options,
         scene_split=scene_split,
+        prompt_schedule=schedule_file,
+        switches=switches,
         clip_protocol=str(clip_protocol),
     )
+
+
+def _validate_schedules(
+    data: dict[str, Any], methods: list[Any], method_names: list[Any], frames: int, problems: _Problems
+) -> tuple[str | None, tuple[str, ...], list[str], int]:
+    """Check ``prompt_schedule`` and ``switch``; expand the methods by mode; the videos' common length."""
+    from deepforcing.policies import switch_modes
+    from deepforcing.prompt_schedule import SWITCH_MODES, load_schedules
+
+    spec = data["prompt_schedule"]
+    key: KeyPath = ("prompt_schedule",)
+    if not isinstance(spec, dict) or set(spec) != {"file"}:
+        problems.add(key, "prompt_schedule must be {file: path/to/schedules.yaml}")
+        return None, (), method_names, frames
+    file = str(spec["file"])
+    raw_switch = data.get("switch", [])
+    switches = [raw_switch] if isinstance(raw_switch, str) else _as_list(raw_switch)
+    if switches is None:
+        problems.add(("switch",), "switch must be a mode or a list of modes")
+        switches = []
+    for i, mode in enumerate(switches):
+        if mode not in SWITCH_MODES:
+            problems.add(("switch", i), f"unknown switch mode '{mode}'", _choices(str(mode), list(SWITCH_MODES)))
+    expanded = list(method_names)
+    if switches:
+        expanded = []
+        for m in methods:
+            modes = switch_modes(m.policy)
+            runnable = [s for s in switches if s in modes]
+            if not runnable:
+                problems.add(
+                    ("methods",), f"method '{m.name}' defines none of the modes {switches} (it defines {modes})"
+                )
+            expanded += [f"{m.name}+{s}" for s in runnable]
+    path = Path(file) if Path(file).is_absolute() else project_root() / file
+    try:
+        schedules = load_schedules(path)
+    except UserError as exc:
+        problems.add((*key, "file"), str(exc))
+        return file, tuple(switches), expanded, frames
+    totals = set()
+    for m in methods:
+        for sched in schedules:
+            found = sched.problems(m.sampler_config.chunk_frames, switches[0] if switches else m.switch)
+            for problem in found:
+                problems.add((*key, "file"), f"schedule '{sched.schedule_id}': {problem}")
+            if not found:
+                totals.add(sched.resolve(m.sampler_config.chunk_frames, m.switch)[-1].end_frame)
+    if len(totals) > 1:
+        problems.add(
+            (*key, "file"), f"the schedules last {sorted(totals)} latent frames; a suite's videos share one length"
+        )
+    elif totals:
+        (total,) = totals
+        if frames and frames != total:
+            problems.add(("length",), f"length is {frames} latent frames but the schedules last {total}")
+        frames = total
+    ids = [s.schedule_id for s in schedules]
+    for i, sid in enumerate(ids):
+        if ids.index(sid) != i:
+            problems.add((*key, "file"), f"schedule id '{sid}' is used twice")
+    return file, tuple(switches), expanded, frames
 
 
 def _min_frames(method) -> int:
@@ -705,7 +800,17 @@ def _validate_prompts(spec: Any, problems: _Problems) -> tuple[PromptSelection, 
 
 
 def select_prompts(suite: SuiteConfig) -> list[Prompt]:
-    """The suite's prompts, in order, after ``--limit``."""
+    """The suite's prompts, in order, after ``--limit`` (for a schedule suite: one per schedule)."""
+    if suite.prompt_schedule is not None:
+        from deepforcing.prompt_schedule import load_schedules
+
+        path = Path(suite.prompt_schedule)
+        schedules = load_schedules(path if path.is_absolute() else project_root() / path)
+        prompts = [
+            Prompt(s.schedule_id, " | ".join(seg.prompt for seg in s.segments), s.sha256, s.origin, schedule=s)
+            for s in schedules
+        ]
+        return prompts[: suite.limit] if suite.limit else prompts
     sel = suite.prompts
     if sel.set is not None:
         prompts = load_set(sel.set)

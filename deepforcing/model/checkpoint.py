@@ -91,7 +91,7 @@ def _torch_load(path: Path, **kwargs) -> object:
         raise _not_loadable(path, _unpickling_reason(exc)) from None
 
 
-def _read_raw(path: Path, meta: bool = False) -> dict[str, torch.Tensor]:
+def _read_raw(path: Path, meta: bool = False, state_key: str | None = None) -> dict[str, torch.Tensor]:
     """The generator's tensors (keys not yet normalised) from a file or directory; ``meta``: shapes only."""
     if path.is_dir():
         index = sorted(path.glob("*.safetensors.index.json"))
@@ -110,10 +110,10 @@ def _read_raw(path: Path, meta: bool = False) -> dict[str, torch.Tensor]:
         if (path / "diffusion_pytorch_model.safetensors").exists():
             return _read_file(path / "diffusion_pytorch_model.safetensors", meta)
         raise UserError(f"no generator weights in directory {path}", "expected diffusion_pytorch_model.safetensors")
-    return _read_file(path, meta)
+    return _read_file(path, meta, state_key)
 
 
-def _read_file(path: Path, meta: bool) -> dict[str, torch.Tensor]:
+def _read_file(path: Path, meta: bool, state_key: str | None = None) -> dict[str, torch.Tensor]:
     kind = formats.sniff(path)
     if kind == "safetensors":
         if not meta:
@@ -125,13 +125,13 @@ def _read_file(path: Path, meta: bool) -> dict[str, torch.Tensor]:
         return {k: torch.empty(v.shape, device="meta") for k, v in header.items()}
     if kind in ("zip", "torch-legacy", "pickle"):
         raw = _torch_load(path, map_location="meta") if meta else _torch_load(path)
-        return _pick_generator(raw, path)
+        return _pick_generator(raw, path, state_key)
     if path.suffix == ".safetensors":
         raise _not_loadable(path, f"not a safetensors file ({formats.describe(path)})")
     raise _not_loadable(path, f"{formats.describe(path)}, neither a torch.save file nor a safetensors file")
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a generator state dict from any supported file or directory (keys normalised).
 
     The format is recognised from the file's content (a ``.pt`` holding safetensors loads too). A file that is
@@ -141,6 +141,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Args:
         path: A ``.pt``/``.pth`` training checkpoint, a ``.safetensors`` file, or a directory holding
             ``diffusion_pytorch_model.safetensors`` or a sharded index.
+        state_key: The sub-dict of a training checkpoint to load (``generator_ema`` / ``generator``); None =
+            the first of :data:`_CHECKPOINT_KEYS` present. A checkpoint without it is an error.
 
     Returns:
         The state dict with keys named as in :class:`deepforcing.model.wan.CausalWanModel`.
@@ -151,7 +153,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint not found: {path}", "check the path or run `deepforcing-eval weights list`")
-    state = _read_raw(path)
+    state = _read_raw(path, state_key=state_key)
     _reject_diffusers_names(state, path)
     return normalize_keys(state)
 
@@ -178,9 +180,18 @@ def _reject_diffusers_names(state: dict[str, torch.Tensor], path: Path) -> None:
         )
 
 
-def _pick_generator(raw: object, path: Path) -> dict[str, torch.Tensor]:
+def _pick_generator(raw: object, path: Path, state_key: str | None = None) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict):
         raise _not_loadable(path, f"it holds a {type(raw).__name__}, not a state dict")
+    if state_key is not None:
+        if not isinstance(raw.get(state_key), dict):
+            found = ", ".join(map(str, sorted(raw, key=str)[:8])) or "nothing"
+            raise UserError(
+                f"{path} has no '{state_key}' state dict (its top-level keys: {found})",
+                "is this the checkpoint the method names? (`deepforcing-eval weights list` shows each file's layout)",
+            )
+        log.info("using '%s' from %s", state_key, path.name)
+        return raw[state_key]
     for key in _CHECKPOINT_KEYS:
         if key in raw and isinstance(raw[key], dict):
             log.info("using '%s' from %s", key, path.name)
@@ -307,6 +318,35 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
             "is --model the preset these weights were trained for?",
         )
     model.load_state_dict(state_dict, strict=True)
+
+
+def load_generator(
+    model: nn.Module,
+    path: str | Path,
+    state_key: str | None = None,
+    lora: tuple[str | Path, int, float] | None = None,
+) -> None:
+    """Load a generator checkpoint into ``model`` strictly, merging a LoRA first when given.
+
+    Args:
+        model: The causal Wan model.
+        path: The checkpoint (any layout :func:`read_state_dict` reads).
+        state_key: Its sub-dict (``generator`` / ``generator_ema``), None for the default preference.
+        lora: ``(LoRA file, rank, alpha)`` merged exactly (``deepforcing.model.lora``), e.g. LongLive's.
+
+    Raises:
+        UserError: Unreadable files, missing / unexpected keys or adapters, wrong shapes.
+    """
+    state = read_state_dict(path, state_key)
+    if lora is not None:
+        from deepforcing.model.lora import merge_lora, read_lora
+
+        lora_path, rank, alpha = lora
+        num_layers = len(getattr(model, "blocks", []))
+        state = merge_lora(
+            state, read_lora(lora_path), rank=rank, alpha=alpha, num_layers=num_layers, source=str(lora_path)
+        )
+    load_weights(model, state, source=str(path))
 
 
 def save_self_forcing_checkpoint(model: nn.Module, path: str | Path) -> None:

@@ -342,7 +342,9 @@ class CausalWanModel(nn.Module):
                 raise ValueError("causal_chunk_frames is for calls without a KV cache")
             mask = block_causal_mask(num_frames, grid[1] * grid[2], causal_chunk_frames, x.device)
         for i, block in enumerate(self.blocks):
-            x = block(x, e0, text.keys[i], text.values[i], phases, kv, i, mask)
+            rope = self.rope if kv is None else kv.rope_for(i)  # a policy may give a layer its own RoPE (LoL)
+            layer_phases = phases if rope is self.rope else rope.phases(frame_positions, grid[1], grid[2], x.device)
+            x = block(x, e0, text.keys[i], text.values[i], layer_phases, kv, i, mask)
 
         x = self.head(x, e.unflatten(0, (b, num_frames)).unsqueeze(2))  # [B, F, h*w, pt*ph*pw*C]
         return self._unpatchify(x, grid)

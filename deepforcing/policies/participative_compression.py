@@ -36,16 +36,51 @@ from deepforcing.cache import ChunkState, KVCache, LayerCache
 from deepforcing.policies.base import CachePolicy
 from deepforcing.policies.configs import ParticipativeCompressionConfig
 
+#: Compressions kept in ``history`` (every layer of each): a ring of tensors allocated once per video, so an
+#: hour-long video's memory does not grow (one small allocation per record fragmented the heap: +130 MB per hour).
+HISTORY_COMPRESSIONS = 64
+
 
 @dataclass
 class Compression:
-    """What one compression did in one layer (kept for tests, plots and debugging)."""
+    """What one compression did in one layer (kept for tests, plots and debugging).
+
+    Attributes:
+        chunk: Chunk index.
+        layer: Layer index.
+        cache_frames_before: Cache length (frames' worth, the new chunk included) before pruning.
+        selected_frames: Source frame of every kept Top-C token, int64 [C].
+        sink_start: Sink position after the re-alignment.
+        selected: Slot of every kept Top-C token in the cache before pruning (ascending), int32 [C]; two
+            different token selections from the same frames differ here.
+        selected_scores: φ of every kept Top-C token, float32 [C] (aligned with ``selected``).
+        threshold: Highest φ among the candidates that were not kept, a 0-dim float32 tensor (−inf when every
+            candidate was kept).
+        sink_tokens: Sink tokens kept (slots ``[0, sink_tokens)``).
+        recent_tokens: Recent tokens kept (the last ``recent_tokens`` slots before pruning).
+        tokens_before: Tokens in the cache before pruning (the new chunk included).
+    """
 
     chunk: int
     layer: int
     cache_frames_before: float
-    selected_frames: torch.Tensor  # source frame of every kept Top-C token
+    selected_frames: torch.Tensor
     sink_start: int
+    selected: torch.Tensor | None = None
+    selected_scores: torch.Tensor | None = None
+    threshold: torch.Tensor | None = None
+    sink_tokens: int = 0
+    recent_tokens: int = 0
+    tokens_before: int = 0
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """Every kept slot of the cache before pruning, ascending: sink, Top-C, recent (int64, CPU)."""
+        total = self.tokens_before
+        selected = (
+            self.selected.to(torch.int64).cpu() if self.selected is not None else torch.zeros(0, dtype=torch.long)
+        )
+        return torch.cat([torch.arange(self.sink_tokens), selected, torch.arange(total - self.recent_tokens, total)])
 
 
 class ParticipativeCompressionPolicy(CachePolicy):
@@ -53,6 +88,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
 
     name: ClassVar[str] = "participative-compression"
     uses_attention_hook: ClassVar[bool] = True
+    #: Prompt switches: token-level Top-C selections cannot be recomputed frame by frame.
+    switch_modes: ClassVar[tuple[str, ...]] = ("keep", "flush", "flush-paper")
 
     def __init__(self, cfg: ParticipativeCompressionConfig | None = None):
         self.cfg = cfg or ParticipativeCompressionConfig()
@@ -64,7 +101,8 @@ class ParticipativeCompressionPolicy(CachePolicy):
         self._compress = False
         self._stream: dict[int, torch.Tensor] = {}  # layer -> last R frames of all queries
         self._past: dict[int, torch.Tensor] = {}  # layer -> last R frames of clean-pass queries
-        self.history: list[Compression] = []
+        self._ring: dict[str, torch.Tensor] = {}
+        self._count = 0  # compressions so far
 
     def capacity_frames(self, total_frames: int, chunk_frames: int) -> int:
         """Window plus one chunk: the new chunk is appended before the cache is compressed."""
@@ -73,16 +111,55 @@ class ParticipativeCompressionPolicy(CachePolicy):
         return min(total_frames, self.cfg.window_frames + chunk_frames)
 
     def attach(self, kv: KVCache) -> None:
-        """Allocate the per-token Top-C reuse counter up front, so cache memory stays constant."""
+        """Allocate the per-token Top-C reuse counter and the history ring up front (constant memory)."""
         self._kv = kv
         for layer in kv.layers:
             layer.add_column("topc_uses")
+        k, layers, c = HISTORY_COMPRESSIONS, len(kv.layers), max(1, self.cfg.topc_frames * kv.tokens_per_frame)
+        device = kv.layers[0].positions.device
+        self._ring = {
+            "selected": torch.zeros(k, layers, c, dtype=torch.int32, device=device),
+            "frames": torch.zeros(k, layers, c, dtype=torch.long, device=device),
+            "scores": torch.zeros(k, layers, c, dtype=torch.float32, device=device),
+            # chunk, layer, take, sink start, sink tokens, recent tokens, tokens before, threshold
+            "meta": torch.zeros(k, layers, 8, dtype=torch.float64, device=device),
+        }
+        self._count = 0
+
+    @property
+    def history(self) -> list[Compression]:
+        """The last :data:`HISTORY_COMPRESSIONS` compressions, every layer of each, oldest first."""
+        out = []
+        k = HISTORY_COMPRESSIONS
+        for n in range(max(0, self._count - k), self._count):
+            meta = self._ring["meta"][n % k].cpu()
+            for layer in range(meta.shape[0]):
+                chunk, _, take, sink_start, sink, recent, before, threshold = meta[layer].tolist()
+                take = int(take)
+                out.append(
+                    Compression(
+                        int(chunk),
+                        layer,
+                        before / self._kv.tokens_per_frame,
+                        self._ring["frames"][n % k, layer, :take].cpu().clone(),
+                        int(sink_start),
+                        selected=self._ring["selected"][n % k, layer, :take].cpu().clone(),
+                        selected_scores=self._ring["scores"][n % k, layer, :take].cpu().clone(),
+                        threshold=torch.tensor(threshold, dtype=torch.float32),
+                        sink_tokens=int(sink),
+                        recent_tokens=int(recent),
+                        tokens_before=int(before),
+                    )
+                )
+        return out
 
     def before_chunk(self, kv: KVCache, chunk: ChunkState) -> None:
         """Decide whether this chunk compresses (cache + chunk would exceed the window)."""
         self._kv = kv
         incoming = chunk.num_frames * kv.tokens_per_frame
         self._compress = kv.layers[0].length + incoming > self.cfg.window_frames * kv.tokens_per_frame
+        if self._compress:
+            self._count += 1
 
     def _remember(self, store: dict[int, torch.Tensor], layer_idx: int, q: torch.Tensor, keep: int) -> None:
         prev = store.get(layer_idx)
@@ -124,11 +201,14 @@ class ParticipativeCompressionPolicy(CachePolicy):
         if cfg.reuse_cap is not None:
             candidates = candidates[uses[candidates] < cfg.reuse_cap]
         take = min(cfg.topc_frames * tpf, candidates.numel())
-        selected = torch.sort(candidates[torch.topk(phi[candidates], take).indices])[0] if take else candidates[:0]
+        order = torch.topk(phi[candidates], take).indices if take else candidates[:0]
+        selected = torch.sort(candidates[order])[0]
         uses[selected] += 1
-        frames_before = valid / tpf
+        rejected = torch.ones(candidates.numel(), dtype=torch.bool, device=phi.device)
+        rejected[order] = False
+        threshold = phi[candidates].masked_fill(~rejected, float("-inf")).amax() if candidates.numel() else None
         keep = torch.cat([torch.arange(sink), selected, torch.arange(valid - recent, valid)])
-        selected_frames = layer.frames[selected].clone()
+        selected_frames = layer.frames[selected]
         layer.keep(keep)
         if cfg.unify_topc_rope and take:
             recent_start = int(layer.positions[sink + take])  # first recent token's (true) position
@@ -136,7 +216,28 @@ class ParticipativeCompressionPolicy(CachePolicy):
             offsets = torch.arange(take, device=layer.positions.device) // tpf
             layer.set_positions(sink, recent_start - block + offsets)
         sink_start = self._realign_sink(layer, sink, chunk, tpf)
-        self.history.append(Compression(chunk.index, layer_idx, frames_before, selected_frames, sink_start))
+        self._record(
+            layer_idx,
+            chunk,
+            selected,
+            selected_frames,
+            phi[selected],
+            threshold,
+            (take, sink_start, sink, recent, valid),
+        )
+
+    def _record(self, layer_idx, chunk, selected, frames, scores, threshold, info) -> None:
+        if not self._ring:  # used outside a sampler (no attach): nothing to record into
+            return
+        take, sink_start, sink, recent, valid = info
+        slot = (self._count - 1) % HISTORY_COMPRESSIONS
+        ring = self._ring
+        ring["selected"][slot, layer_idx, :take] = selected
+        ring["frames"][slot, layer_idx, :take] = frames
+        ring["scores"][slot, layer_idx, :take] = scores
+        meta = (chunk.index, layer_idx, take, sink_start, sink, recent, valid)
+        ring["meta"][slot, layer_idx, :7] = torch.tensor(meta, dtype=torch.float64)
+        ring["meta"][slot, layer_idx, 7] = threshold if threshold is not None else float("-inf")
 
     def _realign_sink(self, layer: LayerCache, sink: int, chunk: ChunkState, tpf: int) -> int:
         frames = self.cfg.sink_frames

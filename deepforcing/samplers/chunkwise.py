@@ -9,7 +9,7 @@ are then committed. The cache policy is consulted at fixed moments (see ``deepfo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -17,9 +17,11 @@ import torch
 from deepforcing.cache import ChunkState, KVCache
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
-from deepforcing.noise import RenoiseFn
+from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.configs import ChunkwiseConfig
+from deepforcing.samplers.observe import CallObserver, CallRecorder
+from deepforcing.samplers.switching import TextSegment, as_segments
 
 
 @dataclass
@@ -67,7 +69,7 @@ class ChunkwiseSampler:
         cfg = model.cfg
         tpf = cfg.tokens_per_frame(height, width)
         capacity = policy.capacity_frames(num_frames, pass_frames) * tpf
-        return KVCache(
+        kv = KVCache(
             cfg.num_layers,
             b,
             capacity,
@@ -78,50 +80,69 @@ class ChunkwiseSampler:
             model.dtype,
             model.device,
         )
+        kv.frame_grid = (height // cfg.patch_size[1], width // cfg.patch_size[2])  # (h, w) tokens of one frame
+        return kv
 
     @torch.no_grad()
     def sample(
         self,
         model: CausalWanModel,
-        text: TextConditioning,
+        text: TextConditioning | Sequence[TextSegment],
         policy: CachePolicy,
         noise: torch.Tensor,
         renoise: RenoiseFn,
         on_chunk: ChunkCallback | None = None,
+        observer: CallObserver | None = None,
     ) -> SampleResult:
         """Generate latents for the whole video.
 
         Args:
             model: The causal DiT.
-            text: Prompt conditioning from ``model.encode_text``.
+            text: Prompt conditioning from ``model.encode_text``, or prompt segments (each later one starts at a
+                chunk boundary and switches the text there, treating the cache as its ``switch`` mode says; see
+                ``deepforcing.samplers.switching``).
             policy: The cache policy.
             noise: Initial noise for every frame [B, F, C, H, W]; F must be a multiple of ``chunk_frames``.
             renoise: Source of every re-noising draw.
             on_chunk: Called after each chunk with its clean latents (streaming decode, progress).
+            observer: Called after every DiT call with a :class:`~deepforcing.samplers.observe.DiTCall`
+                (opt-in; nothing is recorded without it).
 
         Returns:
             Clean latents [B, F, C, H, W] (model dtype) and per-chunk timings.
 
         Raises:
-            UserError: F is not a whole number of chunks, or latents become NaN/Inf (names the chunk).
+            UserError: F is not a whole number of chunks, bad segments or a switch mode the policy does not
+                define (before any compute), or latents become NaN/Inf (names the chunk).
         """
         b, num_frames = noise.shape[:2]
         n = self.cfg.chunk_frames
         if num_frames <= 0 or num_frames % n:
             raise UserError(f"{num_frames} latent frames is not a whole number of {n}-frame chunks")
+        segments = as_segments(text, num_frames, n)
+        for seg in segments[1:]:
+            policy.check_switch(seg.switch)
+        starts = {seg.start_frame: seg for seg in segments}
         kv = self.new_cache(model, policy, noise)
         policy.reset()
         policy.attach(kv)
         kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
         noise = noise.to(model.device, model.dtype)
-        output = torch.empty_like(noise)
+        output = torch.zeros_like(noise)  # touched up front: memory does not grow while a long video runs
         steps = self.timesteps.tolist()
-        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
+        record = CallRecorder("chunkwise", observer, kv) if observer is not None else None
 
         for c in range(num_frames // n):
             t0 = time.perf_counter()
             start = c * n
             chunk = ChunkState(c, start, n, policy.frame_positions(start, n))
+            if start in starts:  # a prompt segment starts here
+                text = starts[start].text
+                if start > 0:
+                    policy.on_switch(kv, chunk, starts[start].switch)
+                    if starts[start].switch == "recache":
+                        self._recache(model, text, policy, kv, output, c, record)
             policy.before_chunk(kv, chunk)
             kv.begin_chunk(chunk)
             x = noise[:, start : start + n]
@@ -129,9 +150,11 @@ class ChunkwiseSampler:
                 kv.begin_pass(i, is_context_pass=False)
                 flow = model(x, torch.full((b, n), t, device=model.device), text, kv)
                 x0 = self.schedule.flow_to_x0(flow, x, t)
+                if record is not None:
+                    record(torch.full((n,), t), x0)
                 if i + 1 < len(steps):
                     if self.cfg.renoise == "fresh":
-                        eps = renoise(tuple(x0.shape), c, i).to(x0)
+                        eps = renoise(NoiseRequest(tuple(x0.shape), chunk=c, step=i)).to(x0)
                     else:  # the flow's own noise: x_t = (1 - σ) x0 + σ ε and v = ε - x0
                         eps = (x0.to(torch.float64) + flow.to(torch.float64)).to(x0.dtype)
                     x = self.schedule.add_noise(x0, eps, steps[i + 1])
@@ -143,6 +166,8 @@ class ChunkwiseSampler:
             attended = kv.layers[0].valid / kv.tokens_per_frame
             kv.begin_pass(len(steps), is_context_pass=True)
             model(x0, torch.full((b, n), float(self.cfg.context_timestep), device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((n,), float(self.cfg.context_timestep)), x0)
             kv.end_chunk()
             policy.after_chunk(kv, chunk)
             output[:, start : start + n] = x0
@@ -152,3 +177,38 @@ class ChunkwiseSampler:
             if on_chunk is not None:
                 on_chunk(c, x0)
         return result
+
+    def _recache(
+        self,
+        model: CausalWanModel,
+        text: TextConditioning,
+        policy: CachePolicy,
+        kv: KVCache,
+        output: torch.Tensor,
+        chunk_index: int,
+        record: CallRecorder | None,
+    ) -> None:
+        """LongLive's KV re-cache: recompute the cached non-sink frames' K/V under ``text`` in one clean pass.
+
+        The frames are taken out of the cache and run again as one pending block at their own positions (so they
+        attend to the sink and to each other, as LongLive's recache call does), then committed in place.
+        """
+        first, frames, positions = policy.recache_frames(kv)
+        if not len(frames):
+            return
+        b = output.shape[0]
+        for layer in kv.layers:
+            layer.evict(first, layer.length - first)
+        block = ChunkState(chunk_index, int(frames[0]), len(frames), positions.cpu(), is_context_pass=True)
+        kv.begin_chunk(block)
+        kv.begin_pass(0, is_context_pass=True)
+        hook, kv.attention_hook = kv.attention_hook, None
+        try:
+            latents = output[:, int(frames[0]) : int(frames[0]) + len(frames)]
+            t = float(self.cfg.context_timestep)
+            model(latents, torch.full((b, len(frames)), t, device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((len(frames),), t), latents)
+        finally:
+            kv.attention_hook = hook
+        kv.end_chunk()

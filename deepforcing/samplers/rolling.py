@@ -4,23 +4,26 @@ A window of up to ``W = len(steps)`` chunks is denoised in one DiT call, the chu
 (oldest = cleanest). After each call every unfinished chunk is re-noised to its next level with a fresh draw
 (of the whole window's shape, as released) and the window slides by one chunk, so exactly one chunk finishes per
 call; its clean x0 is then re-encoded at the context timestep into the cache (see
-``deepforcing.policies.rolling_sink``). Warm-up windows (starting at frame 0) use the noisiest levels, tail
+``deepforcing.policies.rolling_forcing_sink``). Warm-up windows (starting at frame 0) use the noisiest levels, tail
 windows the cleanest; attention inside a window is full (no causal mask).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
 from deepforcing.cache import ChunkState
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel, TextConditioning
-from deepforcing.noise import RenoiseFn
+from deepforcing.noise import NoiseRequest, RenoiseFn
 from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkCallback, ChunkTiming, ChunkwiseSampler, SampleResult
 from deepforcing.samplers.configs import RollingConfig
+from deepforcing.samplers.observe import CallObserver, CallRecorder
+from deepforcing.samplers.switching import TextSegment, as_segments
 
 
 class RollingSampler:
@@ -39,16 +42,19 @@ class RollingSampler:
     def sample(
         self,
         model: CausalWanModel,
-        text: TextConditioning,
+        text: TextConditioning | Sequence[TextSegment],
         policy: CachePolicy,
         noise: torch.Tensor,
         renoise: RenoiseFn,
         on_chunk: ChunkCallback | None = None,
+        observer: CallObserver | None = None,
     ) -> SampleResult:
         """Generate latents [B, F, C, H, W]; ``on_chunk`` receives each chunk when it is final, in order.
 
-        ``renoise`` is called once per unfinished chunk of every window (ascending), with the window's shape
-        ``(B, m, C, H, W)``, chunk index = window index and step index = the chunk's index.
+        ``renoise`` is called once per unfinished chunk of every window (ascending), as released: with the
+        window's shape ``(B, m, C, H, W)`` (only the chunk's slice is used), ``chunk`` = the chunk's absolute
+        index, ``step`` = the step it just finished and ``window`` = the window index. ``observer`` (opt-in) is
+        called after both DiT calls of every window (see ``deepforcing.samplers.observe``).
         """
         b, num_frames = noise.shape[:2]
         n, steps = self.cfg.chunk_frames, self.timesteps
@@ -58,16 +64,25 @@ class RollingSampler:
                 f"rolling windows need a whole number of at least {levels} chunks of {n} frames, got {num_frames}"
             )
         num_chunks = num_frames // n
+        segments = as_segments(text, num_frames, n)
+        if len(segments) > 1:
+            raise UserError(
+                "the rolling sampler (Rolling Forcing) takes one prompt: it denoises 5 chunks jointly, and its release "
+                "defines no prompt switch",
+                "generate with a single prompt, or use a chunk-wise method for prompt schedules",
+            )
+        text = segments[0].text
         kv = ChunkwiseSampler.allocate_cache(model, policy, noise, levels * n)
         policy.reset()
         policy.attach(kv)
         kv.attention_hook = policy.on_attention if policy.uses_attention_hook else None
         noise = noise.to(model.device, model.dtype)
-        output = torch.empty_like(noise)
+        output = torch.zeros_like(noise)  # touched up front: memory does not grow while a long video runs
         noisy = torch.zeros_like(noise)
         level_of_slot = torch.arange(levels - 1, -1, -1)  # window slot 0 (oldest) is at the last (cleanest) step
         step_values = steps.tolist()
-        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes())
+        result = SampleResult(output, kv_cache_bytes=kv.memory_bytes() + policy.memory_bytes())
+        record = CallRecorder("rolling", observer, kv) if observer is not None else None
 
         for w in range(num_chunks + levels - 1):
             t0 = time.perf_counter()
@@ -90,6 +105,8 @@ class RollingSampler:
             kv.begin_pass(0, is_context_pass=False)
             flow = model(x, t.expand(b, m).to(model.device), text, kv)
             x0 = self.schedule.flow_to_x0(flow, x, t)
+            if record is not None:
+                record(t, x0)
             view = kv.layers[0].attend
             attended = (len(view) if view is not None else kv.layers[0].valid) / kv.tokens_per_frame
             kv.discard_chunk()
@@ -98,7 +115,7 @@ class RollingSampler:
             output[:, s:e] = x0
             for i, level in enumerate(chunk_levels):
                 if level + 1 < levels:
-                    eps = renoise((b, m, *x0.shape[2:]), w, first + i).to(x0)
+                    eps = renoise(NoiseRequest((b, m, *x0.shape[2:]), chunk=first + i, step=level, window=w)).to(x0)
                     own = slice(i * n, (i + 1) * n)  # only this chunk's slice of the window-shaped draw is used
                     noisy[:, s + i * n : s + (i + 1) * n] = self.schedule.add_noise(
                         x0[:, own], eps[:, own], step_values[level + 1]
@@ -109,6 +126,8 @@ class RollingSampler:
             kv.begin_chunk(clean)
             kv.begin_pass(0, is_context_pass=True)
             model(x0[:, :n], torch.full((b, n), float(self.cfg.context_timestep), device=model.device), text, kv)
+            if record is not None:
+                record(torch.full((n,), float(self.cfg.context_timestep)), x0[:, :n])
             kv.end_chunk()
             policy.after_chunk(kv, clean)
             if model.device.type == "cuda":
