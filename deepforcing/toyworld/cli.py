@@ -166,7 +166,9 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         prompt_seed_base=args.prompt_seed_base,
     )
-    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty)
+    summary = run_study(
+        study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty, jobs=args.jobs
+    )
     console.out.block(summary["markdown"])
     return 0
 
@@ -230,5 +232,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dr.add_argument("--prompt-seed-base", type=int, default=2 * 10**12, help="first scene seed of the prompts")
     dr.add_argument("--weights", help="toy bundle folder or its weights file (default: the shipped weights)")
     dr.add_argument("--out", required=True, help="directory for rows.jsonl and summary.json/.md")
-    dr.add_argument("--threads", type=int, default=1)
+    dr.add_argument("--threads", type=int, default=1, help="torch threads of this process (with --jobs 1)")
+    dr.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes of one thread each (e.g. the number of CPU cores); the rows do not depend on it",
+    )
     dr.set_defaults(func=_cmd_drift)

@@ -83,5 +83,5 @@ def test_dmd_direction_vanishes_when_fake_equals_real_and_critic_learns():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
