@@ -15,7 +15,7 @@ from deepforcing.interrupts import Terminated, exit_code, stop_on_signals
 from deepforcing.video_io import write_video
 
 REPO = Path(__file__).resolve().parents[1]
-CAPTION = "a red circle from the top left bouncing on a black background"
+CAPTION = "a red circle bouncing on a black background"
 
 
 def _env() -> dict[str, str]:

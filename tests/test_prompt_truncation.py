@@ -60,10 +60,11 @@ def test_generation_result_records_the_truncation(tmp_path, capsys):
     assert out["prompt_tokens"] == long.prompt_tokens.count
 
 
-def test_toy_caption_encoder_reports_words():
+def test_toy_caption_encoder_reports_phrases():
     from deepforcing.pipeline import VideoGenerator
 
     gen = VideoGenerator("toyworld", "self-forcing")
-    caption = "a red circle from the top left bouncing on a black background"
+    # One token per phrase: two shapes, the background, the gradient's end and the pan, of 7 slots.
+    caption = "a red circle and a blue square bouncing on a gradient from black to gray, the camera pans left"
     tokens = gen.text_encoder.count_tokens(caption)
-    assert tokens == PromptTokens(len(caption.split()), 48) and not tokens.truncated
+    assert tokens == PromptTokens(5, 7) and not tokens.truncated

@@ -182,7 +182,7 @@ MEDIUM = WanConfig(dim=512, ffn_dim=1536, num_heads=8, num_layers=8, freq_dim=25
 #: A token carries a 2x2 patch of 48 channels = 192 values; the model predicts the flow v = noise - x0, so the
 #: noise has to pass through each token: dim must exceed 192 (at dim 128 training stalls at loss ~0.5).
 TOYWORLD = WanConfig(
-    dim=256, ffn_dim=512, num_heads=4, num_layers=3, freq_dim=64, text_dim=64, text_len=48, in_dim=48, out_dim=48
+    dim=256, ffn_dim=512, num_heads=4, num_layers=3, freq_dim=64, text_dim=64, text_len=7, in_dim=48, out_dim=48
 )
 
 PRESETS: dict[str, ModelPreset] = {

@@ -15,6 +15,10 @@ from deepforcing.console import Column, Table, document
 
 log = logging.getLogger("deepforcing.toyworld")
 
+#: Step counts of the shipped run (the defaults of ``toyworld train``).
+TEACHER_STEPS = 12000
+DISTILL_STEPS = 400
+
 
 def _threads(n: int | None) -> None:
     import torch
@@ -24,6 +28,8 @@ def _threads(n: int | None) -> None:
 
 # ------------------------------------------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -33,35 +39,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from deepforcing.toyworld.train import TrainConfig, train
+    from deepforcing.toyworld.recipe import Recipe, train_toy_model
 
     _threads(args.threads)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    base = Recipe()
+    recipe = Recipe(
+        teacher=dataclasses.replace(base.teacher, steps=args.teacher_steps, seed=args.seed),
+        distill=dataclasses.replace(base.distill, steps=args.distill_steps, seed=args.seed),
+    )
     command = "deepforcing-eval " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     with Progress(
-        TextColumn("[bold]training"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}"),
+        TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console.err.rich,
         disable=args.quiet or not console.err.is_tty,
     ) as progress:
-        task = progress.add_task("train", total=cfg.steps, loss=float("nan"), val="-")
+        tasks = {
+            "teacher": progress.add_task("stage 1: teacher", total=recipe.teacher.steps, info=""),
+            "distill": progress.add_task("stage 2: DMD student", total=recipe.distill.steps, info=""),
+        }
 
-        def on_step(step: int, row: dict[str, float]) -> None:
-            fields = {"loss": row["loss_smooth"]}
-            if "val_loss" in row:
-                fields["val"] = f"{row['val_loss']:.4f}"
-                log.info("step %d: train loss %.4f, validation loss %.4f", step, row["loss_smooth"], row["val_loss"])
-            progress.update(task, completed=step, **fields)
+        def on_progress(stage: str, step: int, total: int, row: dict[str, float]) -> None:
+            if stage == "teacher":
+                info = f"loss {row['loss_smooth']:.4f}"
+                if "val_loss" in row:
+                    log.info("teacher step %d: loss %.4f, validation %.4f", step, row["loss_smooth"], row["val_loss"])
+                if "teacher_presence" in row:
+                    log.info(
+                        "teacher step %d (flow ODE, guided): presence %.3f, colour error %.3f, motion %.2f",
+                        step,
+                        row["teacher_presence"],
+                        row["teacher_colour_error"],
+                        row["teacher_motion"],
+                    )
+            else:
+                info = f"critic {row.get('critic_loss', float('nan')):.4f}"
+                if "presence" in row:
+                    log.info(
+                        "distill step %d: presence %.3f, colour error %.3f, motion %.2f",
+                        step,
+                        row["presence"],
+                        row["colour_error"],
+                        row["motion"],
+                    )
+            progress.update(tasks[stage], completed=step, info=info)
 
-        card = train(cfg, args.out, resume=args.resume, on_step=on_step, command=command)
-    run = card["run"]
+        card = train_toy_model(recipe, args.out, resume=args.resume, on_progress=on_progress, command=command)
+    run, ev = card["run"], card["evaluation"]["student"]
     console.out.line(
-        f"wrote {args.out}: {run['steps']} steps in {run['wall_seconds']} s, final loss "
-        f"{run['final_loss_mean_last_100']} (validation {run['final_val_loss']}); loss curve in loss.csv / loss.svg"
+        f"wrote {args.out}: {run['cpu_seconds'] / 3600:.2f} CPU-hours ({run['wall_seconds']:.0f} s wall); student "
+        f"on {len(card['evaluation']['scenes'])} validation scenes: presence {ev['presence']}, colour error "
+        f"{ev['colour_error']}, motion {ev['motion']}; curves in loss.svg / distill.svg"
     )
     return 0
 
@@ -124,17 +156,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------- drift
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from deepforcing.toyworld.drift import DriftStudy, run_study
+    from deepforcing.toyworld.drift import DriftStudy, parse_methods, run_study
 
     _threads(args.threads)
     study = DriftStudy(
-        methods=tuple(args.methods.split(",")),
+        methods=parse_methods(args.methods),
         prompts=args.prompts,
         seeds=args.seeds,
         num_frames=args.frames,
         prompt_seed_base=args.prompt_seed_base,
     )
-    summary = run_study(study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty)
+    summary = run_study(
+        study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty, jobs=args.jobs
+    )
     console.out.block(summary["markdown"])
     return 0
 
@@ -145,14 +179,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     toy = sub.add_parser("toyworld", help="toy world: train the embedded model, render, generate, measure drift")
     tsub = toy.add_subparsers(dest="toy_command", required=True)
 
-    tr = tsub.add_parser("train", help="train the toy model (reproduces deepforcing/toyworld/weights)")
-    tr.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000, the shipped run)")
-    tr.add_argument("--out", required=True, help="output directory (bundle, loss.csv, loss.svg, checkpoint.pt)")
-    tr.add_argument("--batch-size", type=int, default=8)
-    tr.add_argument("--lr", type=float, default=1e-3)
+    tr = tsub.add_parser(
+        "train",
+        help="train the toy model: a teacher, then a Self-Forcing-style DMD student (reproduces the shipped weights)",
+    )
+    tr.add_argument("--out", required=True, help="output directory (checkpoints, bundle, curves, model card)")
+    tr.add_argument("--teacher-steps", type=int, default=TEACHER_STEPS, help="stage-1 steps (default: the shipped run)")
+    tr.add_argument(
+        "--distill-steps", type=int, default=DISTILL_STEPS, help="stage-2 generator updates (default: the shipped run)"
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size)")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     tr.set_defaults(func=_cmd_train, argv=None)
 
     cap = tsub.add_parser("captions", help="print captions drawn from the grammar")
@@ -182,12 +220,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=_cmd_generate)
 
     dr = tsub.add_parser("drift", help="oracle drift of several methods over prompts x seeds, with 95%% CIs")
-    dr.add_argument("--methods", default="self-forcing,deep-forcing,deep-forcing-ds,sink-longlive")
+    dr.add_argument(
+        "--methods",
+        default="all",
+        help="comma-separated methods, the first being the reference of the paired differences, or 'all' (every "
+        "method preset, self-forcing first; default)",
+    )
     dr.add_argument("--prompts", type=int, default=6, help="number of prompts (held-out scene seeds)")
     dr.add_argument("--seeds", type=int, default=2, help="noise seeds per prompt")
     dr.add_argument("--frames", type=int, default=210)
     dr.add_argument("--prompt-seed-base", type=int, default=2 * 10**12, help="first scene seed of the prompts")
     dr.add_argument("--weights", help="toy bundle folder or its weights file (default: the shipped weights)")
     dr.add_argument("--out", required=True, help="directory for rows.jsonl and summary.json/.md")
-    dr.add_argument("--threads", type=int, default=1)
+    dr.add_argument("--threads", type=int, default=1, help="torch threads of this process (with --jobs 1)")
+    dr.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes of one thread each (e.g. the number of CPU cores); the rows do not depend on it",
+    )
     dr.set_defaults(func=_cmd_drift)

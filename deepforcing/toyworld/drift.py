@@ -36,6 +36,37 @@ _T975 = (
     2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
 GROUND_TRUTH = "ground-truth"
+#: The paired differences are taken to this method (the FIFO baseline); ``all`` puts it first.
+REFERENCE_METHOD = "self-forcing"
+
+
+def preset_methods() -> list[str]:
+    """Every method defined by its own preset file in ``baselines/methods``: what ``--methods all`` runs.
+
+    The ablation grids are left out; :data:`REFERENCE_METHOD` comes first, the rest in name order.
+    """
+    import yaml
+
+    from deepforcing.paths import baselines_dir
+
+    names = []
+    for path in sorted((baselines_dir() / "methods").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if "grids" not in data:
+            names.append(data.get("name", path.stem))
+    return sorted(names, key=lambda n: (n != REFERENCE_METHOD, n))
+
+
+def parse_methods(spec: str) -> tuple[str, ...]:
+    """A comma-separated method list, or ``all`` (:func:`preset_methods`).
+
+    Raises:
+        UserError: An empty list or a repeated name.
+    """
+    names = preset_methods() if spec.strip() == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--methods needs distinct method names or 'all', got {spec!r}")
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -174,15 +205,28 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def run_study(
-    study: DriftStudy, out: str | Path, *, weights: str | Path | None = None, progress: bool = True
+    study: DriftStudy,
+    out: str | Path,
+    *,
+    weights: str | Path | None = None,
+    progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Generate, score and summarise (resumes from ``out/rows.jsonl``); returns the summary."""
-    from deepforcing import methods as registry
-    from deepforcing.toyworld.generate import generate_toy_video
-    from deepforcing.toyworld.model import load_toy_model
-    from deepforcing.toyworld.oracle import score_video
-    from deepforcing.toyworld.world import sample_scene
+    """Generate, score and summarise (resumes from ``out/rows.jsonl``); returns the summary.
 
+    Args:
+        study: What to generate.
+        out: Directory of ``rows.jsonl``, ``summary.json`` and ``summary.md``.
+        weights: Toy bundle folder or weights file (default: the shipped weights).
+        progress: Show a progress bar.
+        jobs: Worker processes, one torch thread each (1: in this process). Every video is generated from its own
+            noise stream, so the rows do not depend on ``jobs``; they are written as they finish and sorted
+            before summarising.
+    """
+    from deepforcing import methods as registry
+
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
     for m in study.methods:
         registry.get(m)  # unknown names fail before any compute
     out = Path(out)
@@ -190,7 +234,6 @@ def run_study(
     rows_path = out / "rows.jsonl"
     rows = _read_rows(rows_path)
     done = {(r["method"], r["prompt"], r["seed"]) for r in rows}
-    model = load_toy_model(weights)
     units = [
         (method, p, s)
         for p in range(study.prompts)
@@ -213,27 +256,71 @@ def run_study(
         rows_path.open("a") as fh,
     ):
         task = bar.add_task("videos", total=len(todo), unit="")
-        for method, p, s in todo:
-            scene = sample_scene(study.prompt_seed_base + p)
-            bar.update(task, unit=f"{method} prompt {p} seed {s}")
-            t0 = time.perf_counter()
-            if method == GROUND_TRUTH:
-                frames = scene.render(study.num_frames)
-            else:
-                frames = generate_toy_video(
-                    scene.caption, method, num_frames=study.num_frames, seed=s, prompt_id=prompt_id(p), model=model
-                ).frames
-            seconds = time.perf_counter() - t0
-            for seg in score_video(frames, scene.caption, segment_frames=study.segment_frames):
-                row = {"method": method, "prompt": p, "seed": s, "caption": scene.caption, "seconds": seconds, **seg}
-                rows.append(row)
-                fh.write(json.dumps(row) + "\n")
+
+        def record(unit: tuple[str, int, int], new_rows: list[dict[str, Any]]) -> None:
+            rows.extend(new_rows)
+            fh.write("".join(json.dumps(r) + "\n" for r in new_rows))
             fh.flush()
-            bar.advance(task)
+            bar.update(task, advance=1, unit=f"{unit[0]} prompt {unit[1]} seed {unit[2]}")
+
+        if jobs == 1 or len(todo) <= 1:
+            _init_worker(weights, None)
+            for unit in todo:
+                record(unit, _unit_rows(study, unit))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(weights, 1)) as pool:
+                futures = {pool.submit(_unit_rows, study, unit): unit for unit in todo}
+                try:
+                    for fut in as_completed(futures):
+                        record(futures[fut], fut.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    rows.sort(key=lambda r: (r["method"], r["prompt"], r["seed"], r["segment"]))
     summary = summarise(rows, study)
     (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "markdown"}, indent=1))
     (out / "summary.md").write_text(summary["markdown"])
     return summary
+
+
+#: The toy model of this process (loaded once per worker by :func:`_init_worker`).
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(weights: str | Path | None, threads: int | None) -> None:
+    from deepforcing.toyworld.model import load_toy_model
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    _WORKER["model"] = load_toy_model(weights)
+
+
+def _unit_rows(study: DriftStudy, unit: tuple[str, int, int]) -> list[dict[str, Any]]:
+    """Generate (or render) one video of the study and score it: one row per oracle segment."""
+    from deepforcing.toyworld.generate import generate_toy_video
+    from deepforcing.toyworld.oracle import score_video
+    from deepforcing.toyworld.world import sample_scene
+
+    method, p, s = unit
+    scene = sample_scene(study.prompt_seed_base + p)
+    t0 = time.perf_counter()
+    if method == GROUND_TRUTH:
+        frames = scene.render(study.num_frames)
+    else:
+        frames = generate_toy_video(
+            scene.caption, method, num_frames=study.num_frames, seed=s, prompt_id=prompt_id(p), model=_WORKER["model"]
+        ).frames
+    seconds = time.perf_counter() - t0
+    return [
+        {"method": method, "prompt": p, "seed": s, "caption": scene.caption, "seconds": seconds, **seg}
+        for seg in score_video(frames, scene.caption, segment_frames=study.segment_frames)
+    ]
 
 
 def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:

@@ -76,11 +76,17 @@ class _CaptionEncoder:
         self.toy = toy
 
     def count_tokens(self, prompt: str) -> PromptTokens:
-        """The caption's words against the embedding's length (longer captions are refused, never cut)."""
-        from deepforcing.model.text_encoder import PromptTokens
-        from deepforcing.toyworld.world import caption_words
+        """The caption's phrase tokens against the encoder's slots (a caption that does not fit is refused).
 
-        return PromptTokens(len(caption_words(prompt)), self.toy.text_encoder.text_len)
+        Raises:
+            UserError: The prompt is not a caption of the toy grammar.
+        """
+        from deepforcing.model.text_encoder import PromptTokens
+        from deepforcing.toyworld.text import caption_phrases
+        from deepforcing.toyworld.world import parse_caption
+
+        filled = sum(1 for words in caption_phrases(parse_caption(prompt)) if words)
+        return PromptTokens(filled, self.toy.text_encoder.text_len)
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         from deepforcing.toyworld.world import parse_caption

@@ -38,24 +38,23 @@ GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE = BUNDLE_FILES
 
 @dataclass(frozen=True)
 class ToySampling:
-    """How the (non-distilled) toy model is sampled with the chunk-wise engine.
+    """How the toy student is sampled with the chunk-wise engine (recorded in the bundle's card).
 
-    A flow-matching model trained without distillation needs more than the 4 steps of the DMD checkpoints; every
-    method run on the toy model keeps its cache policy and chunk size and takes these sampler settings instead.
+    The student is distilled for the chunk-wise settings of the ``self-forcing`` method preset (Self-Forcing's
+    DMD sampler: 4 warped steps, shift 5, fresh re-noising), so every chunk-wise method runs on it with its own
+    preset unchanged; the defaults are those settings.
 
     Attributes:
         denoising_steps: Nominal timesteps, warped onto the shifted schedule.
-        shift: Schedule shift (the same shift the model was trained with).
+        shift: Schedule shift.
         warp: Warp the nominal steps (as Self-Forcing).
-        renoise: ``predicted`` — deterministic flow-ODE steps (see
-            :class:`~deepforcing.samplers.chunkwise.ChunkwiseConfig`); Self-Forcing's fresh re-noising
-            (``fresh``) leaves the non-distilled toy model's small shapes unresolved (most first frames empty).
+        renoise: ``fresh`` (a fresh Gaussian draw between steps, as Self-Forcing) or ``predicted``.
     """
 
-    denoising_steps: tuple[int, ...] = (1000, 900, 800, 700, 600, 500, 400, 300, 200, 100)
-    shift: float = 3.0
+    denoising_steps: tuple[int, ...] = (1000, 750, 500, 250)
+    shift: float = 5.0
     warp: bool = True
-    renoise: str = "predicted"
+    renoise: str = "fresh"
 
 
 def toy_preset() -> ModelPreset:

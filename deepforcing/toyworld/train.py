@@ -1,33 +1,32 @@
-"""Train the toy-world model: causal flow matching on clips of the trained horizon, block-causal in chunks.
+"""Stage 1 of the toy model's training: the teacher, by flow matching on clips of the trained horizon.
 
 Objective. Every training clip is the first ``num_frames`` (21) frames of a freshly drawn scene, encoded with the
-pixel-unshuffle latent. The clip is split into chunks of 3 frames; each chunk gets its own timestep and the DiT
-sees the whole clip in one call with the block-causal mask (``causal_chunk_frames=3``): a chunk attends to
-itself and to earlier chunks, exactly the view that chunk-wise cached generation gives it. The loss is the MSE
-between the predicted flow and ``v = ε − x0`` on the noisy chunks.
+pixel-unshuffle latent and split into chunks of 3 frames. The loss is the MSE between the predicted flow and
+``v = ε − x0`` on the noisy chunks. One network is trained in two attention modes, one per optimiser step:
 
-Noise layouts, mixed per clip:
+* *full attention* (probability ``p_bidirectional``): every frame at one timestep, every frame attends to every
+  frame — a bidirectional video diffusion model, the **teacher** (the real score of stage 2, like the
+  bidirectional Wan model behind Self-Forcing) and the initial fake score;
+* *block-causal* (the rest): a chunk attends to itself and earlier chunks (``causal_chunk_frames=3``), the view
+  that chunk-wise cached generation gives it — the **initialisation of the causal student** of stage 2. Its clips
+  are mixed per clip between *diffusion forcing* (every chunk at its own timestep) and *teacher forcing* (a random
+  chunk ``c`` noisy, every chunk before it clean at t = 0 and not scored, exactly the cache's context pass).
 
-* *diffusion forcing* (probability ``1 − p_teacher``): every chunk at an independent timestep. Later chunks learn
-  to continue from partly noisy pasts, which makes them robust to an imperfect context;
-* *teacher forcing* (``p_teacher``): a random chunk ``c`` is noisy and every chunk before it is clean (t = 0)
-  and not scored — the exact regime of generation, where the cache holds the t = 0 pass over the model's own
-  finished chunks; chunks after ``c`` are noisy at independent timesteps and scored too.
+Captions are dropped (replaced by the empty caption, all padding) with probability ``p_uncond``, so the teacher
+also learns the unconditional flow that classifier-free guidance needs.
 
-Timesteps are drawn uniformly from the shifted 1000-entry table of ``FlowSchedule(shift)`` — the same table the
-sampler uses — so training and sampling agree on what every timestep means. The model's output head is
-zero-initialised (it first predicts v = 0); the shipped weights are an exponential moving average.
+Timesteps are drawn uniformly from the shifted 1000-entry table of ``FlowSchedule(shift)``, the table the samplers
+use. The output head is zero-initialised (it first predicts v = 0); what stage 2 starts from is an exponential
+moving average of the weights.
 
 Everything is deterministic for a seed on one thread: scene ``i`` of step ``s`` is drawn from seed
-``seed·10⁹ + s·batch + i``, noise and timesteps from one ``torch.Generator``. Training can resume from its
-checkpoint (``--resume``, same options) and then continues exactly as an uninterrupted run would; a larger
-``--steps`` extends the run but changes the learning-rate schedule from the resume point on.
+``seed·10⁹ + s·batch + i``, mode, caption dropout, noise and timesteps from one ``torch.Generator``. Training
+resumes from its checkpoint exactly as an uninterrupted run would continue.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import logging
@@ -44,7 +43,7 @@ from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.samplers.schedule import FlowSchedule
 from deepforcing.toyworld import latent
-from deepforcing.toyworld.model import PRESET_NAME, ToySampling, new_text_encoder, save_bundle, toy_preset
+from deepforcing.toyworld.model import new_text_encoder, toy_preset
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.world import WorldConfig, sample_scene
 
@@ -71,9 +70,12 @@ class TrainConfig:
         num_frames: Frames per training clip (the trained horizon; latent frames = video frames).
         chunk_frames: Frames per causal chunk.
         shift: Shift of the timestep table (the sampler uses the same).
-        p_teacher: Share of clips in the teacher-forcing layout (clean past, see the module docs).
+        p_teacher: Share of block-causal clips in the teacher-forcing layout (clean past, see the module docs).
+        p_bidirectional: Share of steps in full attention (the teacher's mode).
+        p_uncond: Share of clips whose caption is dropped (for classifier-free guidance).
         validation_clips: Clips of the fixed validation batch.
         validate_every: Steps between validation losses.
+        oracle_every: Steps between oracle checks of the teacher's samples (when the caller passes ``validate``).
         checkpoint_every: Steps between resumable checkpoints.
     """
 
@@ -90,8 +92,11 @@ class TrainConfig:
     chunk_frames: int = 3
     shift: float = 3.0
     p_teacher: float = 0.5
+    p_bidirectional: float = 0.5
+    p_uncond: float = 0.1
     validation_clips: int = 16
     validate_every: int = 250
+    oracle_every: int = 1000
     checkpoint_every: int = 250
 
     def __post_init__(self) -> None:
@@ -99,8 +104,9 @@ class TrainConfig:
             raise UserError(f"steps and batch size must be positive, got {self.steps}, {self.batch_size}")
         if self.num_frames % self.chunk_frames:
             raise UserError(f"num_frames {self.num_frames} must be a multiple of chunk_frames {self.chunk_frames}")
-        if not 0 <= self.p_teacher <= 1:
-            raise UserError(f"p_teacher must be in [0, 1], got {self.p_teacher}")
+        for name in ("p_teacher", "p_bidirectional", "p_uncond"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
     def learning_rate(self, step: int) -> float:
         """Learning rate at optimiser step ``step`` (0-based)."""
@@ -131,8 +137,16 @@ def make_batch(seeds: list[int], world: WorldConfig, num_frames: int) -> Batch:
     return Batch(latent.encode(frames), [sc.caption for sc in scenes])
 
 
-def noise_layout(cfg: TrainConfig, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def noise_layout(
+    cfg: TrainConfig, batch_size: int, gen: torch.Generator, bidirectional: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-chunk table indices and loss mask.
+
+    Args:
+        cfg: Training settings (chunks, share of teacher-forcing clips).
+        batch_size: Clips.
+        gen: Random source.
+        bidirectional: One timestep for all chunks of a clip (the layout of a full-attention pass).
 
     Returns:
         index: long [B, chunks] into the shifted timestep table, or -1 for a clean (t = 0) chunk.
@@ -142,6 +156,8 @@ def noise_layout(cfg: TrainConfig, batch_size: int, gen: torch.Generator) -> tup
     index = torch.randint(0, 1000, (batch_size, chunks), generator=gen)
     teacher = torch.rand(batch_size, generator=gen) < cfg.p_teacher  # [B]
     first_noisy = torch.randint(0, chunks, (batch_size,), generator=gen)  # [B]
+    if bidirectional:
+        return index[:, :1].expand(batch_size, chunks).clone(), torch.ones(batch_size, chunks, dtype=torch.bool)
     clean = teacher[:, None] & (torch.arange(chunks)[None, :] < first_noisy[:, None])  # [B, chunks]
     index = torch.where(clean, torch.full_like(index, -1), index)
     return index, ~clean
@@ -155,6 +171,7 @@ def flow_loss(
     scored: torch.Tensor,
     noise: torch.Tensor,
     cfg: TrainConfig,
+    causal: bool = True,
 ) -> torch.Tensor:
     """Masked flow-matching MSE of one batch (differentiable).
 
@@ -166,9 +183,10 @@ def flow_loss(
         scored: bool [B, chunks] loss mask.
         noise: Standard normal noise like ``batch.x0``.
         cfg: Training settings (chunking, shift).
+        causal: Block-causal attention in chunks (the student's view); False: full attention (the teacher's).
 
     Returns:
-        Scalar loss: mean squared error over the scored chunks' elements.
+        Scalar loss: mean squared error of the flow over the scored chunks' elements.
     """
     sigmas, timesteps = FlowSchedule(shift=cfg.shift).table()
     clean = index < 0
@@ -179,10 +197,9 @@ def flow_loss(
     t_f = t.repeat_interleave(cfg.chunk_frames, dim=1)
     s = sigma_f[:, :, None, None, None]
     x_t = (1 - s) * batch.x0 + s * noise  # [B, F, C, H, W]
-    target = noise - batch.x0
     text = dit.encode_text(text_encoder(text_encoder.tokenize(batch.captions)))
-    pred = dit(x_t, t_f, text, causal_chunk_frames=cfg.chunk_frames)  # [B, F, C, H, W]
-    err = (pred.float() - target).square().mean(dim=(2, 3, 4))  # [B, F]
+    pred = dit(x_t, t_f, text, causal_chunk_frames=cfg.chunk_frames if causal else None)  # [B, F, C, H, W]
+    err = (pred.float() - (noise - batch.x0)).square().mean(dim=(2, 3, 4))  # [B, F]
     mask = scored.repeat_interleave(cfg.chunk_frames, dim=1).to(err.dtype)
     return (err * mask).sum() / mask.sum().clamp_min(1)
 
@@ -200,7 +217,7 @@ def build_models(cfg: TrainConfig) -> tuple[CausalWanModel, ToyTextEncoder]:
 
 @dataclass
 class TrainState:
-    """Everything a checkpoint holds (resume continues bit-for-bit on one thread)."""
+    """Everything a stage-1 checkpoint holds (resume continues bit-for-bit on one thread)."""
 
     step: int
     dit: CausalWanModel
@@ -210,6 +227,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
     #: Every command that contributed to the run, with the step it ran to (a resumed run has several).
     segments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -229,7 +247,7 @@ def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
-            "config": dataclasses.asdict(cfg),
+            "config": _jsonable(cfg),
             "step": state.step,
             "dit": state.dit.state_dict(),
             "text": state.text.state_dict(),
@@ -238,6 +256,7 @@ def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
             "optimizer": state.optimizer.state_dict(),
             "generator": state.generator.get_state(),
             "seconds": state.seconds,
+            "cpu_seconds": state.cpu_seconds,
             "history": state.history,
             "segments": state.segments,
         },
@@ -246,14 +265,18 @@ def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
     tmp.replace(path)
 
 
-def _load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
+def load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
+    """A stage-1 state from its checkpoint (same settings; only ``steps`` may differ).
+
+    Raises:
+        UserError: The checkpoint was written with other settings.
+    """
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["config"].items()}
-    changed = {k for k, v in dataclasses.asdict(cfg).items() if k != "steps" and saved.get(k) != v}
+    changed = {k for k, v in _jsonable(cfg).items() if k != "steps" and raw["config"].get(k) != v}
     if changed:
         raise UserError(
             f"--resume: checkpoint {path} was written with different settings ({', '.join(sorted(changed))})",
-            "resume with the same options (only --steps may change) or use a new --out",
+            "resume with the same options (only the step counts may change) or use a new --out",
         )
     state = _new_state(cfg)
     state.dit.load_state_dict(raw["dit"])
@@ -262,17 +285,8 @@ def _load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
     state.ema_text.load_state_dict(raw["ema_text"])
     state.optimizer.load_state_dict(raw["optimizer"])
     state.generator.set_state(raw["generator"])
-    state.step, state.seconds, state.history = raw["step"], raw["seconds"], raw["history"]
-    # Checkpoints written before segments were recorded: the first command follows from its saved settings.
-    first = raw["config"]
-    state.segments = raw.get("segments") or [
-        {
-            "command": f"deepforcing-eval toyworld train --steps {first['steps']} --batch-size {first['batch_size']} "
-            f"--lr {first['lr']:g} --seed {first['seed']} --out OUT",
-            "to_step": raw["step"],
-            "threads": 1,
-        }
-    ]
+    state.step, state.seconds, state.cpu_seconds = raw["step"], raw["seconds"], raw["cpu_seconds"]
+    state.history, state.segments = raw["history"], raw["segments"]
     return state
 
 
@@ -283,61 +297,83 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 @torch.no_grad()
-def validation_loss(dit: CausalWanModel, text: ToyTextEncoder, cfg: TrainConfig, world: WorldConfig) -> float:
-    """Loss on a fixed held-out batch with fixed noise and layout (comparable across steps and runs)."""
+def validation_loss(
+    dit: CausalWanModel, text: ToyTextEncoder, cfg: TrainConfig, world: WorldConfig, *, causal: bool = False
+) -> float:
+    """Loss on a fixed held-out batch with fixed noise and layout (comparable across steps and runs).
+
+    Args:
+        dit: The DiT.
+        text: The caption embedding.
+        cfg: Training settings.
+        world: World of the validation scenes.
+        causal: Block-causal layouts (the student's mode) instead of full attention (the teacher's).
+    """
     n = cfg.validation_clips
     batch = make_batch([VALIDATION_SEED_BASE + i for i in range(n)], world, cfg.num_frames)
     gen = torch.Generator().manual_seed(12345)
-    index, scored = noise_layout(cfg, n, gen)
+    index, scored = noise_layout(cfg, n, gen, bidirectional=not causal)
     noise = torch.randn(batch.x0.shape, generator=gen)
     was_training = dit.training
     dit.eval()
-    loss = float(flow_loss(dit, text, batch, index, scored, noise, cfg))
+    loss = float(flow_loss(dit, text, batch, index, scored, noise, cfg, causal=causal))
     dit.train(was_training)
     return loss
 
 
-def train(
+def train_teacher(
     cfg: TrainConfig,
-    out: str | Path,
+    checkpoint: str | Path,
     *,
     world: WorldConfig | None = None,
     resume: bool = False,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    validate: Callable[[CausalWanModel, ToyTextEncoder], dict[str, float]] | None = None,
     command: str = "",
-) -> dict[str, Any]:
-    """Run (or resume) a training run and export the EMA weights as a toy bundle in ``out``.
+) -> TrainState:
+    """Run (or resume) stage 1; the returned state's EMA weights are the teacher.
 
     Args:
         cfg: Training settings.
-        out: Output directory: bundle files, ``loss.csv``, ``loss.svg``, ``checkpoint.pt``.
+        checkpoint: Checkpoint path (written every ``checkpoint_every`` steps and at the end).
         world: World settings the clips are drawn from (default :class:`WorldConfig`).
-        resume: Continue from ``out/checkpoint.pt``.
+        resume: Continue from ``checkpoint`` (a finished run is returned as it is).
         on_step: Called after every step with (steps done, row of numbers).
-        command: Command line recorded in the model card.
+        validate: Called with the EMA teacher every ``oracle_every`` steps; its numbers (prefixed ``teacher_``)
+            join the history.
+        command: Command line recorded with the run's segments.
 
     Returns:
-        The model card written to ``out/card.json``.
+        The final state.
     """
     world = world or WorldConfig()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint.pt"
+    ckpt = Path(checkpoint)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
     if resume:
         if not ckpt.is_file():
             raise UserError(f"--resume: no checkpoint at {ckpt}", "start without --resume")
-        state = _load_checkpoint(cfg, ckpt)
-        log.info("resuming at step %d of %d", state.step, cfg.steps)
+        state = load_checkpoint(cfg, ckpt)
+        if state.step >= cfg.steps:
+            return state
+        log.info("resuming stage 1 at step %d of %d", state.step, cfg.steps)
     else:
         if ckpt.exists():
-            raise UserError(f"{out} already holds a training run", "pass --resume to continue it, or a new --out")
+            raise UserError(
+                f"{ckpt.parent} already holds a training run", "pass --resume to continue it, or a new --out"
+            )
         state = _new_state(cfg)
     state.dit.train()
     params = list(state.dit.parameters()) + list(state.text.parameters())
     smooth = state.history[-1]["loss_smooth"] if state.history else float("nan")
     if not state.history:
-        state.history.append({"step": 0, "val_loss": validation_loss(state.ema_dit, state.ema_text, cfg, world)})
-    t_start = time.perf_counter() - state.seconds
+        state.history.append(
+            {
+                "step": 0,
+                "val_loss": validation_loss(state.ema_dit, state.ema_text, cfg, world),
+                "val_loss_causal": validation_loss(state.ema_dit, state.ema_text, cfg, world, causal=True),
+            }
+        )
+    wall0, cpu0 = time.perf_counter() - state.seconds, time.process_time() - state.cpu_seconds
     state.segments.append({"command": command, "to_step": cfg.steps, "threads": torch.get_num_threads()})
     while state.step < cfg.steps:
         s = state.step
@@ -346,9 +382,12 @@ def train(
             group["lr"] = lr
         seeds = [cfg.seed * 10**9 + s * cfg.batch_size + i for i in range(cfg.batch_size)]
         batch = make_batch(seeds, world, cfg.num_frames)
-        index, scored = noise_layout(cfg, cfg.batch_size, state.generator)
+        bidirectional = bool(torch.rand((), generator=state.generator) < cfg.p_bidirectional)
+        dropped = (torch.rand(cfg.batch_size, generator=state.generator) < cfg.p_uncond).tolist()
+        batch.captions = ["" if d else c for c, d in zip(batch.captions, dropped, strict=True)]
+        index, scored = noise_layout(cfg, cfg.batch_size, state.generator, bidirectional=bidirectional)
         noise = torch.randn(batch.x0.shape, generator=state.generator)
-        loss = flow_loss(state.dit, state.text, batch, index, scored, noise, cfg)
+        loss = flow_loss(state.dit, state.text, batch, index, scored, noise, cfg, causal=not bidirectional)
         if not torch.isfinite(loss):
             raise UserError(f"training loss became {float(loss)} at step {s}", "lower --lr")
         state.optimizer.zero_grad(set_to_none=True)
@@ -365,147 +404,28 @@ def train(
             "step": state.step,
             "loss": value,
             "loss_smooth": smooth,
+            "mode": "full" if bidirectional else "causal",
             "lr": lr,
             "grad_norm": grad_norm,
-            "seconds": time.perf_counter() - t_start,
+            "seconds": time.perf_counter() - wall0,
+            "cpu_seconds": time.process_time() - cpu0,
         }
         if state.step % cfg.validate_every == 0 or state.step == cfg.steps:
             row["val_loss"] = validation_loss(state.ema_dit, state.ema_text, cfg, world)
+            row["val_loss_causal"] = validation_loss(state.ema_dit, state.ema_text, cfg, world, causal=True)
+        if validate is not None and (state.step % cfg.oracle_every == 0 or state.step == cfg.steps):
+            row.update({f"teacher_{k}": v for k, v in validate(state.ema_dit, state.ema_text).items()})
         state.history.append(row)
-        state.seconds = row["seconds"]
+        state.seconds, state.cpu_seconds = row["seconds"], row["cpu_seconds"]
         if state.step % cfg.checkpoint_every == 0 or state.step == cfg.steps:
             _save_checkpoint(state, cfg, ckpt)
-            write_loss_curve(state.history, out)
         if on_step is not None:
             on_step(state.step, row)
     state.segments[-1]["to_step"] = state.step
-    card = model_card(cfg, world, state, command)
-    save_bundle(out, state.ema_dit, state.ema_text, card)
-    write_loss_curve(state.history, out)
-    (out / "MODEL_CARD.md").write_text(render_model_card(card))
-    return card
-
-
-def model_card(cfg: TrainConfig, world: WorldConfig, state: TrainState, command: str) -> dict[str, Any]:
-    """The machine-readable model card of a finished run."""
-    rows = [r for r in state.history if "loss" in r]
-    last = rows[-min(100, len(rows)) :]
-    vals = [r for r in state.history if "val_loss" in r]
-    preset = toy_preset()
-    return {
-        "preset": PRESET_NAME,
-        "wan": _jsonable(preset.wan),
-        "latent": {"kind": "pixel_unshuffle", "factor": latent.FACTOR, "channels": latent.CHANNELS, "temporal": 1},
-        "world": _jsonable(world),
-        "training": _jsonable(cfg),
-        "sampling": _jsonable(ToySampling(shift=cfg.shift)),
-        "run": {
-            "command": command,
-            "segments": state.segments,
-            "steps": state.step,
-            "clips_seen": state.step * cfg.batch_size,
-            "wall_seconds": round(state.seconds, 1),
-            "final_loss_mean_last_100": round(sum(r["loss"] for r in last) / max(1, len(last)), 5),
-            "final_val_loss": round(vals[-1]["val_loss"], 5) if vals else None,
-            "initial_val_loss": round(vals[0]["val_loss"], 5) if vals else None,
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "weights_dtype": "float16",
-            "parameters": sum(p.numel() for p in state.dit.parameters())
-            + sum(p.numel() for p in state.text.parameters()),
-        },
-    }
+    _save_checkpoint(state, cfg, ckpt)
+    return state
 
 
 def _jsonable(cfg: Any) -> dict[str, Any]:
     """A frozen dataclass as JSON-ready data (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def render_model_card(card: dict[str, Any]) -> str:
-    """Markdown model card from the machine-readable one (the hand-written findings live in MODEL_CARD.md)."""
-    run = card["run"]
-    lines = [
-        "# toyworld — causal Wan DiT trained on the toy world",
-        "",
-        f"- preset `{card['preset']}`: `{json.dumps(card['wan'])}`",
-        f"- parameters: {run['parameters']:,} (weights stored as {run['weights_dtype']})",
-        "- latent: 4×4 pixel-unshuffle, 48 channels at 8×8 for 32×32 RGB; one latent frame = one video frame",
-        f"- sampling: `{json.dumps(card['sampling'])}` (chunk-wise engine, 3-frame chunks)",
-        f"- training: `{json.dumps(card['training'])}`",
-        f"- world: `{json.dumps(card['world'])}`",
-        "- commands (in order; a resumed run lists each part with the step it ran to and its CPU threads):",
-        *(f"  - `{seg['command']}` → step {seg['to_step']}, {seg['threads']} thread(s)" for seg in run["segments"]),
-        f"- steps: {run['steps']} ({run['clips_seen']} clips), wall time {run['wall_seconds']} s, "
-        f"torch {run['torch']}, {run['threads']} thread(s)",
-        f"- final training loss (mean of last 100 steps): {run['final_loss_mean_last_100']}; "
-        f"validation loss {run['initial_val_loss']} → {run['final_val_loss']}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_loss_curve(history: list[dict[str, float]], out: Path) -> None:
-    """Write ``loss.csv`` (every step) and ``loss.svg`` (smoothed training loss and validation loss, log scale)."""
-    fields = ["step", "loss", "loss_smooth", "val_loss", "lr", "grad_norm", "seconds"]
-    with (out / "loss.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{row[k]:.6g}" if k in row else "") for k in fields})
-    (out / "loss.svg").write_text(loss_svg(history))
-
-
-def loss_svg(history: list[dict[str, float]], width: int = 640, height: int = 360) -> str:
-    """A self-contained SVG line chart of the loss history (log-scaled y)."""
-    train_pts = [(r["step"], r["loss_smooth"]) for r in history if "loss_smooth" in r]
-    val_pts = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
-    pts = train_pts + val_pts
-    if not pts:
-        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"></svg>\n'
-    left, right, top, bottom = 60, 20, 20, 40
-    x_max = max(1.0, max(p[0] for p in pts))
-    ys = [math.log10(max(p[1], 1e-8)) for p in pts]
-    y_lo, y_hi = min(ys), max(ys)
-    if y_hi - y_lo < 1e-6:
-        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
-
-    def xy(step: float, value: float) -> str:
-        x = left + (width - left - right) * step / x_max
-        y = top + (height - top - bottom) * (y_hi - math.log10(max(value, 1e-8))) / (y_hi - y_lo)
-        return f"{x:.1f},{y:.1f}"
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-        'font-size="11">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>',
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
-    ]
-    for k in range(5):
-        v = y_lo + (y_hi - y_lo) * k / 4
-        y = top + (height - top - bottom) * (y_hi - v) / (y_hi - y_lo)
-        parts.append(f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end">{10**v:.3g}</text>')
-    for k in range(5):
-        s = x_max * k / 4
-        x = left + (width - left - right) * k / 4
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 15}" text-anchor="middle">{s:.0f}</text>')
-    parts.append(f'<text x="{width / 2}" y="{height - 5}" text-anchor="middle">step</text>')
-    if train_pts:
-        path = " ".join(xy(*p) for p in train_pts[:: max(1, len(train_pts) // 800)])
-        parts.append(f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{path}"/>')
-    if val_pts:
-        path = " ".join(xy(*p) for p in val_pts)
-        parts.append(f'<polyline fill="none" stroke="#d62728" stroke-width="1.5" points="{path}"/>')
-        parts += [
-            f'<circle cx="{xy(*p).split(",")[0]}" cy="{xy(*p).split(",")[1]}" r="2.5" fill="#d62728"/>' for p in val_pts
-        ]
-    parts.append(
-        f'<text x="{width - right}" y="{top + 10}" text-anchor="end" fill="#1f77b4">train loss (EMA 0.98)</text>'
-    )
-    parts.append(
-        f'<text x="{width - right}" y="{top + 25}" text-anchor="end" fill="#d62728">validation loss (EMA '
-        "weights)</text>"
-    )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"

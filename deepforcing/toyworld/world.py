@@ -4,21 +4,23 @@ A scene is drawn from a small grammar:
 
 * a background — a solid named colour, or a horizontal cosine gradient between two named colours, optionally
   scrolling sideways (the "camera pan");
-* 1–3 shapes (circle, square, triangle), each of a distinct named colour, starting in a distinct named region
-  of a 3×3 grid ("from the top left"), moving with constant velocity and bouncing off the walls (shapes pass
-  through each other; later shapes are drawn on top);
+* 1–2 shapes (circle, square, triangle), each of a distinct named colour, moving with constant velocity and
+  bouncing off the walls (shapes pass through each other; later shapes are drawn on top);
 * optionally a slow periodic lighting change (all colours scaled by ``1 + a·sin(2πt/P)``).
 
-Everything the caption says is in :class:`CaptionSpec` (colours, shapes, starting regions, background, pan,
-lighting): a caption parses back into the same spec, so metrics can check a generated video against its prompt
-alone. What the caption leaves open (sizes, exact start within ±``start_jitter`` pixels of the region centre,
-velocities) is in :class:`Scene`, drawn from a seed.
+Everything the caption says is in :class:`CaptionSpec` (colours, shapes, background, pan, lighting): a caption
+parses back into the same spec, so metrics can check a generated video against its prompt alone. What the
+caption leaves open (sizes, starting positions, velocities) is in :class:`Scene`, drawn from a seed. Shapes start
+in distinct cells of a 3×3 grid (uniformly inside the cell), so they do not start on top of each other.
 
-Why starting regions: the toy model is a plain flow-matching model sampled by the engine's few-step chunk loop,
-which re-noises its x0 prediction with fresh noise at every step. With a free starting position the first
-chunk's posterior mean is a smear of every possible position, and fresh re-noising never commits to one: the
-first attempt (free starts) produced backgrounds without shapes. Naming the start makes the first frame nearly
-determined by the caption, as the rest of the video is by its past.
+Why the caption does not name where a shape starts (an earlier grammar did, "a red circle from the top left"):
+the DiT knows positions only through RoPE, which makes attention depend on *relative* positions, and it has no
+absolute position embedding; a frame of noise on a solid background gives a token nothing that says where in the
+frame it is. Measured on a teacher trained 1500 steps with that grammar: from pure noise its x0 prediction put
+the red mass of "a red circle from the {top left, top right, bottom left, bottom right, center}" at the same
+centroid (x 15.8–16.2, y 15.5–15.6 px of 32) for all five regions. The caption named something the model could
+not draw, so it was dropped; where a shape appears is the sampler's (and the noise's) choice, as on the real
+model.
 
 Time is in frames; one video frame is one latent frame of the toy model (see ``deepforcing.toyworld.latent``).
 Frame ``t`` of a scene is a closed-form function of ``t`` (positions fold back into the box), so any frame
@@ -56,18 +58,11 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (60, 25, 85),
 }
 SHAPE_KINDS = ("circle", "square", "triangle")
-#: Named starting regions of a shape: (column, row) of the region centre as fractions of the frame size.
-START_REGIONS: dict[str, tuple[float, float]] = {
-    "top left": (0.25, 0.25),
-    "top": (0.5, 0.25),
-    "top right": (0.75, 0.25),
-    "left": (0.25, 0.5),
-    "center": (0.5, 0.5),
-    "right": (0.75, 0.5),
-    "bottom left": (0.25, 0.75),
-    "bottom": (0.5, 0.75),
-    "bottom right": (0.75, 0.75),
-}
+#: Colour of the walls (the frame's border when ``WorldConfig.border`` > 0): light gray, far from every named
+#: colour (nearest: white, 113 RGB units; gray, 139).
+WALL_COLOUR: tuple[int, int, int] = (180, 180, 180)
+#: Shapes start in distinct cells of a START_GRID × START_GRID grid (uniformly inside the cell).
+START_GRID = 3
 PAN_DIRECTIONS = ("left", "right")
 #: Every caption word; the toy text encoder's vocabulary is built from this tuple (order matters).
 CAPTION_WORDS: tuple[str, ...] = (
@@ -88,9 +83,6 @@ CAPTION_WORDS: tuple[str, ...] = (
     "dark",
     *SHAPE_KINDS,
     *PAN_DIRECTIONS,
-    "top",
-    "bottom",
-    "center",
     *sorted({w for name in (*SHAPE_COLOURS, *BACKGROUND_COLOURS) for w in name.split()} - {"dark"}),
 )
 
@@ -103,7 +95,6 @@ class WorldConfig:
         size: Frame width and height in pixels.
         supersample: Each pixel is the mean of ``supersample²`` point samples (anti-aliased edges).
         radius_range: Shape radius in pixels (circumradius; a square's half side is 0.85·r).
-        start_jitter: A shape starts within ± this many pixels (each axis) of its region's centre.
         speed_range: Shape speed in pixels per frame.
         max_shapes: At most this many shapes (at least one).
         p_gradient: Probability of a gradient background.
@@ -112,28 +103,33 @@ class WorldConfig:
         pan_speed: Gradient scroll speed in pixels per frame.
         lighting_amplitude: Relative amplitude ``a`` of the lighting change.
         lighting_period: Period ``P`` of the lighting change in frames.
+        border: Width in pixels of the walls drawn around the frame in :data:`WALL_COLOUR` (0 = none); shapes
+            bounce off their inner side. A visible, fixed frame gives every token a cue of where it is (the DiT
+            has no absolute position signal).
     """
 
     size: int = 32
     supersample: int = 2
-    radius_range: tuple[float, float] = (4.0, 6.0)
-    start_jitter: float = 1.5
+    radius_range: tuple[float, float] = (5.0, 8.0)
     speed_range: tuple[float, float] = (0.6, 1.4)
-    max_shapes: int = 3
+    max_shapes: int = 2
     p_gradient: float = 0.3
     p_pan: float = 0.5
     p_lighting: float = 0.2
     pan_speed: float = 0.5
     lighting_amplitude: float = 0.2
     lighting_period: float = 30.0
+    border: int = 2
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size % 4:
             raise ValueError(f"size must be a multiple of 4 and >= 8, got {self.size}")
-        if not 1 <= self.max_shapes <= min(len(SHAPE_COLOURS), len(START_REGIONS)):
-            raise ValueError(f"max_shapes must be in 1..{len(START_REGIONS)}, got {self.max_shapes}")
-        if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2:
-            raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2)")
+        if not 1 <= self.max_shapes <= min(len(SHAPE_COLOURS), START_GRID**2):
+            raise ValueError(f"max_shapes must be in 1..{START_GRID**2}, got {self.max_shapes}")
+        if not 0 <= self.border < self.size / 4:
+            raise ValueError(f"border must be in [0, size/4), got {self.border}")
+        if not 0 < self.radius_range[0] <= self.radius_range[1] < self.size / 2 - self.border:
+            raise ValueError(f"radius_range {self.radius_range} must lie in (0, size/2 - border)")
 
 
 @dataclass(frozen=True)
@@ -143,12 +139,10 @@ class ShapeSpec:
     Attributes:
         kind: ``circle``, ``square`` or ``triangle``.
         colour: A name in :data:`SHAPE_COLOURS`.
-        start: A region name in :data:`START_REGIONS`.
     """
 
     kind: str
     colour: str
-    start: str
 
 
 @dataclass(frozen=True)
@@ -156,7 +150,7 @@ class CaptionSpec:
     """Everything a caption states about a scene.
 
     Attributes:
-        shapes: The shapes, in drawing order (later on top); colours and starting regions are distinct.
+        shapes: The shapes, in drawing order (later on top); their colours are distinct.
         background: Background colour name (the left colour of a gradient).
         background_to: Right colour of a gradient, or None for a solid background.
         pan: ``left`` / ``right`` for a scrolling gradient, None for a still one.
@@ -175,16 +169,11 @@ class CaptionSpec:
         colours = [s.colour for s in self.shapes]
         if len(set(colours)) != len(colours):
             raise UserError(f"shape colours must be distinct, got {colours}")
-        starts = [s.start for s in self.shapes]
-        if len(set(starts)) != len(starts):
-            raise UserError(f"shape starting regions must be distinct, got {starts}")
         for s in self.shapes:
             if s.kind not in SHAPE_KINDS:
                 raise UserError(f"unknown shape '{s.kind}'", f"choose one of: {', '.join(SHAPE_KINDS)}")
             if s.colour not in SHAPE_COLOURS:
                 raise UserError(f"unknown shape colour '{s.colour}'", f"choose one of: {', '.join(SHAPE_COLOURS)}")
-            if s.start not in START_REGIONS:
-                raise UserError(f"unknown starting region '{s.start}'", f"choose one of: {', '.join(START_REGIONS)}")
         for bg in (self.background, self.background_to):
             if bg is not None and bg not in BACKGROUND_COLOURS:
                 raise UserError(f"unknown background colour '{bg}'", f"choose one of: {', '.join(BACKGROUND_COLOURS)}")
@@ -193,8 +182,8 @@ class CaptionSpec:
 
     @property
     def caption(self) -> str:
-        """The caption, e.g. ``a red circle from the top left and a blue square from the center bouncing on …``."""
-        objects = [f"{_article(s.colour)} {s.colour} {s.kind} from the {s.start}" for s in self.shapes]
+        """The caption, e.g. ``a red circle and a blue square bouncing on a dark green background``."""
+        objects = [f"{_article(s.colour)} {s.colour} {s.kind}" for s in self.shapes]
         listed = objects[0] if len(objects) == 1 else ", ".join(objects[:-1]) + " and " + objects[-1]
         if self.background_to is None:
             where = f"on a {self.background} background"
@@ -214,7 +203,7 @@ class ShapeState:
 
     Attributes:
         radius: Circumradius in pixels.
-        x0: Centre column at frame 0 (pixels, inside ``[radius, size − radius]``, near the start region).
+        x0: Centre column at frame 0 (pixels, inside ``[radius, size − radius]``, inside its start cell).
         y0: Centre row at frame 0.
         vx: Velocity in pixels per frame along columns.
         vy: Velocity in pixels per frame along rows.
@@ -253,7 +242,7 @@ class Scene:
         t = frames.to(torch.float64)[:, None]  # [T, 1]
         out = []
         for st in self.states:
-            lo, hi = st.radius, self.world.size - st.radius
+            lo, hi = self.world.border + st.radius, self.world.size - self.world.border - st.radius
             x = _fold(st.x0 + st.vx * t, lo, hi)  # [T, 1]
             y = _fold(st.y0 + st.vy * t, lo, hi)
             out.append(torch.cat([x, y], dim=1))
@@ -281,6 +270,16 @@ def _fold(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 def background_image(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor, oversample: int = 1) -> torch.Tensor:
     """Background colour at every pixel before lighting: frames [T] -> float64 [T, H·o, W·o, 3] in 0–255."""
+    img = _floor_image(spec, world, frames, oversample)  # [T, n, n, 3]
+    w = world.border * oversample
+    if w:
+        wall = torch.tensor(WALL_COLOUR, dtype=torch.float64)
+        img[:, :w], img[:, -w:], img[:, :, :w], img[:, :, -w:] = wall, wall, wall, wall
+    return img
+
+
+def _floor_image(spec: CaptionSpec, world: WorldConfig, frames: torch.Tensor, oversample: int) -> torch.Tensor:
+    """The captioned background without the walls: float64 [T, H·o, W·o, 3]."""
     n = world.size * oversample
     a = torch.tensor(BACKGROUND_COLOURS[spec.background], dtype=torch.float64)
     if spec.background_to is None:
@@ -345,8 +344,7 @@ def sample_spec(rng: random.Random, world: WorldConfig) -> CaptionSpec:
     """Draw a caption spec from the grammar with ``rng``."""
     count = rng.randint(1, world.max_shapes)
     colours = rng.sample(sorted(SHAPE_COLOURS), count)
-    starts = rng.sample(sorted(START_REGIONS), count)
-    shapes = tuple(ShapeSpec(rng.choice(SHAPE_KINDS), c, r) for c, r in zip(colours, starts, strict=True))
+    shapes = tuple(ShapeSpec(rng.choice(SHAPE_KINDS), c) for c in colours)
     background = rng.choice(sorted(BACKGROUND_COLOURS))
     background_to = pan = None
     if rng.random() < world.p_gradient:
@@ -358,16 +356,22 @@ def sample_spec(rng: random.Random, world: WorldConfig) -> CaptionSpec:
 
 
 def sample_states(rng: random.Random, spec: CaptionSpec, world: WorldConfig) -> tuple[ShapeState, ...]:
-    """Draw sizes, initial positions and velocities for the shapes of ``spec``."""
+    """Draw sizes, initial positions and velocities for the shapes of ``spec``.
+
+    Each shape starts in its own cell of a :data:`START_GRID` × :data:`START_GRID` grid, uniformly over the part of
+    the cell where the whole shape fits in the frame.
+    """
     states = []
-    j = world.start_jitter
-    for shape in spec.shapes:
+    cells = rng.sample(range(START_GRID**2), len(spec.shapes))
+    cell = world.size / START_GRID
+    for index in cells:
         r = rng.uniform(*world.radius_range)
         speed = rng.uniform(*world.speed_range)
         angle = rng.uniform(0, 2 * math.pi)
-        fx, fy = START_REGIONS[shape.start]
-        x0 = min(max(fx * world.size + rng.uniform(-j, j), r), world.size - r)
-        y0 = min(max(fy * world.size + rng.uniform(-j, j), r), world.size - r)
+        col, row = index % START_GRID, index // START_GRID
+        lo, hi = world.border + r, world.size - world.border - r
+        x0 = rng.uniform(max(col * cell, lo), min((col + 1) * cell, hi))
+        y0 = rng.uniform(max(row * cell, lo), min((row + 1) * cell, hi))
         states.append(ShapeState(radius=r, x0=x0, y0=y0, vx=speed * math.cos(angle), vy=speed * math.sin(angle)))
     return tuple(states)
 
@@ -415,8 +419,7 @@ def parse_caption(caption: str) -> CaptionSpec:
                 pos += n
                 return name
         got = words[pos] if pos < len(words) else "end of caption"
-        what = "a starting region" if table is START_REGIONS else "a colour"
-        raise UserError(f"toy caption: expected {what} ({', '.join(table)}), got '{got}'", _GRAMMAR_HINT)
+        raise UserError(f"toy caption: expected a colour ({', '.join(table)}), got '{got}'", _GRAMMAR_HINT)
 
     shapes = []
     while True:
@@ -427,11 +430,8 @@ def parse_caption(caption: str) -> CaptionSpec:
         c = colour(SHAPE_COLOURS)
         if pos >= len(words) or words[pos] not in SHAPE_KINDS:
             raise UserError(f"toy caption: expected a shape ({', '.join(SHAPE_KINDS)}) after '{c}'", _GRAMMAR_HINT)
-        kind = words[pos]
+        shapes.append(ShapeSpec(words[pos], c))
         pos += 1
-        expect("from")
-        expect("the")
-        shapes.append(ShapeSpec(kind, c, colour(START_REGIONS)))
         if pos < len(words) and words[pos] == "and":
             pos += 1
             continue
@@ -469,7 +469,6 @@ def parse_caption(caption: str) -> CaptionSpec:
 
 
 _GRAMMAR_HINT = (
-    "toy captions read like 'a red circle from the top left and a blue square from the center bouncing on a "
-    "dark green background' "
+    "toy captions read like 'a red circle and a blue square bouncing on a dark green background' "
     "(see `deepforcing-eval toyworld captions`)"
 )

@@ -10,7 +10,7 @@ from deepforcing.errors import UserError
 from deepforcing.pipeline import VideoGenerator
 from deepforcing.toyworld.model import BUNDLE_FILES, GENERATOR_FILE, SHIPPED_DIR, load_toy_model
 
-CAPTION = "a red circle from the top left bouncing on a black background"
+CAPTION = "a red circle bouncing on a black background"
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,28 @@
+"""Training the toy model from scratch on CPU: both stages, checkpoints that round-trip, the exported bundle."""
+
 import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepforcing.toyworld.distill import DistillConfig
 from deepforcing.toyworld.model import load_toy_model
-from deepforcing.toyworld.train import TrainConfig, make_batch, noise_layout, train, validation_loss
+from deepforcing.toyworld.recipe import Recipe, train_toy_model
+from deepforcing.toyworld.train import TrainConfig, make_batch, noise_layout, train_teacher
 from deepforcing.toyworld.world import WorldConfig
 
 
-def test_noise_layout_teacher_forcing_has_clean_unscored_prefix():
+def _tiny_recipe(teacher_steps: int = 4, distill_steps: int = 2) -> Recipe:
+    return Recipe(
+        TrainConfig(steps=teacher_steps, batch_size=1, warmup_steps=2, validation_clips=1, checkpoint_every=2),
+        DistillConfig(steps=distill_steps, batch_size=1, critic_updates=1, validate_every=100, checkpoint_every=1),
+        validation_scenes=1,
+        oracle_steps=2,
+    )
+
+
+def test_noise_layouts():
     cfg = TrainConfig(p_teacher=1.0)
     index, scored = noise_layout(cfg, 64, torch.Generator().manual_seed(0))
     assert index.shape == scored.shape == (64, 7)
@@ -20,41 +33,66 @@ def test_noise_layout_teacher_forcing_has_clean_unscored_prefix():
         assert all(clean[:first]) and not any(clean[first:])
     index, scored = noise_layout(TrainConfig(p_teacher=0.0), 64, torch.Generator().manual_seed(0))
     assert scored.all() and (index >= 0).all()
+    # Full attention: one timestep per clip, every chunk scored.
+    index, scored = noise_layout(cfg, 16, torch.Generator().manual_seed(0), bidirectional=True)
+    assert scored.all() and (index == index[:, :1]).all() and (index >= 0).all()
 
 
-def test_short_training_run_reduces_loss_and_exports_a_loadable_bundle(tmp_path):
-    cfg = TrainConfig(steps=24, batch_size=2, warmup_steps=4, validation_clips=4, validate_every=24)
-    card = train(cfg, tmp_path)
-    run = card["run"]
-    assert run["steps"] == 24
-    assert run["final_val_loss"] < run["initial_val_loss"] - 0.05
-    for name in ("loss.csv", "loss.svg", "MODEL_CARD.md", "card.json", "generator.safetensors", "checkpoint.pt"):
-        assert (tmp_path / name).is_file()
-    lines = (tmp_path / "loss.csv").read_text().splitlines()
-    assert lines[0].startswith("step,loss") and len(lines) == 1 + 1 + 24
-    model = load_toy_model(tmp_path)
-    # Weights are stored as float16: the loaded model matches the trained EMA up to that rounding.
-    assert abs(validation_loss(model.dit, model.text_encoder, cfg, WorldConfig()) - run["final_val_loss"]) < 1e-2
-
-
-def test_resume_continues_exactly(tmp_path):
-    cfg = TrainConfig(steps=4, batch_size=1, warmup_steps=2, validation_clips=1, validate_every=100, checkpoint_every=2)
-    train(cfg, tmp_path / "a")
+def test_a_few_teacher_steps_from_scratch_reduce_the_loss_and_the_checkpoint_round_trips(tmp_path):
+    torch.set_num_threads(1)
+    cfg = TrainConfig(steps=12, batch_size=2, warmup_steps=3, validation_clips=2, validate_every=12, checkpoint_every=6)
+    state = train_teacher(cfg, tmp_path / "a.pt")
+    first, last = state.history[0], state.history[-1]
+    assert last["step"] == 12 and state.cpu_seconds > 0
+    # The head starts at zero (v = 0); a dozen steps already move both validation losses down.
+    assert last["val_loss"] < first["val_loss"] - 0.05 and last["val_loss_causal"] < first["val_loss_causal"] - 0.05
+    assert {r["mode"] for r in state.history[1:]} == {"full", "causal"}
 
     def interrupt(step, row):
-        if step == 2:
+        if step == 6:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "b", on_step=interrupt)
-    train(cfg, tmp_path / "b", resume=True)
-    a, b = (
-        load_file(str(tmp_path / "a" / "generator.safetensors")),
-        load_file(str(tmp_path / "b" / "generator.safetensors")),
-    )
+        train_teacher(cfg, tmp_path / "b.pt", on_step=interrupt)
+    resumed = train_teacher(cfg, tmp_path / "b.pt", resume=True)
+    for a, b in zip(state.ema_dit.state_dict().values(), resumed.ema_dit.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert [seg["to_step"] for seg in resumed.segments] == [6, 12]
+    with pytest.raises(Exception, match="different settings"):
+        train_teacher(TrainConfig(steps=12, batch_size=3), tmp_path / "b.pt", resume=True)
+
+
+def test_both_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
+    torch.set_num_threads(1)
+    recipe = _tiny_recipe()
+    card = train_toy_model(recipe, tmp_path / "a", command="deepforcing-eval toyworld train --out a")
+    for name in ("loss.csv", "loss.svg", "distill.csv", "distill.svg", "MODEL_CARD.md", "teacher.pt", "distill.pt"):
+        assert (tmp_path / "a" / name).is_file()
+    run = card["run"]
+    assert run["teacher"]["steps"] == 4 and run["distill"]["steps"] == 2 and run["distill"]["rollouts"] == 4
+    assert run["cpu_seconds"] == pytest.approx(run["teacher"]["cpu_seconds"] + run["distill"]["cpu_seconds"], abs=0.2)
+    sampling = {"denoising_steps": [1000, 750, 500, 250], "shift": 5.0, "warp": True, "renoise": "fresh"}
+    assert card["sampling"] == sampling  # the self-forcing preset's sampler, as it is
+    model = load_toy_model(tmp_path / "a")
+    assert model.sampling.denoising_steps == (1000, 750, 500, 250)
+    # The bundle is the student's EMA from the stage-2 checkpoint, stored as float16.
+    ema = torch.load(tmp_path / "a" / "distill.pt", weights_only=True)["ema"]
+    for name, value in model.dit.state_dict().items():
+        torch.testing.assert_close(value, ema[name].half().float(), rtol=0, atol=0)
+
+    def interrupt(stage, step, total, row):
+        if stage == "distill" and step == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_toy_model(recipe, tmp_path / "b", on_progress=interrupt, command="x")
+    resumed = train_toy_model(recipe, tmp_path / "b", resume=True, command="y")
+    a = load_file(str(tmp_path / "a" / "generator.safetensors"))
+    b = load_file(str(tmp_path / "b" / "generator.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    card = json.loads((tmp_path / "b" / "card.json").read_text())
-    assert [seg["to_step"] for seg in card["run"]["segments"]] == [2, 4]  # interrupted at 2, resumed to 4
+    segments = json.loads((tmp_path / "b" / "card.json").read_text())["run"]["distill"]["segments"]
+    assert [(s["command"], s["to_step"]) for s in segments] == [("x", 1), ("y", 2)]
+    assert resumed["run"]["teacher"]["segments"][-1]["to_step"] == 4
 
 
 def test_batches_are_deterministic():

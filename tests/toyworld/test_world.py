@@ -9,7 +9,7 @@ from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 from deepforcing.toyworld.world import (
     BACKGROUND_COLOURS,
     SHAPE_COLOURS,
-    START_REGIONS,
+    WALL_COLOUR,
     CaptionSpec,
     Scene,
     ShapeSpec,
@@ -44,11 +44,13 @@ def test_caption_round_trips_and_names_the_parameters(seed):
     spec = scene.spec
     assert parse_caption(scene.caption) == spec
     words = scene.caption.replace(",", "").split()
+    cells = set()
     for shape, state in zip(spec.shapes, scene.states, strict=True):
-        assert f"{shape.colour} {shape.kind} from the {shape.start}" in scene.caption
-        fx, fy = START_REGIONS[shape.start]
-        assert abs(state.x0 - 32 * fx) <= 1.5 + 1e-9 or state.x0 in (state.radius, 32 - state.radius)
-        assert abs(state.y0 - 32 * fy) <= 1.5 + 1e-9 or state.y0 in (state.radius, 32 - state.radius)
+        assert f"{shape.colour} {shape.kind}" in scene.caption
+        # Shapes start inside the frame, each in its own cell of the 3x3 start grid.
+        assert state.radius <= state.x0 <= 32 - state.radius and state.radius <= state.y0 <= 32 - state.radius
+        cells.add((int(state.x0 // (32 / 3)), int(state.y0 // (32 / 3))))
+    assert len(cells) == len(spec.shapes)
     assert len(spec.shapes) == len(scene.states) == sum(w in ("circle", "square", "triangle") for w in words)
     assert spec.background in scene.caption
     assert ("gradient" in words) == (spec.background_to is not None)
@@ -57,22 +59,19 @@ def test_caption_round_trips_and_names_the_parameters(seed):
 
 
 def test_caption_text_and_colours_in_the_image():
-    spec = CaptionSpec(
-        (ShapeSpec("circle", "red", "top left"), ShapeSpec("square", "blue", "bottom right")), "dark green"
-    )
-    assert spec.caption == (
-        "a red circle from the top left and a blue square from the bottom right bouncing on a dark green background"
-    )
+    spec = CaptionSpec((ShapeSpec("circle", "red"), ShapeSpec("square", "blue")), "dark green")
+    assert spec.caption == ("a red circle and a blue square bouncing on a dark green background")
     states = (ShapeState(5, 8, 8, 1, 0), ShapeState(5, 24, 24, 0, 1))
     frame = Scene(spec, states).render(1)[0]
     assert frame[8, 8].tolist() == list(SHAPE_COLOURS["red"])
     assert frame[24, 24].tolist() == list(SHAPE_COLOURS["blue"])
-    assert frame[0, 31].tolist() == list(BACKGROUND_COLOURS["dark green"])
+    assert frame[2, 29].tolist() == list(BACKGROUND_COLOURS["dark green"])
+    assert frame[0, 31].tolist() == frame[1, 16].tolist() == list(WALL_COLOUR)  # the walls, 2 px wide
     three = CaptionSpec(
         (
-            ShapeSpec("circle", "orange", "top"),
-            ShapeSpec("square", "blue", "left"),
-            ShapeSpec("triangle", "red", "center"),
+            ShapeSpec("circle", "orange"),
+            ShapeSpec("square", "blue"),
+            ShapeSpec("triangle", "red"),
         ),
         "black",
         "gray",
@@ -80,8 +79,8 @@ def test_caption_text_and_colours_in_the_image():
         True,
     )
     assert three.caption == (
-        "an orange circle from the top, a blue square from the left and a red triangle from the center bouncing on a "
-        "gradient from black to gray, the camera pans left, the light pulses"
+        "an orange circle, a blue square and a red triangle bouncing on a gradient from black to gray, the camera "
+        "pans left, the light pulses"
     )
     assert parse_caption(three.caption) == three
 
@@ -96,18 +95,35 @@ def test_shapes_bounce_inside_the_frame():
     assert speed.max() <= WorldConfig().speed_range[1] + 1e-9
 
 
+def test_walls_are_drawn_and_shapes_bounce_off_their_inner_side():
+    world = WorldConfig(border=2)
+    for seed in range(8):
+        scene = sample_scene(seed, world)
+        frames = scene.render(60).to(torch.int64)  # [T, 32, 32, 3]
+        edge = torch.cat([frames[:, :2].flatten(1, 2), frames[:, -2:].flatten(1, 2)], 1)  # top and bottom rows
+        edge = torch.cat([edge, frames[:, :, :2].flatten(1, 2), frames[:, :, -2:].flatten(1, 2)], 1)
+        if not scene.spec.lighting:
+            assert (edge == torch.tensor(WALL_COLOUR)).all()
+        centres = scene.centres(torch.arange(500))  # [T, K, 2]
+        for k, st in enumerate(scene.states):
+            assert centres[:, k].min() >= 2 + st.radius - 1e-9
+            assert centres[:, k].max() <= 30 - st.radius + 1e-9
+            # It reaches both walls of at least one axis within 500 frames.
+            assert (centres[:, k].min(0).values < 2 + st.radius + 1).any()
+    with pytest.raises(ValueError, match="border"):
+        WorldConfig(border=8)
+
+
 @pytest.mark.parametrize(
     ("caption", "needle"),
     [
-        ("a red blob from the top bouncing on a black background", "expected a shape"),
-        ("a pink circle from the top bouncing on a black background", "expected a colour"),
-        ("a red circle from the top bouncing on a red background", "expected a colour"),
-        ("a red circle from the top and a red square from the left bouncing on a black background", "distinct"),
-        ("a red circle from the top and a blue square from the top bouncing on a black background", "distinct"),
-        ("a red circle from the middle bouncing on a black background", "expected a starting region"),
-        ("a red circle bouncing on a black background", "expected 'from'"),
-        ("a red circle from the top bouncing on a black background, the camera pans left", "gradient"),
-        ("a red circle from the top jumping on a black background", "expected 'bouncing'"),
+        ("a red blob bouncing on a black background", "expected a shape"),
+        ("a pink circle bouncing on a black background", "expected a colour"),
+        ("a red circle bouncing on a red background", "expected a colour"),
+        ("a red circle and a red square bouncing on a black background", "distinct"),
+        ("a red circle from the top left bouncing on a black background", "expected 'bouncing'"),
+        ("a red circle bouncing on a black background, the camera pans left", "gradient"),
+        ("a red circle jumping on a black background", "expected 'bouncing'"),
     ],
 )
 def test_bad_captions_fail_loudly(caption, needle):
@@ -125,13 +141,36 @@ def test_latent_round_trip_is_exact():
     assert latent.encode(batch).shape == (2, 6, 48, 8, 8)
 
 
-def test_text_encoder_tokenizes_every_caption_and_rejects_unknown_words():
-    enc = ToyTextEncoder(default_vocab(), 8, 48)
+def test_text_encoder_makes_one_token_per_phrase_and_rejects_captions_outside_the_grammar():
+    enc = ToyTextEncoder(default_vocab(), 8, 7)
     captions = [sample_scene(s).caption for s in range(50)]
     ids = enc.tokenize(captions)
-    assert ids.shape == (50, 48)
+    assert ids.shape == (50, 7, 3)
     out = enc(ids)
-    assert out.shape == (50, 48, 8)
-    assert torch.all(out[ids == 0] == 0)
-    with pytest.raises(UserError, match="does not know"):
+    assert out.shape == (50, 7, 8)
+    assert torch.all(out[~(ids != 0).any(-1)] == 0)  # absent phrases are padding rows
+    caption = (
+        "an orange circle, a blue square and a red triangle bouncing on a gradient from black to dark blue, the "
+        "camera pans left, the light pulses"
+    )
+    tokens = enc.encode([caption])[0]
+    emb, pos = enc.token_embedding.weight, enc.position_embedding
+
+    def phrase(*words):
+        return sum(emb[enc.index[w]] for w in words)
+
+    # Each token binds one phrase's words: a shape's colour and kind go into its own slot.
+    expected = [
+        phrase("orange", "circle"),
+        phrase("blue", "square"),
+        phrase("red", "triangle"),
+        phrase("black"),
+        phrase("dark", "blue", "gradient"),
+        phrase("pans", "left"),
+        phrase("light", "pulses"),
+    ]
+    for slot, value in enumerate(expected):
+        torch.testing.assert_close(tokens[slot], value + pos[slot])
+    assert torch.all(enc.encode([""]) == 0)  # the unconditional caption of guidance
+    with pytest.raises(UserError, match="toy caption"):
         enc.tokenize(["a purple elephant"])
