@@ -360,7 +360,13 @@ def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:
         for m in table
     }
     md = _markdown(table, study, reference, seconds)
-    return {"study": study.__dict__, "table": table, "seconds_per_video": seconds, "markdown": md}
+    return {
+        "kind": "toyworld-drift-study",
+        "study": study.__dict__,
+        "table": table,
+        "seconds_per_video": seconds,
+        "markdown": md,
+    }
 
 
 def _fmt(mc: list[float]) -> str:

@@ -39,6 +39,12 @@ def test_workers_give_the_rows_of_one_process_and_a_rerun_resumes(tmp_path):
     (tmp_path / "one" / "rows.jsonl").write_text("".join(lines[:-4]))
     resumed = run_study(STUDY, tmp_path / "one", progress=False)
     assert _rows(tmp_path / "one") == rows and resumed["table"] == one["table"]
+    # the summary names its kind, so the report reads it as findings
+    from deepforcing.report.findings import load_findings
+
+    assert json.loads((tmp_path / "one" / "summary.json").read_text())["kind"] == "toyworld-drift-study"
+    findings = load_findings(tmp_path / "one" / "summary.json")
+    assert findings.title == "Toy-world findings" and "2 held-out captions" in findings.intro
 
 
 def test_bad_jobs_fail_before_compute(tmp_path):
