@@ -260,6 +260,10 @@ def test_documented_fields_match_real_documents(capsys, tmp_path):
         "regress": ["regress", str(FIXTURE_RUN), "--baseline", str(baseline), "--json"],
         "generate": ["-q", "generate", "--prompt", "a red ball", "--num-latent-frames", "3", "--json"],
         "toyworld-generate": ["toyworld", "generate", "--frames", "6", "--segment", "3", "--json"],
+        "toyworld-drift": [
+            *("toyworld", "drift", "--methods", "self-forcing", "--prompts", "1", "--seeds", "1", "--frames", "84"),
+            *("--out", str(tmp_path / "drift"), "--json"),
+        ],
     }
     kinds = re.findall(r"^### `([a-z-]+)`$", (ROOT / "docs" / "cli.md").read_text(), flags=re.M)
     # run-summary needs a generated run: tests/harness/test_end_to_end.py checks it; weights-download needs a network

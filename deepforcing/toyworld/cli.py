@@ -169,6 +169,15 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     summary = run_study(
         study, args.out, weights=args.weights, progress=not args.quiet and console.err.is_tty, jobs=args.jobs
     )
+    if args.json:
+        console.out.json(
+            document(
+                "toyworld-drift",
+                out=str(args.out),
+                **{k: v for k, v in summary.items() if k not in ("markdown", "kind")},
+            )
+        )
+        return 0
     console.out.block(summary["markdown"])
     return 0
 
@@ -232,6 +241,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dr.add_argument("--prompt-seed-base", type=int, default=2 * 10**12, help="first scene seed of the prompts")
     dr.add_argument("--weights", help="toy bundle folder or its weights file (default: the shipped weights)")
     dr.add_argument("--out", required=True, help="directory for rows.jsonl and summary.json/.md")
+    dr.add_argument("--json", action="store_true", help="print the summary (summary.json's fields) as JSON")
     dr.add_argument("--threads", type=int, default=1, help="torch threads of this process (with --jobs 1)")
     dr.add_argument(
         "--jobs",

@@ -263,7 +263,9 @@ def run_study(
             fh.flush()
             bar.update(task, advance=1, unit=f"{unit[0]} prompt {unit[1]} seed {unit[2]}")
 
-        if jobs == 1 or len(todo) <= 1:
+        if not todo:
+            pass  # finished study: summarise its rows without loading the model
+        elif jobs == 1 or len(todo) == 1:
             _init_worker(weights, None)
             for unit in todo:
                 record(unit, _unit_rows(study, unit))

@@ -47,6 +47,23 @@ def test_workers_give_the_rows_of_one_process_and_a_rerun_resumes(tmp_path):
     assert findings.title == "Toy-world findings" and "2 held-out captions" in findings.intro
 
 
+def test_cli_json_and_plain_output_of_a_finished_study(tmp_path, capsys):
+    from deepforcing.cli import main
+
+    run_study(STUDY, tmp_path / "s", progress=False)
+    argv = ["toyworld", "drift", "--methods", "self-forcing,deep-forcing", "--prompts", "2", "--seeds", "1"]
+    argv += ["--frames", "12", "--out", str(tmp_path / "s")]
+    # the CLI's study has 21-frame segments: a 12-frame one leaves no late segment (one line, exit 2)
+    assert main(argv) == 2
+    assert "leave no late segments" in capsys.readouterr().err
+    assert main([*argv[:-4], "--frames", "84", "--out", str(tmp_path / "c"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "toyworld-drift" and doc["study"]["prompts"] == 2
+    assert set(doc["table"]) == {GROUND_TRUTH, "self-forcing", "deep-forcing"}
+    assert main([*argv[:-4], "--frames", "84", "--out", str(tmp_path / "c")]) == 0  # resumed: nothing generated
+    assert "Toy-world drift: 2 prompts" in capsys.readouterr().out
+
+
 def test_bad_jobs_fail_before_compute(tmp_path):
     with pytest.raises(UserError, match="--jobs"):
         run_study(STUDY, tmp_path / "x", progress=False, jobs=0)
