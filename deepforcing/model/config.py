@@ -177,12 +177,11 @@ TINY = WanConfig(dim=64, ffn_dim=128, num_heads=2, num_layers=2, freq_dim=32, te
 #: Medium config for CPU benchmarks only (random weights).
 MEDIUM = WanConfig(dim=512, ffn_dim=1536, num_heads=8, num_layers=8, freq_dim=256, text_dim=32, text_len=16)
 
-#: Toy-world model (deepforcing.toyworld): trained in-repo on 32x32 synthetic videos; the latent is a 4x4
-#: pixel-unshuffle (48 channels at 8x8, one latent frame per video frame), text is a learned caption embedding.
-#: A token carries a 2x2 patch of 48 channels = 192 values; the model predicts the flow v = noise - x0, so the
-#: noise has to pass through each token: dim must exceed 192 (at dim 128 training stalls at loss ~0.5).
+#: Toy-world model (deepforcing.toyworld): trained in-repo on 32x32 synthetic videos; the latent is the toy
+#: autoencoder's (16 channels at 8x8, one latent frame per video frame), text is a learned caption embedding.
+#: A token carries a 2x2 patch of 16 channels = 64 values.
 TOYWORLD = WanConfig(
-    dim=256, ffn_dim=512, num_heads=4, num_layers=3, freq_dim=64, text_dim=64, text_len=7, in_dim=48, out_dim=48
+    dim=256, ffn_dim=512, num_heads=4, num_layers=3, freq_dim=64, text_dim=64, text_len=7, in_dim=16, out_dim=16
 )
 
 PRESETS: dict[str, ModelPreset] = {

@@ -16,6 +16,7 @@ from deepforcing.console import Column, Table, document
 log = logging.getLogger("deepforcing.toyworld")
 
 #: Step counts of the shipped run (the defaults of ``toyworld train``).
+AUTOENCODER_STEPS = 5000
 TEACHER_STEPS = 12000
 DISTILL_STEPS = 400
 
@@ -44,6 +45,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _threads(args.threads)
     base = Recipe()
     recipe = Recipe(
+        autoencoder=dataclasses.replace(base.autoencoder, steps=args.autoencoder_steps, seed=args.seed),
         teacher=dataclasses.replace(base.teacher, steps=args.teacher_steps, seed=args.seed),
         distill=dataclasses.replace(base.distill, steps=args.distill_steps, seed=args.seed),
     )
@@ -59,12 +61,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         disable=args.quiet or not console.err.is_tty,
     ) as progress:
         tasks = {
+            "autoencoder": progress.add_task("stage 0: autoencoder", total=recipe.autoencoder.steps, info=""),
             "teacher": progress.add_task("stage 1: teacher", total=recipe.teacher.steps, info=""),
             "distill": progress.add_task("stage 2: DMD student", total=recipe.distill.steps, info=""),
         }
 
         def on_progress(stage: str, step: int, total: int, row: dict[str, float]) -> None:
-            if stage == "teacher":
+            if stage == "autoencoder":
+                info = f"loss {row['loss_smooth']:.4f}"
+                if step % 500 == 0 or step == total:
+                    log.info("autoencoder step %d: loss %.4f", step, row["loss_smooth"])
+            elif stage == "teacher":
                 info = f"loss {row['loss_smooth']:.4f}"
                 if "val_loss" in row:
                     log.info("teacher step %d: loss %.4f, validation %.4f", step, row["loss_smooth"], row["val_loss"])
@@ -193,6 +200,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train the toy model: a teacher, then a Self-Forcing-style DMD student (reproduces the shipped weights)",
     )
     tr.add_argument("--out", required=True, help="output directory (checkpoints, bundle, curves, model card)")
+    tr.add_argument(
+        "--autoencoder-steps",
+        type=int,
+        default=AUTOENCODER_STEPS,
+        help="stage-0 steps (the latent space; default: the shipped run)",
+    )
     tr.add_argument("--teacher-steps", type=int, default=TEACHER_STEPS, help="stage-1 steps (default: the shipped run)")
     tr.add_argument(
         "--distill-steps", type=int, default=DISTILL_STEPS, help="stage-2 generator updates (default: the shipped run)"

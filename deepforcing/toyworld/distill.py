@@ -43,8 +43,7 @@ from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkwiseConfig, ChunkwiseSampler
 from deepforcing.toyworld.flow import predict_x0
 from deepforcing.toyworld.text import ToyTextEncoder
-from deepforcing.toyworld.train import make_batch
-from deepforcing.toyworld.world import WorldConfig
+from deepforcing.toyworld.world import WorldConfig, sample_scene
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +368,7 @@ def distill(
     def scenes(index: int) -> list[str]:
         """Captions of the ``index``-th rollout of the run (scene seeds never reused, as in stage 1)."""
         first = cfg.seed * 10**9 + index * cfg.batch_size
-        return make_batch(list(range(first, first + cfg.batch_size)), world, 1).captions
+        return [sample_scene(s, world).caption for s in range(first, first + cfg.batch_size)]
 
     def rollout(captions: list[str], grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():

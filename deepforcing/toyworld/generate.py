@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from deepforcing import methods
-from deepforcing.toyworld import latent
 from deepforcing.toyworld.model import ToyModel, load_toy_model
 
 log = logging.getLogger(__name__)
@@ -77,14 +76,15 @@ def generate_toy_video(
     from deepforcing.pipeline import VideoGenerator
     from deepforcing.toyworld.kind import ToyWorldModel
 
-    gen = VideoGenerator(ToyWorldModel(model or load_toy_model()), method, device="cpu")
+    toy = model or load_toy_model()
+    gen = VideoGenerator(ToyWorldModel(toy), method, device="cpu")
     if sampling_override:
         gen.method = dataclasses.replace(
             gen.method, sampler_config=dataclasses.replace(gen.method.sampler_config, **sampling_override)
         )
         gen.sampler = methods.build_sampler(gen.method)
     result = gen.generate(caption, num_latent_frames=num_frames, seed=seed, prompt_id=prompt_id or caption)
-    frames = latent.decode(result.latents[0])  # [T, 32, 32, 3]
+    frames = toy.autoencoder.decode(result.latents[0])  # [T, 32, 32, 3]
     return ToyVideo(
         frames,
         caption,

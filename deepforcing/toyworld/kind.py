@@ -7,7 +7,7 @@ Only the components differ:
 * the DiT and its caption embedding come from a toy bundle (default: the shipped ``weights/``; ``--checkpoint``
   takes a bundle folder, any file in it, or a DiT weights file under another name whose folder holds the rest);
 * the "text encoder" is the caption embedding (captions must parse in the toy grammar);
-* the "VAE" is the exact pixel-unshuffle latent, decoded frame by frame (one latent frame = one video frame) and
+* the "VAE" is the bundle's toy autoencoder, decoded frame by frame (one latent frame = one video frame) and
   upscaled 4× with nearest neighbour to 128×128 px, because H.264's 4:2:0 chroma would smear 32×32 colours;
 * the method keeps its cache policy and chunking and takes the sampler settings of the bundle's card
   (:meth:`ToyWorldModel.resolve_method`).
@@ -27,12 +27,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from deepforcing.model.text_encoder import PromptTokens
+    from deepforcing.toyworld.autoencoder import ToyAutoencoder
     from deepforcing.toyworld.model import ToyModel
 
 #: The shipped bundle (``deepforcing/toyworld/weights``).
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 #: Files that make a bundle (their content identifies the weights of a toy run).
-BUNDLE_FILES = ("generator.safetensors", "text_encoder.safetensors", "vocab.json", "card.json")
+BUNDLE_FILES = (
+    "generator.safetensors",
+    "text_encoder.safetensors",
+    "vocab.json",
+    "card.json",
+    "autoencoder.safetensors",
+)
 #: Nearest-neighbour upscale of written frames (32×32 → 128×128).
 VIDEO_SCALE = 4
 
@@ -46,9 +53,15 @@ def bundle_dir(checkpoint: str | Path | None = None) -> Path:
 
 
 class ToyCodec:
-    """The pixel-unshuffle latent seen through the VAE interface the generator uses (``streaming_decoder``)."""
+    """The toy autoencoder seen through the VAE interface the generator uses (``streaming_decoder``).
 
-    def __init__(self, scale: int = VIDEO_SCALE):
+    Args:
+        autoencoder: The bundle's :class:`~deepforcing.toyworld.autoencoder.ToyAutoencoder`.
+        scale: Nearest-neighbour upscale of the decoded frames.
+    """
+
+    def __init__(self, autoencoder: ToyAutoencoder, scale: int = VIDEO_SCALE):
+        self.autoencoder = autoencoder
         self.scale = scale
 
     def streaming_decoder(self) -> ToyCodec:
@@ -56,13 +69,11 @@ class ToyCodec:
         return self
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents [B, T, 48, 8, 8] -> frames [B, T, 3, 32·s, 32·s] in [-1, 1] (quantised to uint8 levels)."""
+        """Latents [B, T, C, 8, 8] -> frames [B, T, 3, 32·s, 32·s] in [-1, 1] (quantised to uint8 levels)."""
         import torch
         import torch.nn.functional as F
 
-        from deepforcing.toyworld import latent
-
-        frames = latent.decode(latents.float().cpu())  # uint8 [B, T, 32, 32, 3]
+        frames = self.autoencoder.decode(latents.float().cpu())  # uint8 [B, T, 32, 32, 3]
         x = frames.movedim(-1, -3).to(torch.float32) / 127.5 - 1.0  # [B, T, 3, 32, 32]
         b, t = x.shape[:2]
         x = F.interpolate(x.reshape(b * t, *x.shape[2:]), scale_factor=self.scale, mode="nearest")
@@ -198,4 +209,4 @@ class ToyWorldModel(ModelKind):
         toy = self.toy if preloaded else load_toy_model(checkpoint, device)  # a bundle folder or a file of one
         dit = toy.dit.to(device, dtype).eval().requires_grad_(False)
         weights = toy.generator_path or Path(toy.path) / BUNDLE_FILES[0]
-        return _LoadedToy(dit, weights, lambda: _CaptionEncoder(toy), ToyCodec)
+        return _LoadedToy(dit, weights, lambda: _CaptionEncoder(toy), lambda: ToyCodec(toy.autoencoder))

@@ -6,6 +6,8 @@ Files of a bundle directory (the shipped one is ``deepforcing/toyworld/weights/`
   ``deepforcing.model.checkpoint``), stored as float16, loaded as float32;
 * ``text_encoder.safetensors`` — ``token_embedding.weight`` and ``position_embedding`` of the caption embedding;
 * ``vocab.json`` — the caption vocabulary (index 0 = padding);
+* ``autoencoder.safetensors`` — the toy autoencoder (the model's "VAE", :mod:`deepforcing.toyworld.autoencoder`),
+  float32, with its latent normalisation; its shape is in the card's ``latent``;
 * ``card.json`` — machine-readable model card: model preset, world and training configs, the sampling
   settings the model is meant to be used with, and what the training run did (steps, time, final loss);
 * ``MODEL_CARD.md`` — the same, for people.
@@ -27,13 +29,14 @@ from deepforcing.methods import MethodConfig
 from deepforcing.model.checkpoint import load_weights, read_state_dict
 from deepforcing.model.config import PRESETS, ModelPreset
 from deepforcing.model.wan import CausalWanModel
+from deepforcing.toyworld.autoencoder import ToyAutoencoder
 from deepforcing.toyworld.kind import BUNDLE_FILES, SHIPPED_DIR
 from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 
 log = logging.getLogger(__name__)
 
 PRESET_NAME = "toyworld"
-GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE = BUNDLE_FILES
+GENERATOR_FILE, TEXT_FILE, VOCAB_FILE, CARD_FILE, AUTOENCODER_FILE = BUNDLE_FILES
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class ToyModel:
     Attributes:
         dit: The causal Wan DiT (``toyworld`` preset), eval mode, no grad.
         text_encoder: The caption embedding.
+        autoencoder: The latent space (frames ↔ latents).
         card: The bundle's ``card.json`` contents.
         sampling: Sampler settings the model is used with.
         path: The bundle folder it was loaded from.
@@ -97,6 +101,7 @@ class ToyModel:
 
     dit: CausalWanModel
     text_encoder: ToyTextEncoder
+    autoencoder: ToyAutoencoder
     card: dict[str, Any]
     sampling: ToySampling
     path: Path
@@ -114,8 +119,14 @@ def new_text_encoder(preset: ModelPreset | None = None) -> ToyTextEncoder:
     return ToyTextEncoder(default_vocab(), cfg.text_dim, cfg.text_len)
 
 
-def save_bundle(directory: str | Path, dit: CausalWanModel, text_encoder: ToyTextEncoder, card: dict[str, Any]) -> Path:
-    """Write a bundle (weights as float16 safetensors, vocabulary, card); returns the directory."""
+def save_bundle(
+    directory: str | Path,
+    dit: CausalWanModel,
+    text_encoder: ToyTextEncoder,
+    autoencoder: ToyAutoencoder,
+    card: dict[str, Any],
+) -> Path:
+    """Write a bundle (DiT and captions as float16, autoencoder as float32, vocabulary, card); returns the folder."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -124,6 +135,8 @@ def save_bundle(directory: str | Path, dit: CausalWanModel, text_encoder: ToyTex
     save_file(half, str(directory / GENERATOR_FILE), metadata={"format": "pt", "preset": PRESET_NAME})
     text = {k: v.detach().to(torch.float16).contiguous() for k, v in text_encoder.state_dict().items()}
     save_file(text, str(directory / TEXT_FILE), metadata={"format": "pt"})
+    ae = {k: v.detach().to(torch.float32).contiguous() for k, v in autoencoder.state_dict().items()}
+    save_file(ae, str(directory / AUTOENCODER_FILE), metadata={"format": "pt"})
     (directory / VOCAB_FILE).write_text(json.dumps(list(text_encoder.vocab), indent=1) + "\n")
     (directory / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return directory
@@ -187,7 +200,16 @@ def load_toy_model(directory: str | Path | None = None, device: str | torch.devi
     load_weights(dit, read_state_dict(generator), source=str(generator))
     text = new_text_encoder(preset)
     load_weights(text, read_state_dict(directory / TEXT_FILE), source=str(directory / TEXT_FILE))
+    shape = card.get("latent", {})
+    if shape.get("kind") != "autoencoder" or shape.get("channels") != preset.wan.in_dim:
+        raise UserError(
+            f"{directory / CARD_FILE} describes a latent this version cannot decode ({shape.get('kind')})",
+            "retrain with this version of deepforcing (`deepforcing-eval toyworld train`)",
+        )
+    autoencoder = ToyAutoencoder(shape["channels"], shape["width"])
+    load_weights(autoencoder, read_state_dict(directory / AUTOENCODER_FILE), source=str(directory / AUTOENCODER_FILE))
     sampling = ToySampling(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["sampling"].items()})
     dit = dit.to(device).eval().requires_grad_(False)
     text = text.to(device).eval().requires_grad_(False)
-    return ToyModel(dit, text, card, sampling, directory, generator)
+    autoencoder = autoencoder.to(device).eval().requires_grad_(False)
+    return ToyModel(dit, text, autoencoder, card, sampling, directory, generator)

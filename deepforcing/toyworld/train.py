@@ -1,7 +1,7 @@
 """Stage 1 of the toy model's training: the teacher, by flow matching on clips of the trained horizon.
 
 Objective. Every training clip is the first ``num_frames`` (21) frames of a freshly drawn scene, encoded with the
-pixel-unshuffle latent and split into chunks of 3 frames. The loss is the MSE between the predicted flow and
+toy autoencoder (stage 0) and split into chunks of 3 frames. The loss is the MSE between the predicted flow and
 ``v = ε − x0`` on the noisy chunks. One network is trained in two attention modes, one per optimiser step:
 
 * *full attention* (probability ``p_bidirectional``): every frame at one timestep, every frame attends to every
@@ -42,7 +42,7 @@ import torch
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.samplers.schedule import FlowSchedule
-from deepforcing.toyworld import latent
+from deepforcing.toyworld.autoencoder import ToyAutoencoder
 from deepforcing.toyworld.model import new_text_encoder, toy_preset
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.world import WorldConfig, sample_scene
@@ -122,7 +122,7 @@ class Batch:
     """One training batch.
 
     Attributes:
-        x0: Clean latents [B, F, 48, 8, 8].
+        x0: Clean latents [B, F, C, 8, 8].
         captions: One caption per clip.
     """
 
@@ -130,11 +130,11 @@ class Batch:
     captions: list[str]
 
 
-def make_batch(seeds: list[int], world: WorldConfig, num_frames: int) -> Batch:
-    """Render the first ``num_frames`` frames of the scenes drawn from ``seeds``."""
+def make_batch(seeds: list[int], world: WorldConfig, num_frames: int, autoencoder: ToyAutoencoder) -> Batch:
+    """Render the first ``num_frames`` frames of the scenes drawn from ``seeds`` and encode them."""
     scenes = [sample_scene(s, world) for s in seeds]
     frames = torch.stack([sc.render(num_frames) for sc in scenes])  # [B, F, H, W, 3]
-    return Batch(latent.encode(frames), [sc.caption for sc in scenes])
+    return Batch(autoencoder.encode(frames), [sc.caption for sc in scenes])
 
 
 def noise_layout(
@@ -298,7 +298,13 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 @torch.no_grad()
 def validation_loss(
-    dit: CausalWanModel, text: ToyTextEncoder, cfg: TrainConfig, world: WorldConfig, *, causal: bool = False
+    dit: CausalWanModel,
+    text: ToyTextEncoder,
+    cfg: TrainConfig,
+    world: WorldConfig,
+    autoencoder: ToyAutoencoder,
+    *,
+    causal: bool = False,
 ) -> float:
     """Loss on a fixed held-out batch with fixed noise and layout (comparable across steps and runs).
 
@@ -307,10 +313,11 @@ def validation_loss(
         text: The caption embedding.
         cfg: Training settings.
         world: World of the validation scenes.
+        autoencoder: The latent space.
         causal: Block-causal layouts (the student's mode) instead of full attention (the teacher's).
     """
     n = cfg.validation_clips
-    batch = make_batch([VALIDATION_SEED_BASE + i for i in range(n)], world, cfg.num_frames)
+    batch = make_batch([VALIDATION_SEED_BASE + i for i in range(n)], world, cfg.num_frames, autoencoder)
     gen = torch.Generator().manual_seed(12345)
     index, scored = noise_layout(cfg, n, gen, bidirectional=not causal)
     noise = torch.randn(batch.x0.shape, generator=gen)
@@ -324,6 +331,7 @@ def validation_loss(
 def train_teacher(
     cfg: TrainConfig,
     checkpoint: str | Path,
+    autoencoder: ToyAutoencoder,
     *,
     world: WorldConfig | None = None,
     resume: bool = False,
@@ -336,6 +344,7 @@ def train_teacher(
     Args:
         cfg: Training settings.
         checkpoint: Checkpoint path (written every ``checkpoint_every`` steps and at the end).
+        autoencoder: The latent space (stage 0's autoencoder).
         world: World settings the clips are drawn from (default :class:`WorldConfig`).
         resume: Continue from ``checkpoint`` (a finished run is returned as it is).
         on_step: Called after every step with (steps done, row of numbers).
@@ -369,8 +378,8 @@ def train_teacher(
         state.history.append(
             {
                 "step": 0,
-                "val_loss": validation_loss(state.ema_dit, state.ema_text, cfg, world),
-                "val_loss_causal": validation_loss(state.ema_dit, state.ema_text, cfg, world, causal=True),
+                "val_loss": validation_loss(state.ema_dit, state.ema_text, cfg, world, autoencoder),
+                "val_loss_causal": validation_loss(state.ema_dit, state.ema_text, cfg, world, autoencoder, causal=True),
             }
         )
     wall0, cpu0 = time.perf_counter() - state.seconds, time.process_time() - state.cpu_seconds
@@ -381,7 +390,7 @@ def train_teacher(
         for group in state.optimizer.param_groups:
             group["lr"] = lr
         seeds = [cfg.seed * 10**9 + s * cfg.batch_size + i for i in range(cfg.batch_size)]
-        batch = make_batch(seeds, world, cfg.num_frames)
+        batch = make_batch(seeds, world, cfg.num_frames, autoencoder)
         bidirectional = bool(torch.rand((), generator=state.generator) < cfg.p_bidirectional)
         dropped = (torch.rand(cfg.batch_size, generator=state.generator) < cfg.p_uncond).tolist()
         batch.captions = ["" if d else c for c, d in zip(batch.captions, dropped, strict=True)]
@@ -411,8 +420,10 @@ def train_teacher(
             "cpu_seconds": time.process_time() - cpu0,
         }
         if state.step % cfg.validate_every == 0 or state.step == cfg.steps:
-            row["val_loss"] = validation_loss(state.ema_dit, state.ema_text, cfg, world)
-            row["val_loss_causal"] = validation_loss(state.ema_dit, state.ema_text, cfg, world, causal=True)
+            row["val_loss"] = validation_loss(state.ema_dit, state.ema_text, cfg, world, autoencoder)
+            row["val_loss_causal"] = validation_loss(
+                state.ema_dit, state.ema_text, cfg, world, autoencoder, causal=True
+            )
         if validate is not None and (state.step % cfg.oracle_every == 0 or state.step == cfg.steps):
             row.update({f"teacher_{k}": v for k, v in validate(state.ema_dit, state.ema_text).items()})
         state.history.append(row)

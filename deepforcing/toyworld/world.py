@@ -22,7 +22,7 @@ centroid (x 15.8–16.2, y 15.5–15.6 px of 32) for all five regions. The capti
 not draw, so it was dropped; where a shape appears is the sampler's (and the noise's) choice, as on the real
 model.
 
-Time is in frames; one video frame is one latent frame of the toy model (see ``deepforcing.toyworld.latent``).
+Time is in frames; one video frame is one latent frame of the toy model (see ``deepforcing.toyworld.autoencoder``).
 Frame ``t`` of a scene is a closed-form function of ``t`` (positions fold back into the box), so any frame
 range renders directly and identically.
 """

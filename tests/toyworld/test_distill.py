@@ -12,6 +12,8 @@ from deepforcing.toyworld.model import new_text_encoder, toy_preset
 
 CAPTION = "a red circle bouncing on a dark blue background"
 
+C = toy_preset().wan.in_dim  # latent channels of the toy autoencoder
+
 
 def _model(seed: int) -> CausalWanModel:
     torch.manual_seed(seed)
@@ -27,13 +29,13 @@ def test_rollout_to_the_last_step_is_the_engines_sampler():
     with torch.no_grad():
         text = dit.encode_text(enc.encode([CAPTION]))
     stream = NoiseStream("p", 0)
-    noise = stream.initial((1, 6, 48, 8, 8))
+    noise = stream.initial((1, 6, C, 8, 8))
     with torch.no_grad():
         ref = ChunkwiseSampler(cfg).sample(dit, text, methods.build_policy(method), noise, stream).latents
     last = len(cfg.denoising_steps) - 1
     for grad in (False, True):
         stream = NoiseStream("p", 0)
-        stream.initial((1, 6, 48, 8, 8))
+        stream.initial((1, 6, C, 8, 8))
         policy = methods.build_policy(method)
         out = self_rollout(dit, text, noise, cfg, policy, [last, last], stream.generator, grad=grad)
         assert torch.equal(out.detach(), ref)
@@ -46,10 +48,10 @@ def test_rollout_gradient_reaches_the_generator_only_through_exit_passes():
     with torch.no_grad():
         context = enc.encode([CAPTION, CAPTION])
     text = dit.encode_text(context)
-    noise = torch.randn(2, 6, 48, 8, 8, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(2, 6, C, 8, 8, generator=torch.Generator().manual_seed(0))
     policy = methods.build_policy(methods.get("self-forcing"))
     out = self_rollout(dit, text, noise, cfg, policy, [0, 2], torch.Generator().manual_seed(1), grad=True)
-    assert out.shape == (2, 6, 48, 8, 8) and out.requires_grad
+    assert out.shape == (2, 6, C, 8, 8) and out.requires_grad
     out[:, 3:].square().mean().backward()  # the second chunk alone: its exit pass attends to the first's cache
     grads = [p.grad for p in dit.parameters()]
     assert all(g is not None for g in grads[:3]) and sum(float(g.abs().sum()) for g in grads if g is not None) > 0
@@ -62,8 +64,8 @@ def test_dmd_direction_vanishes_when_fake_equals_real_and_critic_learns():
         context = enc.encode([CAPTION])
         text = real.encode_text(context)
         uncond = real.encode_text(enc.encode([""]))
-    x = torch.randn(1, 3, 48, 8, 8, requires_grad=True)
-    sigma, eps = torch.tensor([0.5]), torch.randn(1, 3, 48, 8, 8)
+    x = torch.randn(1, 3, C, 8, 8, requires_grad=True)
+    sigma, eps = torch.tensor([0.5]), torch.randn(1, 3, C, 8, 8)
     loss, info = dmd_loss(x, sigma, eps, real, text, uncond, real, text, guidance=1.0)
     loss.backward()
     assert info["dmd_direction"] == 0.0 and float(x.grad.abs().max()) == 0.0
@@ -74,7 +76,7 @@ def test_dmd_direction_vanishes_when_fake_equals_real_and_critic_learns():
     assert info["dmd_direction"] > 0 and float(x.grad.abs().max()) > 0
     fake = _model(3).train()
     opt = torch.optim.Adam(fake.parameters(), lr=1e-3)
-    data = torch.randn(2, 3, 48, 8, 8, generator=torch.Generator().manual_seed(5)) * 0.5
+    data = torch.randn(2, 3, C, 8, 8, generator=torch.Generator().manual_seed(5)) * 0.5
     gen = torch.Generator().manual_seed(6)
     losses = []
     for _ in range(15):

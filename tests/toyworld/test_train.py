@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from deepforcing.toyworld.autoencoder import AutoencoderConfig, ToyAutoencoder
 from deepforcing.toyworld.distill import DistillConfig
 from deepforcing.toyworld.model import load_toy_model
 from deepforcing.toyworld.recipe import Recipe, train_toy_model
@@ -15,6 +16,7 @@ from deepforcing.toyworld.world import WorldConfig
 
 def _tiny_recipe(teacher_steps: int = 4, distill_steps: int = 2) -> Recipe:
     return Recipe(
+        AutoencoderConfig(steps=3, width=8, scenes=1, normalisation_scenes=2, checkpoint_every=2),
         TrainConfig(steps=teacher_steps, batch_size=1, warmup_steps=2, validation_clips=1, checkpoint_every=2),
         DistillConfig(steps=distill_steps, batch_size=1, critic_updates=1, validate_every=100, checkpoint_every=1),
         validation_scenes=1,
@@ -38,10 +40,16 @@ def test_noise_layouts():
     assert scored.all() and (index == index[:, :1]).all() and (index >= 0).all()
 
 
+def _random_autoencoder() -> ToyAutoencoder:
+    torch.manual_seed(0)
+    return ToyAutoencoder(16, 8).eval().requires_grad_(False)
+
+
 def test_a_few_teacher_steps_from_scratch_reduce_the_loss_and_the_checkpoint_round_trips(tmp_path):
     torch.set_num_threads(1)
+    ae = _random_autoencoder()
     cfg = TrainConfig(steps=12, batch_size=2, warmup_steps=3, validation_clips=2, validate_every=12, checkpoint_every=6)
-    state = train_teacher(cfg, tmp_path / "a.pt")
+    state = train_teacher(cfg, tmp_path / "a.pt", ae)
     first, last = state.history[0], state.history[-1]
     assert last["step"] == 12 and state.cpu_seconds > 0
     # The head starts at zero (v = 0); a dozen steps already move both validation losses down.
@@ -53,24 +61,27 @@ def test_a_few_teacher_steps_from_scratch_reduce_the_loss_and_the_checkpoint_rou
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_teacher(cfg, tmp_path / "b.pt", on_step=interrupt)
-    resumed = train_teacher(cfg, tmp_path / "b.pt", resume=True)
+        train_teacher(cfg, tmp_path / "b.pt", ae, on_step=interrupt)
+    resumed = train_teacher(cfg, tmp_path / "b.pt", ae, resume=True)
     for a, b in zip(state.ema_dit.state_dict().values(), resumed.ema_dit.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert [seg["to_step"] for seg in resumed.segments] == [6, 12]
     with pytest.raises(Exception, match="different settings"):
-        train_teacher(TrainConfig(steps=12, batch_size=3), tmp_path / "b.pt", resume=True)
+        train_teacher(TrainConfig(steps=12, batch_size=3), tmp_path / "b.pt", ae, resume=True)
 
 
-def test_both_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
+def test_all_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
     torch.set_num_threads(1)
     recipe = _tiny_recipe()
     card = train_toy_model(recipe, tmp_path / "a", command="deepforcing-eval toyworld train --out a")
-    for name in ("loss.csv", "loss.svg", "distill.csv", "distill.svg", "MODEL_CARD.md", "teacher.pt", "distill.pt"):
+    files = ("autoencoder.csv", "loss.csv", "loss.svg", "distill.csv", "distill.svg", "MODEL_CARD.md")
+    for name in (*files, "autoencoder.pt", "teacher.pt", "distill.pt", "autoencoder.safetensors"):
         assert (tmp_path / "a" / name).is_file()
     run = card["run"]
     assert run["teacher"]["steps"] == 4 and run["distill"]["steps"] == 2 and run["distill"]["rollouts"] == 4
-    assert run["cpu_seconds"] == pytest.approx(run["teacher"]["cpu_seconds"] + run["distill"]["cpu_seconds"], abs=0.2)
+    assert run["autoencoder"]["steps"] == 3
+    stages = run["autoencoder"]["cpu_seconds"] + run["teacher"]["cpu_seconds"] + run["distill"]["cpu_seconds"]
+    assert run["cpu_seconds"] == pytest.approx(stages, abs=0.3)
     sampling = {"denoising_steps": [1000, 750, 500, 250], "shift": 5.0, "warp": True, "renoise": "fresh"}
     assert card["sampling"] == sampling  # the self-forcing preset's sampler, as it is
     model = load_toy_model(tmp_path / "a")
@@ -79,6 +90,11 @@ def test_both_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
     ema = torch.load(tmp_path / "a" / "distill.pt", weights_only=True)["ema"]
     for name, value in model.dit.state_dict().items():
         torch.testing.assert_close(value, ema[name].half().float(), rtol=0, atol=0)
+    # ... and the autoencoder is stage 0's, in float32, with its latent normalisation.
+    ae = torch.load(tmp_path / "a" / "autoencoder.pt", weights_only=True)["model"]
+    for name, value in model.autoencoder.state_dict().items():
+        torch.testing.assert_close(value, ae[name], rtol=0, atol=0)
+    assert not torch.equal(model.autoencoder.latent_std, torch.ones(16))
 
     def interrupt(stage, step, total, row):
         if stage == "distill" and step == 1:
@@ -96,6 +112,8 @@ def test_both_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
 
 
 def test_batches_are_deterministic():
-    a = make_batch([1, 2], WorldConfig(), 6)
-    b = make_batch([1, 2], WorldConfig(), 6)
+    ae = _random_autoencoder()
+    a = make_batch([1, 2], WorldConfig(), 6, ae)
+    b = make_batch([1, 2], WorldConfig(), 6, ae)
+    assert a.x0.shape == (2, 6, 16, 8, 8)
     assert torch.equal(a.x0, b.x0) and a.captions == b.captions

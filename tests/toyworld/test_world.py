@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from deepforcing.errors import UserError
-from deepforcing.toyworld import latent
 from deepforcing.toyworld.text import ToyTextEncoder, default_vocab
 from deepforcing.toyworld.world import (
     BACKGROUND_COLOURS,
@@ -129,16 +128,6 @@ def test_walls_are_drawn_and_shapes_bounce_off_their_inner_side():
 def test_bad_captions_fail_loudly(caption, needle):
     with pytest.raises(UserError, match=needle):
         parse_caption(caption)
-
-
-def test_latent_round_trip_is_exact():
-    frames = sample_scene(1).render(6)
-    z = latent.encode(frames)
-    assert z.shape == (6, 48, 8, 8) and z.dtype == torch.float32
-    assert z.min() >= -1 and z.max() <= 1
-    assert torch.equal(latent.decode(z), frames)
-    batch = torch.stack([frames, frames])
-    assert latent.encode(batch).shape == (2, 6, 48, 8, 8)
 
 
 def test_text_encoder_makes_one_token_per_phrase_and_rejects_captions_outside_the_grammar():
