@@ -78,21 +78,29 @@ def resumed_run(tmp_path_factory):
 
     # 1. Ctrl-C (a real SIGINT to this process) in the middle of the second unit: exit 130, a clear message,
     #    no temporary or partial file.
-    real_chunk = Progress.chunk
+    # The trigger counts units started (not unit.json files) and raises the signal in this thread, so that the
+    # interrupt cannot land later than the second unit on a slow or busy machine.
+    real_chunk, real_unit = Progress.chunk, Progress.unit
+    started = []
+
+    def unit(self, label, num_chunks=None):
+        started.append(label)
+        real_unit(self, label, num_chunks)
 
     def chunk(self, done, total):
-        if len(_units(out)) >= 1 and done >= 2 and not seen.get("signalled"):
+        if len(started) >= 2 and done >= 2 and not seen.get("signalled"):
             seen["signalled"] = True
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)  # the KeyboardInterrupt is raised here
+            signal.raise_signal(signal.SIGINT)  # a real SIGINT; Python raises KeyboardInterrupt right here
+            time.sleep(1)
         real_chunk(self, done, total)
 
-    Progress.chunk = chunk
+    Progress.chunk, Progress.unit = chunk, unit
     try:
         with _capture_stderr() as err:
             seen["sigint_rc"] = main(["-q", *SUITE, "--out", str(out)])
     finally:
-        Progress.chunk = real_chunk
+        Progress.chunk, Progress.unit = real_chunk, real_unit
+    assert seen.get("signalled"), f"the run never reached its second unit's second chunk (units started: {started})"
     seen["sigint_err"] = err.getvalue()
     seen["after_sigint"] = _snapshot(out)
     seen["temp_after_sigint"] = _temp_files(out)
