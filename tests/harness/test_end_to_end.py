@@ -95,11 +95,15 @@ def resumed_run(tmp_path_factory):
         real_chunk(self, done, total)
 
     Progress.chunk, Progress.unit = chunk, unit
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored: restore Ctrl-C's
+    # default (KeyboardInterrupt) as an interactive session has it, whatever started the test session.
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with _capture_stderr() as err:
             seen["sigint_rc"] = main(["-q", *SUITE, "--out", str(out)])
     finally:
         Progress.chunk, Progress.unit = real_chunk, real_unit
+        signal.signal(signal.SIGINT, previous_sigint)
     assert seen.get("signalled"), f"the run never reached its second unit's second chunk (units started: {started})"
     seen["sigint_err"] = err.getvalue()
     seen["after_sigint"] = _snapshot(out)
