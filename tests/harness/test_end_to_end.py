@@ -91,7 +91,6 @@ def resumed_run(tmp_path_factory):
         if len(started) >= 2 and done >= 2 and not seen.get("signalled"):
             seen["signalled"] = True
             signal.raise_signal(signal.SIGINT)  # a real SIGINT; Python raises KeyboardInterrupt right here
-            time.sleep(1)
         real_chunk(self, done, total)
 
     Progress.chunk, Progress.unit = chunk, unit
