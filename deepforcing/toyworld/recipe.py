@@ -1,15 +1,17 @@
-"""The toy model's training recipe: stage 0 (autoencoder), stage 1 (teacher), stage 2 (DMD student), then export.
+"""The toy model's training recipe: autoencoder, teacher, ODE-initialised student, DMD student, then export.
 
-``deepforcing-eval toyworld train --out DIR`` runs :func:`train_toy_model`. The directory holds
+Stage 0 trains the autoencoder, stage 1 the teacher, stage 1b regresses the student on the teacher's ODE
+trajectories, stage 2 distils it by self-rollout and DMD. ``deepforcing-eval toyworld train --out DIR`` runs
+:func:`train_toy_model`. The directory holds
 
-* ``autoencoder.pt`` / ``teacher.pt`` / ``distill.pt`` — resumable checkpoints of the three stages (``--resume``
-  continues whichever is unfinished; a finished stage is not re-run);
+* ``autoencoder.pt`` / ``teacher.pt`` / ``ode.pt`` / ``distill.pt`` — resumable checkpoints of the four stages
+  (``--resume`` continues whichever is unfinished; a finished stage is not re-run);
 * the bundle the engine loads (``generator.safetensors``, ``text_encoder.safetensors``, ``vocab.json``,
   ``card.json``, ``autoencoder.safetensors``, see :mod:`deepforcing.toyworld.model`) — the student's EMA weights
   and the autoencoder;
 * ``MODEL_CARD.md``; ``autoencoder.csv`` (stage 0, every step); ``loss.csv`` / ``loss.svg`` (stage 1, every
-  step) and ``distill.csv`` / ``distill.svg`` (stage 2, every generator update, with the oracle's numbers of the
-  student every ``validate_every`` updates).
+  step), ``ode.csv`` (stage 1b, every regression step) and ``distill.csv`` / ``distill.svg`` (stage 2, every
+  generator update, with the oracle's numbers of the student every ``validate_every`` updates).
 
 Every stage records wall and process CPU seconds, so the card states what the run cost.
 """
@@ -42,6 +44,7 @@ from deepforcing.toyworld.autoencoder import (
 from deepforcing.toyworld.distill import DistillConfig, DistillState, distill, json_config
 from deepforcing.toyworld.flow import sample_ode
 from deepforcing.toyworld.model import PRESET_NAME, ToySampling, save_bundle, toy_preset
+from deepforcing.toyworld.ode import OdeInitConfig, OdeInitState, ode_init
 from deepforcing.toyworld.oracle import score_video
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.train import VALIDATION_SEED_BASE, TrainConfig, TrainState, train_teacher
@@ -51,6 +54,7 @@ log = logging.getLogger(__name__)
 
 AUTOENCODER_CHECKPOINT = "autoencoder.pt"
 TEACHER_CHECKPOINT = "teacher.pt"
+ODE_CHECKPOINT = "ode.pt"
 DISTILL_CHECKPOINT = "distill.pt"
 #: Oracle numbers recorded while training (on validation scenes, first 21 frames).
 TRACKED = ("presence", "colour_error", "motion")
@@ -63,6 +67,8 @@ class Recipe:
     Attributes:
         autoencoder: Stage-0 settings (the latent space).
         teacher: Stage-1 settings.
+        ode: Stage-1b settings (the student's initialisation and the regression pairs of stage 2); None skips the
+            stage (the DMD student starts from the teacher, as the shipped run does).
         distill: Stage-2 settings.
         world: The world the clips come from.
         validation_scenes: Validation scenes the oracle checks while training (seeds from 10¹²).
@@ -71,6 +77,7 @@ class Recipe:
 
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     teacher: TrainConfig = field(default_factory=TrainConfig)
+    ode: OdeInitConfig | None = None
     distill: DistillConfig = field(default_factory=DistillConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
     validation_scenes: int = 4
@@ -164,7 +171,7 @@ def train_toy_model(
     on_progress: Callable[[str, int, int, dict[str, float]], None] | None = None,
     command: str = "",
 ) -> dict[str, Any]:
-    """Run (or resume) the three stages and export the student as a toy bundle in ``out``.
+    """Run (or resume) the four stages and export the student as a toy bundle in ``out``.
 
     Args:
         recipe: The run's settings.
@@ -212,12 +219,29 @@ def train_toy_model(
     write_teacher_curves(t_state.history, out)
     teacher, text = t_state.ema_dit.eval(), t_state.ema_text.eval()
 
+    o_state = None
+    if recipe.ode is not None:
+        ode_ckpt = out / ODE_CHECKPOINT
+        o_state = ode_init(
+            recipe.ode,
+            teacher,
+            text,
+            ode_ckpt,
+            world=world,
+            resume=resume and ode_ckpt.exists(),
+            on_step=progress("ode", recipe.ode.batches + recipe.ode.steps),
+            command=command,
+        )
+        write_ode_curve(o_state.history, out)
+
     distill_ckpt = out / DISTILL_CHECKPOINT
     d_state = distill(
         recipe.distill,
         teacher,
         text,
         distill_ckpt,
+        init=None if o_state is None else o_state.student.eval(),
+        pairs=None if o_state is None or recipe.ode is None else o_state.pairs(recipe.ode),
         world=world,
         resume=resume and distill_ckpt.exists(),
         on_step=progress("distill", recipe.distill.steps),
@@ -234,7 +258,9 @@ def train_toy_model(
         },
         "student": student_oracle(d_state.ema, text, ae, recipe.distill.method, scenes, world),
     }
-    card = model_card(recipe, a_state, t_state, d_state, evaluation, command)
+    if o_state is not None:
+        evaluation["ode_student"] = student_oracle(o_state.student, text, ae, recipe.distill.method, scenes, world)
+    card = model_card(recipe, a_state, t_state, o_state, d_state, evaluation, command)
     save_bundle(out, d_state.ema, text, ae, card)
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
     return card
@@ -244,6 +270,7 @@ def model_card(
     recipe: Recipe,
     autoencoder: AutoencoderState,
     teacher: TrainState,
+    ode: OdeInitState | None,
     student: DistillState,
     evaluation: dict[str, Any],
     command: str,
@@ -256,8 +283,9 @@ def model_card(
     sampling = ToySampling(
         denoising_steps=tuple(sampler.denoising_steps), shift=sampler.shift, warp=sampler.warp, renoise=sampler.renoise
     )
-    cpu = autoencoder.cpu_seconds + teacher.cpu_seconds + student.cpu_seconds
-    wall = autoencoder.seconds + teacher.seconds + student.seconds
+    stages = [autoencoder, teacher, student] + ([] if ode is None else [ode])
+    cpu = sum(s.cpu_seconds for s in stages)
+    wall = sum(s.seconds for s in stages)
     ae_rows = [r for r in autoencoder.history if "loss" in r]
     return {
         "preset": PRESET_NAME,
@@ -273,6 +301,7 @@ def model_card(
         "training": {
             "autoencoder": json_config(recipe.autoencoder),
             "teacher": json_config(recipe.teacher),
+            **({} if recipe.ode is None else {"ode": json_config(recipe.ode)}),
             "distill": json_config(recipe.distill),
         },
         "sampling": json_config(sampling),
@@ -298,6 +327,7 @@ def model_card(
                 "final_val_loss": round(vals[-1]["val_loss"], 5) if vals else None,
                 "final_val_loss_causal": round(vals[-1]["val_loss_causal"], 5) if vals else None,
             },
+            **({} if ode is None else {"ode": _ode_run(ode)}),
             "distill": {
                 "segments": student.segments,
                 "steps": student.step,
@@ -313,6 +343,18 @@ def model_card(
             "parameters": sum(p.numel() for p in student.ema.parameters()),
         },
         "evaluation": _round(evaluation),
+    }
+
+
+def _ode_run(ode: OdeInitState) -> dict[str, Any]:
+    rows = [r for r in ode.history if "loss" in r]
+    return {
+        "segments": ode.segments,
+        "trajectories": len(ode.captions),
+        "steps": ode.step,
+        "wall_seconds": round(ode.seconds, 1),
+        "cpu_seconds": round(ode.cpu_seconds, 1),
+        "final_loss_mean_last_50": round(statistics.fmean(r["loss"] for r in rows[-50:]), 5) if rows else None,
     }
 
 
@@ -343,13 +385,18 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- stage 0 (autoencoder): `{json.dumps(card['training']['autoencoder'])}`",
         f"- sampling: `{json.dumps(card['sampling'])}` (chunk-wise engine, 3-frame chunks)",
         f"- stage 1 (teacher): `{json.dumps(card['training']['teacher'])}`",
+        *(
+            [f"- stage 1b (ODE initialisation): `{json.dumps(card['training']['ode'])}`"]
+            if "ode" in card["training"]
+            else []
+        ),
         f"- stage 2 (DMD student): `{json.dumps(card['training']['distill'])}`",
         f"- world: `{json.dumps(card['world'])}`",
         "- commands (in order; a resumed run lists each part with the step it reached and its CPU threads):",
         *(
             f"  - {stage}: `{seg['command']}` → step {seg['to_step']}, {seg['threads']} thread(s)"
-            for stage in ("autoencoder", "teacher", "distill")
-            for seg in run[stage]["segments"]
+            for stage in ("autoencoder", "teacher", "ode", "distill")
+            for seg in run.get(stage, {}).get("segments", [])
         ),
         f"- stage 0: {run['autoencoder']['steps']} steps, {run['autoencoder']['cpu_seconds']} CPU s "
         f"({run['autoencoder']['wall_seconds']} s wall), final loss {run['autoencoder']['final_loss_mean_last_100']}",
@@ -357,12 +404,23 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"{run['teacher']['cpu_seconds']} CPU s ({run['teacher']['wall_seconds']} s wall); validation loss "
         f"{run['teacher']['initial_val_loss']} → {run['teacher']['final_val_loss']} (full attention), "
         f"{run['teacher']['final_val_loss_causal']} (block-causal)",
+        *(
+            [
+                f"- stage 1b: {run['ode']['trajectories']} teacher ODE trajectories, {run['ode']['steps']} regression "
+                f"steps, {run['ode']['cpu_seconds']} CPU s ({run['ode']['wall_seconds']} s wall), final loss "
+                f"{run['ode']['final_loss_mean_last_50']}"
+            ]
+            if "ode" in run
+            else []
+        ),
         f"- stage 2: {run['distill']['steps']} generator updates ({run['distill']['rollouts']} self-rollouts), "
         f"{run['distill']['cpu_seconds']} CPU s ({run['distill']['wall_seconds']} s wall)",
         f"- total: {run['cpu_seconds']} CPU s ({run['cpu_seconds'] / 3600:.2f} CPU-hours), {run['wall_seconds']} s "
         f"wall, torch {run['torch']}, {run['threads']} thread(s)",
         f"- oracle, first 21 frames of {len(ev['scenes'])} validation scenes: rendered frames through the "
-        f"autoencoder {oracle(ev['autoencoder'])}; student "
+        f"autoencoder {oracle(ev['autoencoder'])}; "
+        + (f"ODE-initialised student {oracle(ev['ode_student'])}; " if "ode_student" in ev else "")
+        + "student "
         f"({card['training']['distill']['method']} sampler) {oracle(ev['student'])}; "
         + "; ".join(f"teacher (flow ODE, {k}) {oracle(v)}" for k, v in ev["teacher"].items()),
         "",
@@ -402,12 +460,26 @@ def write_teacher_curves(history: list[dict[str, Any]], out: Path) -> None:
     (out / "loss.svg").write_text(line_svg(series, log_y=True, x_label="stage-1 step"))
 
 
+def write_ode_curve(history: list[dict[str, Any]], out: Path) -> None:
+    """``ode.csv``: stage 1b's regression loss at every step."""
+    _write_csv(out / "ode.csv", history, ["step", "loss", "grad_norm", "seconds", "cpu_seconds"])
+
+
 def write_distill_curves(history: list[dict[str, Any]], out: Path) -> None:
     """``distill.csv`` (every generator update) and ``distill.svg`` (the student's oracle numbers, linear y).
 
     The SVG shows the presence and colour error of the student on the validation scenes.
     """
-    fields = ["step", "dmd_loss", "dmd_direction", "real_gap", "critic_loss", "grad_norm", *TRACKED]
+    fields = [
+        "step",
+        "dmd_loss",
+        "regression_loss",
+        "dmd_direction",
+        "real_gap",
+        "critic_loss",
+        "grad_norm",
+        *TRACKED,
+    ]
     _write_csv(out / "distill.csv", history, [*fields, "seconds", "cpu_seconds"])
     series = [
         ("presence", "#2ca02c", [(r["step"], r["presence"]) for r in history if "presence" in r]),

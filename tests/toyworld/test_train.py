@@ -1,4 +1,4 @@
-"""Training the toy model from scratch on CPU: both stages, checkpoints that round-trip, the exported bundle."""
+"""Training the toy model from scratch on CPU: every stage, checkpoints that round-trip, the exported bundle."""
 
 import json
 
@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from deepforcing.toyworld.autoencoder import AutoencoderConfig, ToyAutoencoder
 from deepforcing.toyworld.distill import DistillConfig
 from deepforcing.toyworld.model import load_toy_model
+from deepforcing.toyworld.ode import OdeInitConfig
 from deepforcing.toyworld.recipe import Recipe, train_toy_model
 from deepforcing.toyworld.train import TrainConfig, make_batch, noise_layout, train_teacher
 from deepforcing.toyworld.world import WorldConfig
@@ -16,9 +17,17 @@ from deepforcing.toyworld.world import WorldConfig
 
 def _tiny_recipe(teacher_steps: int = 4, distill_steps: int = 2) -> Recipe:
     return Recipe(
-        AutoencoderConfig(steps=3, width=8, scenes=1, normalisation_scenes=2, checkpoint_every=2),
-        TrainConfig(steps=teacher_steps, batch_size=1, warmup_steps=2, validation_clips=1, checkpoint_every=2),
-        DistillConfig(steps=distill_steps, batch_size=1, critic_updates=1, validate_every=100, checkpoint_every=1),
+        autoencoder=AutoencoderConfig(steps=3, width=8, scenes=1, normalisation_scenes=2, checkpoint_every=2),
+        teacher=TrainConfig(steps=teacher_steps, batch_size=1, warmup_steps=2, validation_clips=1, checkpoint_every=2),
+        ode=OdeInitConfig(trajectories=2, ode_steps=2, steps=2, batch_size=1, checkpoint_every=1),
+        distill=DistillConfig(
+            steps=distill_steps,
+            batch_size=1,
+            critic_updates=1,
+            regression_weight=1.0,
+            validate_every=100,
+            checkpoint_every=1,
+        ),
         validation_scenes=1,
         oracle_steps=2,
     )
@@ -75,12 +84,18 @@ def test_all_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
     recipe = _tiny_recipe()
     card = train_toy_model(recipe, tmp_path / "a", command="deepforcing-eval toyworld train --out a")
     files = ("autoencoder.csv", "loss.csv", "loss.svg", "distill.csv", "distill.svg", "MODEL_CARD.md")
-    for name in (*files, "autoencoder.pt", "teacher.pt", "distill.pt", "autoencoder.safetensors"):
+    for name in (*files, "ode.csv", "autoencoder.pt", "teacher.pt", "ode.pt", "distill.pt", "autoencoder.safetensors"):
         assert (tmp_path / "a" / name).is_file()
+    header = (tmp_path / "a" / "distill.csv").read_text().splitlines()[0].split(",")
+    rows = [
+        dict(zip(header, line.split(","), strict=True))
+        for line in (tmp_path / "a" / "distill.csv").read_text().splitlines()[1:]
+    ]
+    assert all(float(r["regression_loss"]) > 0 for r in rows)  # the DMD student also regresses on the ODE pairs
     run = card["run"]
     assert run["teacher"]["steps"] == 4 and run["distill"]["steps"] == 2 and run["distill"]["rollouts"] == 4
-    assert run["autoencoder"]["steps"] == 3
-    stages = run["autoencoder"]["cpu_seconds"] + run["teacher"]["cpu_seconds"] + run["distill"]["cpu_seconds"]
+    assert run["autoencoder"]["steps"] == 3 and run["ode"]["trajectories"] == 2 and run["ode"]["steps"] == 2
+    stages = sum(run[k]["cpu_seconds"] for k in ("autoencoder", "teacher", "ode", "distill"))
     assert run["cpu_seconds"] == pytest.approx(stages, abs=0.3)
     sampling = {"denoising_steps": [1000, 750, 500, 250], "shift": 5.0, "warp": True, "renoise": "fresh"}
     assert card["sampling"] == sampling  # the self-forcing preset's sampler, as it is
