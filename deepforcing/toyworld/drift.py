@@ -361,14 +361,73 @@ def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:
         m: statistics.fmean([r["seconds"] for r in rows if r["method"] == m and r["segment"] == 0] or [math.nan])
         for m in table
     }
-    md = _markdown(table, study, reference, seconds)
+    by_shapes = _by_shapes(rows, [GROUND_TRUTH, *study.methods], late)
+    md = _markdown(table, study, reference, seconds, by_shapes)
     return {
         "kind": "toyworld-drift-study",
         "study": study.__dict__,
         "table": table,
+        "by_shapes": by_shapes,
         "seconds_per_video": seconds,
         "markdown": md,
     }
+
+
+#: Oracle numbers broken down by the caption's shape count (a mean over one- and two-shape captions can hide
+#: opposite errors: a shape flickering between partial components moves its centroid, which reads as motion).
+BY_SHAPES_METRICS = ("presence", "motion")
+
+
+def _by_shapes(rows: list[dict[str, Any]], methods: list[str], late: set[int]) -> dict[str, Any]:
+    """Method -> metric -> shape count -> {"early", "late": [mean, 95% half-width] over prompts, "prompts"}."""
+    from deepforcing.toyworld.world import parse_caption
+
+    counts = {r["prompt"]: len(parse_caption(r["caption"]).shapes) for r in rows}
+    out: dict[str, Any] = {}
+    for method in methods:
+        out[method] = {}
+        for metric in BY_SHAPES_METRICS:
+            out[method][metric] = {}
+            for k in sorted(set(counts.values())):
+                cells = {}
+                for name, segs in (("early", {0}), ("late", late)):
+                    acc: dict[int, list[float]] = {}
+                    for r in rows:
+                        if (
+                            r["method"] == method
+                            and counts[r["prompt"]] == k
+                            and r["segment"] in segs
+                            and math.isfinite(r[metric])
+                        ):
+                            acc.setdefault(r["prompt"], []).append(r[metric])
+                    cells[name] = list(mean_ci([statistics.fmean(v) for v in acc.values()]))
+                    cells[f"{name}_prompts"] = len(acc)
+                out[method][metric][str(k)] = cells
+    return out
+
+
+def _shapes_markdown(by_shapes: dict[str, Any]) -> list[str]:
+    lines = ["**by the caption's shape count** (mean ± 95% t-interval over the prompts with that count)", ""]
+    for metric in BY_SHAPES_METRICS:
+        ks = sorted({k for m in by_shapes.values() for k in m[metric]})
+        lines += [
+            f"| {metric} | "
+            + " | ".join(f"{k} shape{'' if k == '1' else 's'}, {seg}" for k in ks for seg in ("early", "late"))
+            + " |",
+            "|---|" + "---|---|" * len(ks),
+        ]
+        for method, by_metric in by_shapes.items():
+            cells = [by_metric[metric].get(k, {}) for k in ks]
+            lines.append(
+                f"| {method} | "
+                + " | ".join(
+                    f"{_fmt(c.get('early', [math.nan, math.nan]))} | {_fmt(c.get('late', [math.nan, math.nan]))}"
+                    for c in cells
+                )
+                + " |"
+            )
+        lines.append("")
+    return lines
 
 
 def _fmt(mc: list[float]) -> str:
@@ -378,7 +437,13 @@ def _fmt(mc: list[float]) -> str:
     return f"{m:.3f} ± {h:.3f}" if math.isfinite(h) else f"{m:.3f}"
 
 
-def _markdown(table: dict[str, Any], study: DriftStudy, reference: str, seconds: dict[str, float]) -> str:
+def _markdown(
+    table: dict[str, Any],
+    study: DriftStudy,
+    reference: str,
+    seconds: dict[str, float],
+    by_shapes: dict[str, Any],
+) -> str:
     from deepforcing.toyworld.oracle import SEGMENT_METRICS
 
     n_seg = math.ceil(study.num_frames / study.segment_frames)
@@ -402,5 +467,6 @@ def _markdown(table: dict[str, Any], study: DriftStudy, reference: str, seconds:
                 f"{_fmt(v[f'late_minus_{reference}'])} |"
             )
         lines.append("")
+    lines += _shapes_markdown(by_shapes)
     lines.append("seconds per video: " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items()))
     return "\n".join(lines) + "\n"

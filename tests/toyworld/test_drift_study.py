@@ -39,6 +39,16 @@ def test_workers_give_the_rows_of_one_process_and_a_rerun_resumes(tmp_path):
     (tmp_path / "one" / "rows.jsonl").write_text("".join(lines[:-4]))
     resumed = run_study(STUDY, tmp_path / "one", progress=False)
     assert _rows(tmp_path / "one") == rows and resumed["table"] == one["table"]
+    # presence and motion by the captions' shape count: every prompt falls in one group
+    by = one["by_shapes"]
+    assert set(by) == {GROUND_TRUTH, "self-forcing", "deep-forcing"}
+    groups = by["self-forcing"]["presence"]
+    assert sum(g["early_prompts"] for g in groups.values()) == 2 and set(groups) <= {"1", "2"}
+    gt = [r for r in rows if r["method"] == GROUND_TRUTH and r["segment"] == 0]
+    for k, g in by[GROUND_TRUTH]["presence"].items():  # one seed: the group's mean is the mean of its rows
+        vals = [r["presence"] for r in gt if (" and " in r["caption"]) == (k == "2")]
+        assert g["early"][0] == pytest.approx(sum(vals) / len(vals))
+    assert "by the caption's shape count" in (tmp_path / "one" / "summary.md").read_text()
     # the summary names its kind, so the report reads it as findings
     from deepforcing.report.findings import load_findings
 
