@@ -114,6 +114,12 @@ def test_undefined_clips_are_skipped_only_when_declared():
         aggregate(rows, "m", Aggregation())
 
 
+CAPTIONS = (
+    "a red circle bouncing on a gray background",
+    "a red circle and a blue square bouncing on a gray background",
+)
+
+
 def _rows(study):
     out = []
     for p in range(study.prompts):
@@ -127,6 +133,7 @@ def _rows(study):
                         "seed": 0,
                         "segment": seg,
                         "seconds": 1.0,
+                        "caption": CAPTIONS[p % 2],
                         **{
                             m: 0.0
                             for m in (
@@ -153,6 +160,10 @@ def test_findings_known_answers(tmp_path):
     # late - self-forcing per prompt: 0.0, 0.1, 0.2 -> mean 0.1, half-width t(0.975, 2) * 0.1 / sqrt(3)
     m, h = pres["late_minus_self-forcing"]
     assert m == pytest.approx(0.1) and h == pytest.approx(4.303 * 0.1 / math.sqrt(3), rel=1e-6)
+    # by shape count: prompts 0 and 2 have one shape (late 0.5, 0.7), prompt 1 two (late 0.6, a single prompt)
+    one, two = (summary["by_shapes"]["deep-forcing"]["presence"][k] for k in ("1", "2"))
+    assert one["late"][0] == pytest.approx(0.6) and one["late_prompts"] == 2 and one["early"] == [1.0, 0.0]
+    assert two["late"][0] == pytest.approx(0.6) and two["late_prompts"] == 1 and math.isnan(two["late"][1])
     path = tmp_path / "summary.json"
     path.write_text(json.dumps({k: v for k, v in summary.items() if k != "markdown"}))
     intro, tables, notes = findings_tables(load_summary(path))
