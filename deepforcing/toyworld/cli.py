@@ -40,18 +40,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    from deepforcing.errors import UserError
     from deepforcing.toyworld.ode import OdeInitConfig
     from deepforcing.toyworld.recipe import Recipe, train_toy_model
 
     _threads(args.threads)
-    if args.regression_weight and not args.ode_steps:
-        raise UserError("--regression-weight needs the ODE pairs of stage 1b", "pass --ode-steps N (e.g. 300) with it")
     base = Recipe()
     recipe = Recipe(
         autoencoder=dataclasses.replace(base.autoencoder, steps=args.autoencoder_steps, seed=args.seed),
         teacher=dataclasses.replace(base.teacher, steps=args.teacher_steps, seed=args.seed),
         ode=OdeInitConfig(steps=args.ode_steps, seed=args.seed) if args.ode_steps else None,
+        distill_init=args.dmd_init,
+        merge=args.merge,
         distill=dataclasses.replace(
             base.distill, steps=args.distill_steps, seed=args.seed, regression_weight=args.regression_weight
         ),
@@ -246,6 +245,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     tr.add_argument(
         "--distill-steps", type=int, default=DISTILL_STEPS, help="stage-2 generator updates (default: the shipped run)"
+    )
+    tr.add_argument(
+        "--dmd-init",
+        choices=("teacher", "ode"),
+        default="teacher",
+        help="what the DMD generator starts from: the teacher's block-causal mode (default, the shipped run) or the "
+        "stage-1b student (needs --ode-steps)",
+    )
+    tr.add_argument(
+        "--merge",
+        type=float,
+        default=0.0,
+        help="export (1 - A)·DMD student + A·ODE student, a weight interpolation (needs --ode-steps; default 0)",
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size)")

@@ -18,6 +18,7 @@ Every stage records wall and process CPU seconds, so the card states what the ru
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 
 from deepforcing import methods
+from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.noise import NoiseStream
 from deepforcing.samplers.chunkwise import ChunkwiseSampler
@@ -67,9 +69,14 @@ class Recipe:
     Attributes:
         autoencoder: Stage-0 settings (the latent space).
         teacher: Stage-1 settings.
-        ode: Stage-1b settings (the student's initialisation and the regression pairs of stage 2); None skips the
-            stage (the DMD student starts from the teacher, as the shipped run does).
+        ode: Stage-1b settings (the ODE-regressed student and the regression pairs of stage 2); None skips the
+            stage (as the shipped run does).
         distill: Stage-2 settings.
+        distill_init: What the DMD generator starts from: ``"teacher"`` (its block-causal mode) or ``"ode"`` (the
+            stage-1b student; needs ``ode``).
+        merge: Weight ``a`` of the exported student ``(1 − a)·DMD EMA + a·ODE student``, a weight-space
+            interpolation of the two fine-tunes of the teacher (WiSE-FT); 0 exports the DMD EMA (needs ``ode``
+            when > 0).
         world: The world the clips come from.
         validation_scenes: Validation scenes the oracle checks while training (seeds from 10¹²).
         oracle_steps: Flow-ODE steps of the teacher's samples that the oracle checks.
@@ -79,9 +86,45 @@ class Recipe:
     teacher: TrainConfig = field(default_factory=TrainConfig)
     ode: OdeInitConfig | None = None
     distill: DistillConfig = field(default_factory=DistillConfig)
+    distill_init: str = "teacher"
+    merge: float = 0.0
     world: WorldConfig = field(default_factory=WorldConfig)
     validation_scenes: int = 4
     oracle_steps: int = 24
+
+    def __post_init__(self) -> None:
+        if self.distill_init not in ("teacher", "ode"):
+            raise UserError(f"distill_init must be 'teacher' or 'ode', got {self.distill_init!r}")
+        if not 0.0 <= self.merge <= 1.0:
+            raise UserError(f"merge must be in [0, 1], got {self.merge}")
+        needs = [
+            name
+            for name, on in (
+                ("--dmd-init ode", self.distill_init == "ode"),
+                ("--merge", self.merge > 0),
+                ("--regression-weight", self.distill.regression_weight > 0),
+            )
+            if on
+        ]
+        if needs and self.ode is None:
+            raise UserError(
+                f"{', '.join(needs)} needs the ODE-initialised student of stage 1b",
+                "pass --ode-steps N (e.g. 300) as well",
+            )
+
+
+def merge_students(dmd: CausalWanModel, ode: CausalWanModel, a: float) -> CausalWanModel:
+    """``(1 − a)·dmd + a·ode`` for every floating-point weight and buffer (the two share the teacher's layout)."""
+    out = copy.deepcopy(dmd)
+    other = ode.state_dict()
+    with torch.no_grad():
+        out.load_state_dict(
+            {
+                k: torch.lerp(v, other[k].to(v.dtype), a) if v.is_floating_point() else v
+                for k, v in dmd.state_dict().items()
+            }
+        )
+    return out.eval()
 
 
 @torch.no_grad()
@@ -240,7 +283,7 @@ def train_toy_model(
         teacher,
         text,
         distill_ckpt,
-        init=None if o_state is None else o_state.student.eval(),
+        init=o_state.student.eval() if o_state is not None and recipe.distill_init == "ode" else None,
         pairs=None if o_state is None or recipe.ode is None else o_state.pairs(recipe.ode),
         world=world,
         resume=resume and distill_ckpt.exists(),
@@ -249,6 +292,10 @@ def train_toy_model(
         command=command,
     )
     write_distill_curves(d_state.history, out)
+    student = d_state.ema
+    if recipe.merge > 0:
+        assert o_state is not None
+        student = merge_students(d_state.ema, o_state.student, recipe.merge)
     evaluation = {
         "scenes": scenes,
         "autoencoder": reconstruction_oracle(ae, scenes, world),
@@ -256,12 +303,14 @@ def train_toy_model(
             f"guidance {g:g}": teacher_oracle(teacher, text, ae, scenes, world, guidance=g, steps=recipe.oracle_steps)
             for g in sorted({1.0, recipe.distill.guidance})
         },
-        "student": student_oracle(d_state.ema, text, ae, recipe.distill.method, scenes, world),
+        "student": student_oracle(student, text, ae, recipe.distill.method, scenes, world),
     }
     if o_state is not None:
         evaluation["ode_student"] = student_oracle(o_state.student, text, ae, recipe.distill.method, scenes, world)
+    if recipe.merge > 0:
+        evaluation["dmd_student"] = student_oracle(d_state.ema, text, ae, recipe.distill.method, scenes, world)
     card = model_card(recipe, a_state, t_state, o_state, d_state, evaluation, command)
-    save_bundle(out, d_state.ema, text, ae, card)
+    save_bundle(out, student, text, ae, card)
     (out / "MODEL_CARD.md").write_text(render_model_card(card))
     return card
 
@@ -302,6 +351,7 @@ def model_card(
             "autoencoder": json_config(recipe.autoencoder),
             "teacher": json_config(recipe.teacher),
             **({} if recipe.ode is None else {"ode": json_config(recipe.ode)}),
+            **({} if recipe.ode is None else {"distill_init": recipe.distill_init, "merge": recipe.merge}),
             "distill": json_config(recipe.distill),
         },
         "sampling": json_config(sampling),
@@ -413,6 +463,14 @@ def render_model_card(card: dict[str, Any]) -> str:
             if "ode" in run
             else []
         ),
+        *(
+            [
+                f"- exported student: (1 − {card['training']['merge']})·DMD EMA + {card['training']['merge']}·ODE "
+                f"student (weight interpolation); DMD started from the {card['training']['distill_init']}"
+            ]
+            if card["training"].get("merge")
+            else []
+        ),
         f"- stage 2: {run['distill']['steps']} generator updates ({run['distill']['rollouts']} self-rollouts), "
         f"{run['distill']['cpu_seconds']} CPU s ({run['distill']['wall_seconds']} s wall)",
         f"- total: {run['cpu_seconds']} CPU s ({run['cpu_seconds'] / 3600:.2f} CPU-hours), {run['wall_seconds']} s "
@@ -420,6 +478,7 @@ def render_model_card(card: dict[str, Any]) -> str:
         f"- oracle, first 21 frames of {len(ev['scenes'])} validation scenes: rendered frames through the "
         f"autoencoder {oracle(ev['autoencoder'])}; "
         + (f"ODE-initialised student {oracle(ev['ode_student'])}; " if "ode_student" in ev else "")
+        + (f"DMD student before the merge {oracle(ev['dmd_student'])}; " if "dmd_student" in ev else "")
         + "student "
         f"({card['training']['distill']['method']} sampler) {oracle(ev['student'])}; "
         + "; ".join(f"teacher (flow ODE, {k}) {oracle(v)}" for k, v in ev["teacher"].items()),

@@ -101,9 +101,20 @@ def test_dmd_with_a_regression_weight_needs_the_pairs(tmp_path):
         DistillConfig(regression_weight=-1.0)
 
 
-def test_cli_refuses_a_regression_weight_without_the_ode_stage(capsys, tmp_path):
+@pytest.mark.parametrize("option", [["--regression-weight", "1"], ["--merge", "0.3"], ["--dmd-init", "ode"]])
+def test_cli_refuses_options_that_need_the_ode_stage_without_it(capsys, tmp_path, option):
     from deepforcing.cli import main
 
-    code = main(["toyworld", "train", "--out", str(tmp_path / "t"), "--regression-weight", "1"])
+    code = main(["toyworld", "train", "--out", str(tmp_path / "t"), *option])
     err = capsys.readouterr().err
-    assert code == 2 and "--ode-steps" in err and not (tmp_path / "t").exists()
+    assert code == 2 and option[0] in err and "--ode-steps" in err and not (tmp_path / "t").exists()
+
+
+def test_merge_is_a_weight_interpolation():
+    from deepforcing.toyworld.recipe import merge_students
+
+    a, b = _teacher(4), _teacher(5)
+    m = merge_students(a, b, 0.3)
+    for name, v in m.state_dict().items():
+        torch.testing.assert_close(v, 0.7 * a.state_dict()[name] + 0.3 * b.state_dict()[name], rtol=1e-6, atol=1e-6)
+    assert all(torch.equal(x, y) for x, y in zip(merge_students(a, b, 0.0).parameters(), a.parameters(), strict=True))

@@ -28,6 +28,8 @@ def _tiny_recipe(teacher_steps: int = 4, distill_steps: int = 2) -> Recipe:
             validate_every=100,
             checkpoint_every=1,
         ),
+        distill_init="ode",
+        merge=0.25,
         validation_scenes=1,
         oracle_steps=2,
     )
@@ -101,10 +103,15 @@ def test_all_stages_export_a_loadable_bundle_and_resume_exactly(tmp_path):
     assert card["sampling"] == sampling  # the self-forcing preset's sampler, as it is
     model = load_toy_model(tmp_path / "a")
     assert model.sampling.denoising_steps == (1000, 750, 500, 250)
-    # The bundle is the student's EMA from the stage-2 checkpoint, stored as float16.
+    # The bundle is 0.75 x the student's EMA from the stage-2 checkpoint + 0.25 x the stage-1b student, as float16.
     ema = torch.load(tmp_path / "a" / "distill.pt", weights_only=True)["ema"]
+    ode = torch.load(tmp_path / "a" / "ode.pt", weights_only=True)["student"]
+    assert card["training"]["merge"] == 0.25 and card["training"]["distill_init"] == "ode"
     for name, value in model.dit.state_dict().items():
-        torch.testing.assert_close(value, ema[name].half().float(), rtol=0, atol=0)
+        torch.testing.assert_close(value, torch.lerp(ema[name], ode[name], 0.25).half().float(), rtol=0, atol=0)
+    assert (
+        "dmd_student" in card["evaluation"] and "(1 − 0.25)·DMD EMA" in (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    )
     # ... and the autoencoder is stage 0's, in float32, with its latent normalisation.
     ae = torch.load(tmp_path / "a" / "autoencoder.pt", weights_only=True)["model"]
     for name, value in model.autoencoder.state_dict().items():
