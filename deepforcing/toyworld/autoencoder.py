@@ -26,7 +26,6 @@ thread; resumable from its checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepforcing.errors import UserError
+from deepforcing.toyworld.stage_checkpoint import read_stage, restore_progress, write_stage
 from deepforcing.toyworld.world import WorldConfig, sample_scene
 
 log = logging.getLogger(__name__)
@@ -227,45 +227,22 @@ def _new_state(cfg: AutoencoderConfig) -> AutoencoderState:
     return AutoencoderState(0, model, opt, torch.Generator().manual_seed(cfg.seed + 1))
 
 
-def _config_json(cfg: AutoencoderConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
 def _save(state: AutoencoderState, cfg: AutoencoderConfig, path: Path) -> None:
-    if state.segments:
-        state.segments[-1]["to_step"] = state.step
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": _config_json(cfg),
-            "step": state.step,
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "generator": state.generator.get_state(),
-            "seconds": state.seconds,
-            "cpu_seconds": state.cpu_seconds,
-            "history": state.history,
-            "segments": state.segments,
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    tensors = {
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "generator": state.generator.get_state(),
+    }
+    write_stage(path, cfg, state, tensors)
 
 
 def _load(cfg: AutoencoderConfig, path: Path) -> AutoencoderState:
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    changed = {k for k, v in _config_json(cfg).items() if k != "steps" and raw["config"].get(k) != v}
-    if changed:
-        raise UserError(
-            f"--resume: checkpoint {path} was written with different settings ({', '.join(sorted(changed))})",
-            "resume with the same options (only the step counts may change) or use a new --out",
-        )
+    raw = read_stage(path, cfg)
     state = _new_state(cfg)
     state.model.load_state_dict(raw["model"])
     state.optimizer.load_state_dict(raw["optimizer"])
     state.generator.set_state(raw["generator"])
-    state.step, state.seconds, state.cpu_seconds = raw["step"], raw["seconds"], raw["cpu_seconds"]
-    state.history, state.segments = raw["history"], raw["segments"]
+    restore_progress(state, raw)
     return state
 
 

@@ -47,6 +47,7 @@ from deepforcing.policies.base import CachePolicy
 from deepforcing.samplers.chunkwise import ChunkwiseConfig, ChunkwiseSampler
 from deepforcing.toyworld.flow import predict_x0
 from deepforcing.toyworld.ode import OdePairs, regression_loss
+from deepforcing.toyworld.stage_checkpoint import read_stage, restore_progress, write_stage
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.world import WorldConfig, sample_scene
 
@@ -278,48 +279,22 @@ def _new_state(cfg: DistillConfig, teacher: CausalWanModel, init: CausalWanModel
 
 def save_checkpoint(state: DistillState, cfg: DistillConfig, path: Path) -> None:
     """Write a resumable checkpoint atomically."""
-    if state.segments:
-        state.segments[-1]["to_step"] = state.step
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": json_config(cfg),
-            "step": state.step,
-            "generator": state.generator.state_dict(),
-            "ema": state.ema.state_dict(),
-            "fake": state.fake.state_dict(),
-            "opt_generator": state.opt_generator.state_dict(),
-            "opt_critic": state.opt_critic.state_dict(),
-            "gen": state.gen.get_state(),
-            "seconds": state.seconds,
-            "cpu_seconds": state.cpu_seconds,
-            "history": state.history,
-            "segments": state.segments,
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def json_config(cfg: Any) -> dict[str, Any]:
-    """A frozen config dataclass as JSON-ready data (tuples become lists)."""
-    import json
-
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    tensors = {
+        "generator": state.generator.state_dict(),
+        "ema": state.ema.state_dict(),
+        "fake": state.fake.state_dict(),
+        "opt_generator": state.opt_generator.state_dict(),
+        "opt_critic": state.opt_critic.state_dict(),
+        "gen": state.gen.get_state(),
+    }
+    write_stage(path, cfg, state, tensors)
 
 
 def load_checkpoint(
     cfg: DistillConfig, teacher: CausalWanModel, path: Path, init: CausalWanModel | None = None
 ) -> DistillState:
     """Resume a distillation run (same settings; only ``steps`` may change)."""
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    defaults = json_config(DistillConfig())  # settings added later default to the behaviour before them
-    changed = {k for k, v in json_config(cfg).items() if k != "steps" and raw["config"].get(k, defaults[k]) != v}
-    if changed:
-        raise UserError(
-            f"--resume: checkpoint {path} was written with different settings ({', '.join(sorted(changed))})",
-            "resume with the same options (only the step counts may change) or use a new --out",
-        )
+    raw = read_stage(path, cfg)
     state = _new_state(cfg, teacher, init)
     state.generator.load_state_dict(raw["generator"])
     state.ema.load_state_dict(raw["ema"])
@@ -327,8 +302,7 @@ def load_checkpoint(
     state.opt_generator.load_state_dict(raw["opt_generator"])
     state.opt_critic.load_state_dict(raw["opt_critic"])
     state.gen.set_state(raw["gen"])
-    state.step, state.seconds, state.cpu_seconds = raw["step"], raw["seconds"], raw["cpu_seconds"]
-    state.history, state.segments = raw["history"], raw["segments"]
+    restore_progress(state, raw)
     return state
 
 

@@ -34,6 +34,7 @@ from deepforcing import methods
 from deepforcing.errors import UserError
 from deepforcing.model.wan import CausalWanModel
 from deepforcing.toyworld.flow import predict_x0, shifted_sigmas
+from deepforcing.toyworld.stage_checkpoint import read_stage, restore_progress, write_stage
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.world import WorldConfig, sample_scene
 
@@ -224,17 +225,6 @@ class OdeInitState:
         return OdePairs(torch.cat(self.states), torch.cat(self.x0), list(self.captions), cfg.student_sigmas())
 
 
-def _config_json(cfg: OdeInitConfig) -> dict[str, Any]:
-    return json_ready(dataclasses.asdict(cfg))
-
-
-def json_ready(data: dict[str, Any]) -> dict[str, Any]:
-    """Tuples as lists, as JSON would give them back."""
-    import json
-
-    return json.loads(json.dumps(data))
-
-
 def _new_state(cfg: OdeInitConfig, teacher: CausalWanModel) -> OdeInitState:
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -242,51 +232,26 @@ def _new_state(cfg: OdeInitConfig, teacher: CausalWanModel) -> OdeInitState:
 
 
 def _save(state: OdeInitState, cfg: OdeInitConfig, path: Path) -> None:
-    if state.segments:
-        state.segments[-1]["to_step"] = state.step
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": _config_json(cfg),
-            "step": state.step,
-            "states": state.states,
-            "x0": state.x0,
-            "captions": state.captions,
-            "student": state.student.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "gen": state.gen.get_state(),
-            "seconds": state.seconds,
-            "cpu_seconds": state.cpu_seconds,
-            "history": state.history,
-            "segments": state.segments,
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    tensors = {
+        "states": state.states,
+        "x0": state.x0,
+        "captions": state.captions,
+        "student": state.student.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "gen": state.gen.get_state(),
+    }
+    write_stage(path, cfg, state, tensors)
 
 
 def _load(cfg: OdeInitConfig, teacher: CausalWanModel, path: Path) -> OdeInitState:
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    changed = {k for k, v in _config_json(cfg).items() if k != "steps" and raw["config"].get(k) != v}
-    if changed:
-        raise UserError(
-            f"--resume: checkpoint {path} was written with different settings ({', '.join(sorted(changed))})",
-            "resume with the same options (only the step counts may change) or use a new --out",
-        )
+    raw = read_stage(path, cfg)
     state = _new_state(cfg, teacher)
     state.student.load_state_dict(raw["student"])
     state.optimizer.load_state_dict(raw["optimizer"])
     state.gen.set_state(raw["gen"])
     state.states, state.x0, state.captions = raw["states"], raw["x0"], raw["captions"]
-    state.step, state.seconds, state.cpu_seconds = raw["step"], raw["seconds"], raw["cpu_seconds"]
-    state.history, state.segments = raw["history"], raw["segments"]
+    restore_progress(state, raw)
     return state
-
-
-def load_pairs(cfg: OdeInitConfig, path: str | Path) -> OdePairs:
-    """The ODE pairs of a finished (or partial) stage checkpoint."""
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    return OdePairs(torch.cat(raw["states"]), torch.cat(raw["x0"]), list(raw["captions"]), cfg.student_sigmas())
 
 
 def ode_init(

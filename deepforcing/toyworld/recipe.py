@@ -43,11 +43,12 @@ from deepforcing.toyworld.autoencoder import (
     ToyAutoencoder,
     train_autoencoder,
 )
-from deepforcing.toyworld.distill import DistillConfig, DistillState, distill, json_config
+from deepforcing.toyworld.distill import DistillConfig, DistillState, distill
 from deepforcing.toyworld.flow import sample_ode
 from deepforcing.toyworld.model import PRESET_NAME, ToySampling, save_bundle, toy_preset
 from deepforcing.toyworld.ode import OdeInitConfig, OdeInitState, ode_init
 from deepforcing.toyworld.oracle import score_video
+from deepforcing.toyworld.stage_checkpoint import config_json
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.train import VALIDATION_SEED_BASE, TrainConfig, TrainState, train_teacher
 from deepforcing.toyworld.world import WorldConfig, sample_scene
@@ -284,7 +285,11 @@ def train_toy_model(
         text,
         distill_ckpt,
         init=o_state.student.eval() if o_state is not None and recipe.distill_init == "ode" else None,
-        pairs=None if o_state is None or recipe.ode is None else o_state.pairs(recipe.ode),
+        pairs=(
+            o_state.pairs(recipe.ode)
+            if o_state is not None and recipe.ode is not None and recipe.distill.regression_weight > 0
+            else None
+        ),
         world=world,
         resume=resume and distill_ckpt.exists(),
         on_step=progress("distill", recipe.distill.steps),
@@ -338,7 +343,7 @@ def model_card(
     ae_rows = [r for r in autoencoder.history if "loss" in r]
     return {
         "preset": PRESET_NAME,
-        "wan": json_config(toy_preset().wan),
+        "wan": config_json(toy_preset().wan),
         "latent": {
             "kind": "autoencoder",
             "factor": FACTOR,
@@ -346,15 +351,15 @@ def model_card(
             "width": recipe.autoencoder.width,
             "temporal": 1,
         },
-        "world": json_config(recipe.world),
+        "world": config_json(recipe.world),
         "training": {
-            "autoencoder": json_config(recipe.autoencoder),
-            "teacher": json_config(recipe.teacher),
-            **({} if recipe.ode is None else {"ode": json_config(recipe.ode)}),
+            "autoencoder": config_json(recipe.autoencoder),
+            "teacher": config_json(recipe.teacher),
+            **({} if recipe.ode is None else {"ode": config_json(recipe.ode)}),
             **({} if recipe.ode is None else {"distill_init": recipe.distill_init, "merge": recipe.merge}),
-            "distill": json_config(recipe.distill),
+            "distill": config_json(recipe.distill),
         },
-        "sampling": json_config(sampling),
+        "sampling": config_json(sampling),
         "run": {
             "command": command,
             "autoencoder": {

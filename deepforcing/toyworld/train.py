@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -44,6 +43,7 @@ from deepforcing.model.wan import CausalWanModel
 from deepforcing.samplers.schedule import FlowSchedule
 from deepforcing.toyworld.autoencoder import ToyAutoencoder
 from deepforcing.toyworld.model import new_text_encoder, toy_preset
+from deepforcing.toyworld.stage_checkpoint import read_stage, restore_progress, write_stage
 from deepforcing.toyworld.text import ToyTextEncoder
 from deepforcing.toyworld.world import WorldConfig, sample_scene
 
@@ -242,27 +242,15 @@ def _new_state(cfg: TrainConfig) -> TrainState:
 
 
 def _save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path) -> None:
-    if state.segments:
-        state.segments[-1]["to_step"] = state.step  # how far the current command got
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "config": _jsonable(cfg),
-            "step": state.step,
-            "dit": state.dit.state_dict(),
-            "text": state.text.state_dict(),
-            "ema_dit": state.ema_dit.state_dict(),
-            "ema_text": state.ema_text.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "generator": state.generator.get_state(),
-            "seconds": state.seconds,
-            "cpu_seconds": state.cpu_seconds,
-            "history": state.history,
-            "segments": state.segments,
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    tensors = {
+        "dit": state.dit.state_dict(),
+        "text": state.text.state_dict(),
+        "ema_dit": state.ema_dit.state_dict(),
+        "ema_text": state.ema_text.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "generator": state.generator.get_state(),
+    }
+    write_stage(path, cfg, state, tensors)
 
 
 def load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
@@ -271,13 +259,7 @@ def load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
     Raises:
         UserError: The checkpoint was written with other settings.
     """
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    changed = {k for k, v in _jsonable(cfg).items() if k != "steps" and raw["config"].get(k) != v}
-    if changed:
-        raise UserError(
-            f"--resume: checkpoint {path} was written with different settings ({', '.join(sorted(changed))})",
-            "resume with the same options (only the step counts may change) or use a new --out",
-        )
+    raw = read_stage(path, cfg)
     state = _new_state(cfg)
     state.dit.load_state_dict(raw["dit"])
     state.text.load_state_dict(raw["text"])
@@ -285,8 +267,7 @@ def load_checkpoint(cfg: TrainConfig, path: Path) -> TrainState:
     state.ema_text.load_state_dict(raw["ema_text"])
     state.optimizer.load_state_dict(raw["optimizer"])
     state.generator.set_state(raw["generator"])
-    state.step, state.seconds, state.cpu_seconds = raw["step"], raw["seconds"], raw["cpu_seconds"]
-    state.history, state.segments = raw["history"], raw["segments"]
+    restore_progress(state, raw)
     return state
 
 
@@ -435,8 +416,3 @@ def train_teacher(
     state.segments[-1]["to_step"] = state.step
     _save_checkpoint(state, cfg, ckpt)
     return state
-
-
-def _jsonable(cfg: Any) -> dict[str, Any]:
-    """A frozen dataclass as JSON-ready data (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
