@@ -325,6 +325,15 @@ def _unit_rows(study: DriftStudy, unit: tuple[str, int, int]) -> list[dict[str, 
     ]
 
 
+def _per_prompt(rows: list[dict[str, Any]], method: str, metric: str, segs: set[int]) -> dict[int, float]:
+    """Prompt -> mean of ``metric`` over seeds and the given segments (undefined values left out)."""
+    acc: dict[int, list[float]] = {}
+    for r in rows:
+        if r["method"] == method and r["segment"] in segs and math.isfinite(r[metric]):
+            acc.setdefault(r["prompt"], []).append(r[metric])
+    return {p: statistics.fmean(v) for p, v in acc.items()}
+
+
 def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:
     """Per method and oracle number: early / late / drift / paired difference to the reference, with 95% CIs."""
     from deepforcing.toyworld.oracle import SEGMENT_METRICS
@@ -333,21 +342,13 @@ def summarise(rows: list[dict[str, Any]], study: DriftStudy) -> dict[str, Any]:
     late = set(range(n_seg - study.late_segments, n_seg))
     reference = study.methods[0]
 
-    def per_prompt(method: str, metric: str, segs: set[int]) -> dict[int, float]:
-        """Prompt -> mean over seeds and the given segments."""
-        acc: dict[int, list[float]] = {}
-        for r in rows:
-            if r["method"] == method and r["segment"] in segs and math.isfinite(r[metric]):
-                acc.setdefault(r["prompt"], []).append(r[metric])
-        return {p: statistics.fmean(v) for p, v in acc.items()}
-
     table: dict[str, dict[str, dict[str, list[float]]]] = {}
     for method in (GROUND_TRUTH, *study.methods):
         table[method] = {}
         for metric in SEGMENT_METRICS:
-            early = per_prompt(method, metric, {0})
-            lat = per_prompt(method, metric, late)
-            ref = per_prompt(reference, metric, late)
+            early = _per_prompt(rows, method, metric, {0})
+            lat = _per_prompt(rows, method, metric, late)
+            ref = _per_prompt(rows, reference, metric, late)
             common = sorted(set(early) & set(lat))
             paired = sorted(set(lat) & set(ref))
             table[method][metric] = {
@@ -391,17 +392,9 @@ def _by_shapes(rows: list[dict[str, Any]], methods: list[str], late: set[int]) -
             for k in sorted(set(counts.values())):
                 cells = {}
                 for name, segs in (("early", {0}), ("late", late)):
-                    acc: dict[int, list[float]] = {}
-                    for r in rows:
-                        if (
-                            r["method"] == method
-                            and counts[r["prompt"]] == k
-                            and r["segment"] in segs
-                            and math.isfinite(r[metric])
-                        ):
-                            acc.setdefault(r["prompt"], []).append(r[metric])
-                    cells[name] = list(mean_ci([statistics.fmean(v) for v in acc.values()]))
-                    cells[f"{name}_prompts"] = len(acc)
+                    means = [v for p, v in _per_prompt(rows, method, metric, segs).items() if counts[p] == k]
+                    cells[name] = list(mean_ci(means))
+                    cells[f"{name}_prompts"] = len(means)
                 out[method][metric][str(k)] = cells
     return out
 
